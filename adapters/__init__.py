@@ -1,0 +1,1 @@
+"""The edges of Leadtime: Prometheus, Knative, HPA, Kubernetes and the simulator."""
