@@ -1,0 +1,532 @@
+"""Read real request traces into a `Workload`, whatever their format and compression.
+
+Why detection by content: traces travel renamed, recompressed and re-archived (the NASA file is a
+`.tbz2` holding `workload.txt`), so the bytes say more reliably than the name what a file is.
+
+Accepted (each optionally gzip- or bzip2-compressed, and/or inside a tar holding one file):
+
+1. Azure LLM inference CSV: header `TIMESTAMP,ContextTokens,GeneratedTokens`, one request a row.
+2. Mooncake-style JSON Lines: `{"timestamp": <ms>, "input_length": n, "output_length": n, ...}`.
+3. CSV of per-interval counts: a header, one datetime column (ISO 8601 or epoch seconds) and one
+   count column. Arrivals are drawn uniformly inside each interval (a Poisson process
+   conditioned on the count), seeded.
+4. Whitespace-separated per-second counts (the NASA-HTTP 1995 derived file), drawn the same way.
+
+Every problem is one `InputError` naming the file, the 1-based line (header included) and what
+is wrong, because a trace is user input (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import math
+import os
+import re
+import tarfile
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from adapters.simulator.workload import Workload
+from autoscaler.errors import InputError
+
+ACCEPTED = (
+    "Azure LLM inference CSV (header TIMESTAMP,ContextTokens,GeneratedTokens); "
+    "JSON Lines with timestamp (ms), input_length, output_length (Mooncake); "
+    "CSV of per-interval counts (a header, a datetime column and a count column); "
+    "whitespace-separated per-second counts; "
+    "each optionally gzip/bzip2-compressed or inside a tar holding one file"
+)
+AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+JSONL_KEYS = ("timestamp", "input_length", "output_length")
+TIME_NAMES = frozenset(
+    {"time", "timestamp", "date", "datetime", "ts", "interval", "start", "period"}
+)
+COUNT_NAMES = frozenset(
+    {"count", "counts", "requests", "request", "value", "n", "rate", "num", "arrivals", "hits"}
+)
+_EXTENSIONS = frozenset(
+    {".gz", ".bz2", ".tgz", ".tbz", ".tbz2", ".tar", ".csv", ".jsonl", ".ndjson", ".json", ".txt"}
+)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_COUNT_TOKEN = re.compile(r"\+?[0-9]+")
+_TINY_SPAN = 1e-6
+"""Duration of a request trace whose arrivals all share one instant: positive, never zero."""
+
+
+@dataclass(frozen=True)
+class _Arrivals:
+    """What a format parser yields: the Workload fields that depend on the format."""
+
+    times: np.ndarray
+    duration: float
+    prompt_tokens: np.ndarray | None = None
+    output_tokens: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def load_trace(path: str | os.PathLike, *, seed: int = 0, name: str | None = None) -> Workload:
+    """Load a trace file of any accepted format (see the module docstring) as a Workload.
+
+    `seed` drives the uniform placement of arrivals for count traces; request traces are
+    read exactly. `name` defaults to the file's base name without its extensions.
+    """
+    file = os.fspath(path)
+    data, label = _unpack(_read(file), file)
+    text = _decode(data, label)
+    fmt = _detect(text, label)
+    arrivals = _PARSERS[fmt](text, label, seed)
+    return Workload(
+        name=name or base_name(file),
+        times=arrivals.times,
+        duration=arrivals.duration,
+        prompt_tokens=arrivals.prompt_tokens,
+        output_tokens=arrivals.output_tokens,
+        source=file,
+        meta={"format": fmt, **arrivals.meta},
+    )
+
+
+def base_name(file: str) -> str:
+    """`dir/trace.csv.gz` -> `trace`: the file name without the extensions we understand."""
+    path = Path(file)
+    while path.suffix.lower() in _EXTENSIONS:
+        path = path.with_suffix("")
+    return path.name or Path(file).name
+
+
+def spread_counts(counts: np.ndarray, width: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted arrival times: `counts[i]` arrivals uniform in `[i*width, (i+1)*width)`.
+
+    Conditional on the count, a Poisson process places its points uniformly, so this turns
+    per-interval counts into plausible arrival instants without inventing extra burstiness.
+    Times are capped just below their interval's end: at 5 million seconds, start + 0.9999999999
+    would otherwise round up into the next interval.
+    """
+    index = np.repeat(np.arange(counts.shape[0], dtype=np.float64), counts)
+    low, high = index * width, (index + 1) * width
+    times = np.minimum(low + rng.random(index.shape[0]) * width, np.nextafter(high, low))
+    return np.sort(times)
+
+
+# --- bytes: reading, decompression, archives ------------------------------------------------
+
+
+def _read(file: str) -> bytes:
+    try:
+        return Path(file).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"trace file {file!r} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"trace file {file!r} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"trace file {file!r} cannot be read: {exc.strerror}") from None
+
+
+def _unpack(raw: bytes, file: str) -> tuple[bytes, str]:
+    """Decompress, then open a tar if it is one; return the bytes and the label for messages."""
+    data = _decompress(raw, file)
+    if len(data) >= 262 and data[257:262] == b"ustar":
+        member, data = _single_member(data, file)
+        return _decompress(data, f"{file}:{member}"), f"{file}:{member}"
+    return data, file
+
+
+def _decompress(data: bytes, label: str) -> bytes:
+    if data[:2] == b"\x1f\x8b":
+        kind, opener = "gzip", gzip.decompress
+    elif data[:3] == b"BZh":
+        kind, opener = "bzip2", bz2.decompress
+    else:
+        return data
+    try:
+        return opener(data)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise InputError(f"{label}: corrupt {kind} data ({exc})") from None
+
+
+def _single_member(data: bytes, file: str) -> tuple[str, bytes]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            files = [m for m in archive.getmembers() if m.isfile()]
+            if len(files) != 1:
+                names = ", ".join(m.name for m in files) or "none"
+                raise InputError(
+                    f"{file}: a tar archive must hold exactly one regular file, "
+                    f"found {len(files)} ({names})"
+                )
+            reader = archive.extractfile(files[0])
+            assert reader is not None  # regular files always have a reader
+            return files[0].name, reader.read()
+    except tarfile.TarError as exc:
+        raise InputError(f"{file}: corrupt tar archive ({exc})") from None
+
+
+def _decode(data: bytes, label: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{label} line {line}: not UTF-8 text; accepted formats: {ACCEPTED}"
+        ) from None
+
+
+# --- format detection ----------------------------------------------------------------------
+
+
+def _first_line(text: str) -> tuple[int, str]:
+    """Line number and text of the first non-blank line (0, "" when there is none)."""
+    match = re.search(r"\S", text)
+    if match is None:
+        return 0, ""
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.start())
+    line = text[start : len(text) if end < 0 else end]
+    return text.count("\n", 0, start) + 1, line.strip()
+
+
+def _detect(text: str, label: str) -> str:
+    number, first = _first_line(text)
+    if not first:
+        raise InputError(f"{label}: the file is empty; accepted formats: {ACCEPTED}")
+    if first.startswith("{"):
+        return "jsonl"
+    if "," in first:
+        names = {_norm(cell) for cell in next(csv.reader([first]))}
+        return "azure" if names & {"contexttokens", "generatedtokens"} else "counts-csv"
+    if all(_NUMBER.fullmatch(token) for token in _leading_tokens(first)):
+        return "whitespace"
+    raise InputError(
+        f"{label} line {number}: unknown trace format (it starts {first[:40]!r}); "
+        f"accepted formats: {ACCEPTED}"
+    )
+
+
+def _leading_tokens(line: str, limit: int = 1024) -> list[str]:
+    """The whole tokens among the first `limit` characters: enough to recognise a format
+    whose first line may be the entire 10 MB file."""
+    tokens = line[:limit].split()
+    return tokens[:-1] if len(line) > limit and len(tokens) > 1 else tokens
+
+
+def _norm(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+# --- shared column parsing -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A CSV file as rows of stripped strings, with the file line of each row for messages."""
+
+    label: str
+    header: list[str]
+    header_line: int
+    rows: list[list[str]]
+    lines: list[int]
+
+    def column(self, index: int) -> list[str]:
+        return [row[index] for row in self.rows]
+
+    def fail(self, row: int, problem: str) -> InputError:
+        return InputError(f"{self.label} line {self.lines[row]}: {problem}")
+
+
+def _read_table(text: str, label: str) -> _Table:
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    header_line, rows, lines = 0, [], []
+    try:
+        for row in reader:
+            cells = [cell.strip() for cell in row]
+            if not any(cells):
+                continue
+            if header is None:
+                header, header_line = cells, reader.line_num
+                continue
+            if len(cells) != len(header):
+                raise InputError(
+                    f"{label} line {reader.line_num}: expected {len(header)} fields "
+                    f"({','.join(header)}), got {len(cells)}"
+                )
+            rows.append(cells)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise InputError(f"{label} line {reader.line_num}: not valid CSV ({exc})") from None
+    assert header is not None  # _detect saw a non-blank line
+    if not rows:
+        raise InputError(f"{label} line {header_line}: a header but no data rows after it")
+    return _Table(label, header, header_line, rows, lines)
+
+
+def _datetimes_ns(table: _Table, index: int) -> np.ndarray:
+    """int64 nanoseconds of an ISO 8601 column: numpy's vectorised parser, else row by row.
+
+    The row-by-row pass finds the bad line for the message, and also reads what numpy refuses
+    but Python accepts (UTC offsets, `Z`), converting aware times to UTC.
+    """
+    values = table.column(index)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            parsed = np.array(values, dtype="datetime64[ns]")
+        if not np.isnat(parsed).any():
+            return parsed.view(np.int64)
+    except (ValueError, TypeError, Warning):
+        pass
+    return np.array([_one_datetime_ns(table, index, row) for row in range(len(values))], np.int64)
+
+
+def _one_datetime_ns(table: _Table, index: int, row: int) -> int:
+    value = table.rows[row][index]
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise table.fail(row, f"{table.header[index]} {value!r} is not a datetime") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    delta = moment - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _integers(table: _Table, index: int) -> np.ndarray:
+    """A column of non-negative integers (int64); the first bad row is the error."""
+    values = table.column(index)
+    try:
+        parsed = np.array(values, dtype=np.int64)
+        if (parsed >= 0).all():
+            return parsed
+    except (ValueError, OverflowError):
+        pass
+    for row, value in enumerate(values):
+        if not _COUNT_TOKEN.fullmatch(value) or int(value) >= 2**63:
+            problem = "is negative" if value.startswith("-") else "is not a non-negative integer"
+            raise table.fail(row, f"{table.header[index]} {value!r} {problem}")
+    raise AssertionError("unreachable: numpy refused a column of valid integers")
+
+
+def _relative_seconds(ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable time order and float seconds since the first instant, from int64 nanoseconds."""
+    order = np.argsort(ns, kind="stable")
+    ordered = ns[order]
+    return order, (ordered - ordered[0]).astype(np.float64) / 1e9
+
+
+def _request_span(times: np.ndarray) -> float:
+    return max(float(times[-1]), _TINY_SPAN)
+
+
+# --- 1. Azure LLM inference CSV ------------------------------------------------------------
+
+
+def _parse_azure(text: str, label: str, seed: int) -> _Arrivals:
+    table = _read_table(text, label)
+    found = {_norm(name): i for i, name in enumerate(table.header)}
+    missing = [name for name in AZURE_COLUMNS if _norm(name) not in found]
+    if missing:
+        raise InputError(
+            f"{label} line {table.header_line}: missing column(s) {', '.join(missing)}; "
+            f"an Azure LLM trace needs {','.join(AZURE_COLUMNS)}"
+        )
+    stamp, prompt, output = (found[_norm(name)] for name in AZURE_COLUMNS)
+    order, times = _relative_seconds(_datetimes_ns(table, stamp))
+    return _Arrivals(
+        times=times,
+        duration=_request_span(times),
+        prompt_tokens=_integers(table, prompt)[order],
+        output_tokens=_integers(table, output)[order],
+    )
+
+
+# --- 2. Mooncake-style JSON Lines ----------------------------------------------------------
+
+
+def _parse_jsonl(text: str, label: str, seed: int) -> _Arrivals:
+    stamps: list[float] = []
+    prompt: list[int] = []
+    output: list[int] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        record = _json_record(line, f"{label} line {number}")
+        stamps.append(record[0])
+        prompt.append(record[1])
+        output.append(record[2])
+    ms = np.array(stamps, dtype=np.float64)
+    order = np.argsort(ms, kind="stable")
+    times = (ms[order] - ms[order[0]]) / 1000.0
+    return _Arrivals(
+        times=times,
+        duration=_request_span(times),
+        prompt_tokens=np.array(prompt, dtype=np.int64)[order],
+        output_tokens=np.array(output, dtype=np.int64)[order],
+    )
+
+
+def _json_record(line: str, where: str) -> tuple[float, int, int]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object with keys {', '.join(JSONL_KEYS)}")
+    missing = [key for key in JSONL_KEYS if key not in obj]
+    if missing:
+        raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
+    stamp = obj["timestamp"]
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+        raise InputError(f"{where}: timestamp {stamp!r} is not a number of milliseconds")
+    for key in ("input_length", "output_length"):
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"{where}: {key} {value!r} is not a non-negative integer")
+    return float(stamp), obj["input_length"], obj["output_length"]
+
+
+# --- 3. CSV of per-interval counts ---------------------------------------------------------
+
+
+def _parse_counts_csv(text: str, label: str, seed: int) -> _Arrivals:
+    table = _read_table(text, label)
+    if all(_NUMBER.fullmatch(cell) for cell in table.header):
+        raise InputError(
+            f"{label} line {table.header_line}: expected a header row naming the time and "
+            f"count columns, got {','.join(table.header)!r}"
+        )
+    time_col, count_col = _pick_columns(table)
+    seconds = _time_seconds(table, time_col)
+    counts = _integers(table, count_col)
+    per_interval, interval = _grid(table, time_col, seconds, counts)
+    times = spread_counts(per_interval, interval, np.random.default_rng(seed))
+    meta = {
+        "interval": interval,
+        "time_column": table.header[time_col],
+        "count_column": table.header[count_col],
+    }
+    return _Arrivals(times=times, duration=per_interval.shape[0] * interval, meta=meta)
+
+
+def _pick_columns(table: _Table) -> tuple[int, int]:
+    """The time and count columns: by an obvious header name, else by what parses."""
+    names = [_norm(name) for name in table.header]
+    time_col = next((i for i, n in enumerate(names) if n in TIME_NAMES), None)
+    if time_col is None:
+        time_col = next((i for i in range(len(names)) if _parses(_time_seconds, table, i)), None)
+    if time_col is None:
+        raise InputError(
+            f"{table.label} line {table.header_line}: missing time column: name it one of "
+            f"{', '.join(sorted(TIME_NAMES))}, or give ISO 8601 datetimes or epoch seconds"
+        )
+    others = [i for i in range(len(names)) if i != time_col]
+    count_col = next((i for i in others if names[i] in COUNT_NAMES), None)
+    if count_col is None:
+        count_col = next((i for i in others if _parses(_integers, table, i)), None)
+    if count_col is None:
+        raise InputError(
+            f"{table.label} line {table.header_line}: missing count column: name it one of "
+            f"{', '.join(sorted(COUNT_NAMES))}, holding non-negative integers"
+        )
+    return time_col, count_col
+
+
+def _parses(parser: Callable[[_Table, int], np.ndarray], table: _Table, index: int) -> bool:
+    try:
+        parser(table, index)
+    except InputError:
+        return False
+    return True
+
+
+def _time_seconds(table: _Table, index: int) -> np.ndarray:
+    """float64 seconds since the column's earliest time, from epoch seconds or ISO 8601."""
+    try:
+        epoch = np.array(table.column(index), dtype=np.float64)
+    except ValueError:
+        ns = _datetimes_ns(table, index)
+        return (ns - ns.min()).astype(np.float64) / 1e9
+    if not np.isfinite(epoch).all():
+        row = int(np.flatnonzero(~np.isfinite(epoch))[0])
+        raise table.fail(row, f"{table.header[index]} {table.rows[row][index]!r} is not a time")
+    return epoch - epoch.min()
+
+
+def _grid(
+    table: _Table, time_col: int, seconds: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Counts on a regular grid whose step is the smallest gap; absent intervals count 0."""
+    if seconds.shape[0] < 2:
+        raise table.fail(0, "need at least two rows to infer the interval length")
+    order = np.argsort(seconds, kind="stable")
+    gaps = np.diff(seconds[order])
+    if (gaps == 0).any():
+        row = int(order[np.flatnonzero(gaps == 0)[0] + 1])
+        raise table.fail(row, f"duplicate time {table.rows[row][time_col]!r}")
+    interval = float(gaps.min())
+    steps = seconds / interval
+    slots = np.rint(steps)
+    off_grid = np.abs(steps - slots) > 1e-6
+    if off_grid.any():
+        row = int(np.flatnonzero(off_grid)[0])
+        raise table.fail(row, f"time is not on the {interval:g} s grid set by the smallest gap")
+    per_interval = np.zeros(int(slots.max()) + 1, dtype=np.int64)
+    per_interval[slots.astype(np.int64)] = counts
+    return per_interval, interval
+
+
+# --- 4. whitespace-separated per-second counts ---------------------------------------------
+
+
+def _parse_whitespace(text: str, label: str, seed: int) -> _Arrivals:
+    counts = _whitespace_counts(text, label)
+    times = spread_counts(counts, 1.0, np.random.default_rng(seed))
+    return _Arrivals(times=times, duration=float(counts.shape[0]), meta={"interval": 1.0})
+
+
+def _whitespace_counts(text: str, label: str) -> np.ndarray:
+    """Parse with numpy's C text reader (the NASA file has 5 million values).
+
+    `np.fromstring` in text mode stops at the first non-number (a ValueError in numpy 2, a
+    DeprecationWarning in 1.x, made an error here); on any doubt the slow scan names the line.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            counts = np.fromstring(text, dtype=np.int64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        _raise_bad_count(text, label)
+    if (counts < 0).any() or (counts == np.iinfo(np.int64).max).any():
+        _raise_bad_count(text, label)
+    return counts
+
+
+def _raise_bad_count(text: str, label: str) -> NoReturn:
+    position = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        for token in line.split():
+            position += 1
+            if _COUNT_TOKEN.fullmatch(token) and int(token) < 2**63 - 1:
+                continue
+            problem = "is negative" if token.startswith("-") else "is not a non-negative integer"
+            where = f"{label} line {number}: count {token!r} (value #{position} in the file)"
+            raise InputError(f"{where} {problem}")
+    raise InputError(f"{label}: cannot read the per-second counts")
+
+
+_PARSERS = {
+    "azure": _parse_azure,
+    "jsonl": _parse_jsonl,
+    "counts-csv": _parse_counts_csv,
+    "whitespace": _parse_whitespace,
+}
