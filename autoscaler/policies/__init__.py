@@ -1,0 +1,75 @@
+"""Scaling policies behind one interface (`autoscaler.policy.Policy`) and the names that pick them.
+
+`kpa` and `hpa` are faithful re-implementations of Knative's Pod Autoscaler and Kubernetes'
+Horizontal Pod Autoscaler with their defaults: the baselines every Leadtime claim is measured
+against. `static:N` holds N replicas. `oracle` knows the future; it needs the caller to supply
+that future (`PolicyContext.oracle_need_ahead`), which only the simulator can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoscaler.errors import InputError
+from autoscaler.policies.hpa import Hpa, HpaConfig
+from autoscaler.policies.kpa import Kpa, KpaConfig
+from autoscaler.policies.oracle import Oracle
+from autoscaler.policies.static import Static
+from autoscaler.policy import Policy
+
+POLICY_NAMES = ("kpa", "hpa", "static:N", "oracle")
+ORACLE_TICK_S = 2.0
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What policies need to know about the service they scale."""
+
+    container_concurrency: int
+    """Request slots per replica; the KPA's containerConcurrency and the HPA's basis."""
+    target_utilization: float = 0.7
+    """Knative's container-concurrency-target-percentage; the HPA gets the same per-pod target
+    so that the two baselines aim at the same load per replica."""
+    oracle_need_ahead: Callable[[float], np.ndarray] | None = None
+    """Given the oracle's tick, the replicas it should hold in each second (simulator only)."""
+
+
+def parse_policy_list(text: str) -> list[str]:
+    """`kpa,hpa,static:4` → ['kpa', 'hpa', 'static:4'], refusing empty and repeated names."""
+    names = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not name for name in names):
+        raise InputError(f"--policies: expected a comma-separated list of {', '.join(POLICY_NAMES)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"--policies: {', '.join(repeated)} named more than once")
+    return names
+
+
+def make_policy(spec: str, context: PolicyContext) -> Policy:
+    """Build the policy a name stands for; unknown names list the known ones."""
+    name, _, argument = spec.strip().partition(":")
+    if name == "kpa" and not argument:
+        return Kpa(KpaConfig(container_concurrency=context.container_concurrency))
+    if name == "hpa" and not argument:
+        target = context.container_concurrency * context.target_utilization
+        return Hpa(HpaConfig(target_per_pod=target))
+    if name == "static":
+        return Static(_replica_count(argument, spec))
+    if name == "oracle" and not argument:
+        if context.oracle_need_ahead is None:
+            raise InputError("policy oracle: needs the future, which only the simulator has")
+        return Oracle(context.oracle_need_ahead(ORACLE_TICK_S), tick_s=ORACLE_TICK_S)
+    raise InputError(f"policy {spec!r}: expected one of {', '.join(POLICY_NAMES)}")
+
+
+def _replica_count(argument: str, spec: str) -> int:
+    try:
+        count = int(argument)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise InputError(f"policy {spec!r}: static:N needs a whole number of replicas N >= 0")
+    return count
