@@ -1,0 +1,469 @@
+"""The event-driven simulator of a GPU inference service under an autoscaling policy.
+
+Model (every constant in `SimConfig`):
+- a shared FIFO queue in front of the replicas, as Knative's activator buffers requests; a
+  request that waits longer than the timeout is dropped;
+- replicas with `max_concurrency` slots; a request goes to the least-loaded ready replica and
+  occupies a slot for prefill + decode;
+- replica lifecycle: requested → (waiting for free GPUs, if the pool is bounded) → cold start
+  (log-normal jitter) → ready → draining (finishes its in-flight work, takes no new work) → gone;
+- the policy is evaluated every `policy.tick_s` on what a metrics pipeline would show it (per-
+  second series, delayed by `metrics_delay_s`), plus at once when a request reaches a service
+  at zero if the policy is `pokeable` (Knative's activator poke).
+
+Why event-driven with per-second accumulators: arrivals, slot releases and replica changes are
+the only instants at which anything changes, so a run costs O(requests · log slots) and a busy
+day replays in seconds. The per-second average concurrency is exact: an arrival or departure at
+time t moves the running count by ±1 from the next second on and adds ±(⌊t⌋ + 1 − t) to its own.
+
+Scale-down takes replicas in Kubernetes' ReplicaSet order: those not yet holding a GPU, then those
+still starting (newest first), then ready ones, least loaded first (of equally loaded ones,
+the one whose work ends soonest).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time as wallclock
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.simulator.config import SimConfig
+from adapters.simulator.requests import Requests, build_requests
+from adapters.simulator.results import SimResult, TickLog, summarise
+from adapters.simulator.workload import Workload
+from autoscaler.policy import Decision, Observation, Policy
+
+INF = math.inf
+
+WAITING_GPU, STARTING, READY, DRAINING, GONE = range(5)
+EV_READY, EV_GPU_FREE, EV_NODE_UP = range(3)
+
+
+def simulate(
+    workload: Workload,
+    policy: Policy,
+    config: SimConfig,
+    *,
+    until: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    """Replay `workload` through a virtual service scaled by `policy`.
+
+    By default the run lasts until the workload's end and until every request has finished or
+    been dropped; `until` stops it earlier (requests still in the system are then in flight).
+    `progress` is called now and then with the fraction of the workload's time done.
+    """
+    started = wallclock.perf_counter()
+    requests = build_requests(workload, config)
+    run = _Run(requests, workload.duration, policy, config, until)
+    run.execute(progress)
+    return summarise(workload, policy.name, config, requests, run,
+                     wall_s=wallclock.perf_counter() - started)
+
+
+def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second accumulators of events of `weight` at `times` (see the module docstring)."""
+    seconds = np.floor(times).astype(np.int64)
+    steps = np.bincount(seconds, minlength=size)[:size] * weight
+    inside = np.bincount(seconds, weights=(seconds + 1 - times) * weight, minlength=size)[:size]
+    return steps.astype(np.float64), inside
+
+
+class _Run:
+    """The mutable state of one simulation. `execute` drives it; `summarise` reads it."""
+
+    def __init__(self, requests: Requests, duration: float, policy: Policy,
+                 config: SimConfig, until: float | None) -> None:
+        self.policy, self.config = policy, config
+        self.m = config.max_concurrency
+        self.duration = duration
+        self.n = len(requests)
+        self.arr: list[float] = requests.arrival.tolist()
+        self.svc: list[float] = requests.service.tolist()
+        horizon = (duration + config.request_timeout_s + float(requests.service.max(initial=0.0))
+                   + config.cold_start_bounds[1] + config.node_provisioning_s
+                   + 2 * policy.tick_s + 2.0)
+        self.drain = until is None
+        self.stop_at = horizon if until is None else min(until, horizon)
+        size = int(math.ceil(horizon)) + 2
+        # per-request outcomes
+        self.start = [-1.0] * self.n
+        self.end = [-1.0] * self.n
+        self.dropped = bytearray(self.n)
+        self.cold = bytearray(self.n)
+        # per-second series and their accumulators
+        steps, inside = second_steps(requests.arrival, 1.0, size)
+        self.conc_steps, self.conc_inside = steps.tolist(), inside.tolist()
+        self.queue_steps, self.queue_inside = [0.0] * size, [0.0] * size
+        self.arrivals_ps = np.bincount(np.floor(requests.arrival).astype(np.int64),
+                                       minlength=size)[:size].astype(np.float64)
+        self.concurrency_ps = np.zeros(size)
+        self.queue_ps = np.zeros(size)
+        self.seconds_done = 0
+        self.conc_level = 0.0
+        self.queue_level = 0.0
+        # replicas, one entry per replica ever requested
+        self.rep_requested: list[float] = []
+        self.rep_granted: list[float] = []
+        self.rep_ready_at: list[float] = []
+        self.rep_gone: list[float] = []
+        self.rep_state: list[int] = []
+        self.rep_inflight: list[int] = []
+        self.rep_busy_until: list[float] = []
+        self.by_load: list[set[int]] = [set() for _ in range(self.m + 1)]
+        self.starting: set[int] = set()
+        self.gpu_wait: deque[int] = deque()
+        self.free = 0
+        self.n_ready = 0
+        self.free_gpus = config.gpu_pool
+        self.gpus_provisioning = 0
+        self.cold_rng = np.random.default_rng([config.seed, 0xC01D])
+        # event queues
+        self.completions: list[tuple[float, int]] = []
+        self.control: list[tuple[float, int, int, int]] = []
+        self.control_seq = 0
+        self.queue: deque[int] = deque()
+        self.next_arrival = 0
+        self.end_time = 0.0
+        # accounting
+        self.ready_area = 0.0
+        self.ready_since = 0.0
+        self.desired = 0
+        self.scale_events = 0
+        self.ticks = TickLog()
+        self.state: Any = None
+
+    # ------------------------------------------------------------------------ driver
+    def execute(self, progress: Callable[[float], None] | None) -> None:
+        policy = self.policy
+        initial = policy.initial_replicas()
+        for _ in range(initial):
+            self._grant(self._new_replica(0.0), 0.0, warm=True)
+        self.desired = initial
+        self.state = policy.initial_state(0.0, self.n_ready)
+        next_tick, ticks = 0.0, 0
+        report_every = max(1, int(600 / policy.tick_s))
+        while True:
+            control_at = self.control[0][0] if self.control else INF
+            barrier = min(next_tick, control_at, self.stop_at)
+            self._serve_until(barrier)
+            if self.drain and barrier >= self.duration and self._all_done():
+                last_departure = max(self.end, default=0.0)
+                return self._finish(max(self.duration, last_departure))
+            if barrier >= self.stop_at:
+                return self._finish(self.stop_at)
+            if control_at <= next_tick:
+                self._control_event()
+                continue
+            self._tick(next_tick, poke=False)
+            next_tick += policy.tick_s
+            ticks += 1
+            if progress is not None and ticks % report_every == 0:
+                progress(min(1.0, next_tick / max(self.duration, 1e-9)))
+
+    def _all_done(self) -> bool:
+        return self.next_arrival >= self.n and not self.completions and not self.queue
+
+    def _finish(self, end_time: float) -> None:
+        self.end_time = end_time
+        self._expire_queue(end_time)
+        self._account_ready(end_time)
+        self._finalise_seconds(int(math.ceil(end_time)))
+
+    # ---------------------------------------------------------------------- hot path
+    def _serve_until(self, barrier: float) -> None:
+        """Process arrivals and slot releases before `barrier`, in time order.
+
+        At equal times a release comes first, so a slot freed at t serves an arrival at t.
+        This loop runs once per request, so the two common cases (an arrival that finds a free
+        slot, a release with nobody queued) are written inline on local names; everything else
+        goes through the methods below, with `self.free` written back first.
+        """
+        arr, svc, n = self.arr, self.svc, self.n
+        completions, queue = self.completions, self.queue
+        by_load, inflight, busy_until = self.by_load, self.rep_inflight, self.rep_busy_until
+        rep_state, start, end = self.rep_state, self.start, self.end
+        conc_steps, conc_inside = self.conc_steps, self.conc_inside
+        heappop, heappush = heapq.heappop, heapq.heappush
+        i, free = self.next_arrival, self.free
+        while True:
+            ta = arr[i] if i < n else INF
+            tc = completions[0][0] if completions else INF
+            if tc <= ta:
+                if tc >= barrier:
+                    break
+                rid = heappop(completions)[1]
+                k = inflight[rid]
+                inflight[rid] = k - 1
+                if rep_state[rid] == READY:
+                    by_load[k].discard(rid)
+                    by_load[k - 1].add(rid)
+                    free += 1
+                    if queue:
+                        self.free = free
+                        self._dispatch_queue(tc)
+                        free = self.free
+            elif ta >= barrier:
+                break
+            elif free > 0:
+                k = 0
+                while not by_load[k]:
+                    k += 1
+                rid = by_load[k].pop()
+                by_load[k + 1].add(rid)
+                inflight[rid] = k + 1
+                free -= 1
+                finish = ta + svc[i]
+                start[i] = ta
+                end[i] = finish
+                if finish > busy_until[rid]:
+                    busy_until[rid] = finish
+                heappush(completions, (finish, rid))
+                second = int(finish)
+                conc_steps[second] -= 1.0
+                conc_inside[second] -= second + 1 - finish
+                i += 1
+            else:
+                self.next_arrival = i + 1
+                self.free = free
+                self._enqueue(i, ta)
+                free = self.free
+                i += 1
+                if self.control and self.control[0][0] < barrier:
+                    barrier = self.control[0][0]
+        self.next_arrival, self.free = i, free
+
+    def _start(self, req: int, now: float) -> int:
+        """Give request `req` a slot on the least-loaded ready replica; one must be free."""
+        by_load = self.by_load
+        k = 0
+        while not by_load[k]:
+            k += 1
+        rid = by_load[k].pop()
+        by_load[k + 1].add(rid)
+        self.rep_inflight[rid] = k + 1
+        self.free -= 1
+        finish = now + self.svc[req]
+        self.start[req] = now
+        self.end[req] = finish
+        if finish > self.rep_busy_until[rid]:
+            self.rep_busy_until[rid] = finish
+        heapq.heappush(self.completions, (finish, rid))
+        second = int(finish)
+        self.conc_steps[second] -= 1.0
+        self.conc_inside[second] -= second + 1 - finish
+        return rid
+
+    def _enqueue(self, req: int, now: float) -> None:
+        self.queue.append(req)
+        second = int(now)
+        self.queue_steps[second] += 1.0
+        self.queue_inside[second] += second + 1 - now
+        if self.policy.pokeable and self.desired == 0:
+            self._tick(now, poke=True)
+
+    def _leave_queue(self, now: float) -> None:
+        second = int(now)
+        self.queue_steps[second] -= 1.0
+        self.queue_inside[second] -= second + 1 - now
+
+    def _dispatch_queue(self, now: float) -> None:
+        """Start queued requests, oldest first, while slots are free; drop the expired."""
+        queue, arr = self.queue, self.arr
+        timeout = self.config.request_timeout_s
+        while queue and self.free > 0:
+            req = queue.popleft()
+            if arr[req] + timeout <= now:
+                self._drop(req, arr[req] + timeout)
+                continue
+            self._leave_queue(now)
+            rid = self._start(req, now)
+            if self.rep_ready_at[rid] > arr[req]:
+                self.cold[req] = 1
+
+    def _expire_queue(self, now: float) -> None:
+        """Drop queued requests whose timeout has passed (the queue is in arrival order)."""
+        queue, arr = self.queue, self.arr
+        timeout = self.config.request_timeout_s
+        while queue and arr[queue[0]] + timeout <= now:
+            req = queue.popleft()
+            self._drop(req, arr[req] + timeout)
+
+    def _drop(self, req: int, at: float) -> None:
+        self.dropped[req] = 1
+        self.end[req] = at
+        self._leave_queue(at)
+        second = int(at)
+        self.conc_steps[second] -= 1.0
+        self.conc_inside[second] -= second + 1 - at
+
+    # --------------------------------------------------------------------- policy ticks
+    def _tick(self, now: float, *, poke: bool) -> None:
+        self._expire_queue(now)
+        self._finalise_seconds(int(math.floor(now)))
+        observation = self._observe(now, poke)
+        decision, self.state = self.policy.decide(observation, self.state)
+        self._apply(decision, now)
+        self.ticks.record(now, self.n_ready, self._pending(), decision)
+
+    def _finalise_seconds(self, upto: int) -> None:
+        """Fix the per-second series for every second before `upto` (all its events known)."""
+        conc_steps, conc_inside = self.conc_steps, self.conc_inside
+        queue_steps, queue_inside = self.queue_steps, self.queue_inside
+        conc_level, queue_level = self.conc_level, self.queue_level
+        upto = min(upto, self.concurrency_ps.shape[0])
+        for second in range(self.seconds_done, upto):
+            self.concurrency_ps[second] = conc_level + conc_inside[second]
+            self.queue_ps[second] = queue_level + queue_inside[second]
+            conc_level += conc_steps[second]
+            queue_level += queue_steps[second]
+        self.conc_level, self.queue_level = conc_level, queue_level
+        self.seconds_done = max(self.seconds_done, upto)
+
+    def _observe(self, now: float, poke: bool) -> Observation:
+        visible = min(self.seconds_done, max(0, int(math.floor(now - self.config.metrics_delay_s))))
+        first = max(0, visible - int(math.ceil(self.policy.history_s)))
+        return Observation(
+            now=now,
+            concurrency=self.concurrency_ps[first:visible],
+            arrivals=self.arrivals_ps[first:visible],
+            queue=self.queue_ps[first:visible],
+            ready=self.n_ready,
+            pending=self._pending(),
+            desired=self.desired,
+            poke=poke,
+        )
+
+    def _pending(self) -> int:
+        return len(self.starting) + len(self.gpu_wait)
+
+    def _apply(self, decision: Decision, now: float) -> None:
+        current = self.n_ready + self._pending()
+        if decision.desired > current:
+            for _ in range(decision.desired - current):
+                self._request_gpus(self._new_replica(now), now)
+        elif decision.desired < current:
+            self._scale_down(current - decision.desired, now)
+        if decision.desired != self.desired:
+            self.scale_events += 1
+            self.desired = decision.desired
+
+    # ------------------------------------------------------------------ replica lifecycle
+    def _new_replica(self, now: float) -> int:
+        self.rep_requested.append(now)
+        self.rep_granted.append(-1.0)
+        self.rep_ready_at.append(INF)
+        self.rep_gone.append(-1.0)
+        self.rep_state.append(WAITING_GPU)
+        self.rep_inflight.append(0)
+        self.rep_busy_until.append(now)
+        return len(self.rep_state) - 1
+
+    def _request_gpus(self, rid: int, now: float) -> None:
+        gpus = self.config.gpus_per_replica
+        if self.free_gpus is None or (not self.gpu_wait and self.free_gpus >= gpus):
+            self._grant(rid, now)
+            return
+        self.gpu_wait.append(rid)
+        self._provision_nodes(now)
+
+    def _provision_nodes(self, now: float) -> None:
+        """Order new GPU nodes (a cluster autoscaler) for replicas that wait for GPUs."""
+        delay, per_node = self.config.node_provisioning_s, self.config.gpus_per_node
+        if delay <= 0 or self.free_gpus is None:
+            return
+        short = len(self.gpu_wait) * self.config.gpus_per_replica - self.free_gpus
+        while short > self.gpus_provisioning:
+            self.gpus_provisioning += per_node
+            self._push_control(now + delay, EV_NODE_UP, -1)
+
+    def _grant(self, rid: int, now: float, *, warm: bool = False) -> None:
+        if self.free_gpus is not None:
+            self.free_gpus -= self.config.gpus_per_replica
+        self.rep_granted[rid] = now
+        if warm:
+            self.rep_state[rid] = STARTING
+            self.starting.add(rid)
+            self._make_ready(rid, now)
+            return
+        self.rep_state[rid] = STARTING
+        self.starting.add(rid)
+        self._push_control(now + self._draw_cold_start(), EV_READY, rid)
+
+    def _draw_cold_start(self) -> float:
+        sigma = self.config.cold_start_sigma
+        z = min(3.0, max(-3.0, float(self.cold_rng.standard_normal())))
+        return self.config.cold_start_s * math.exp(sigma * z)
+
+    def _make_ready(self, rid: int, now: float) -> None:
+        self._account_ready(now)
+        self.starting.discard(rid)
+        self.rep_state[rid] = READY
+        self.rep_ready_at[rid] = now
+        self.by_load[0].add(rid)
+        self.free += self.m
+        self.n_ready += 1
+        if self.queue:
+            self._dispatch_queue(now)
+
+    def _scale_down(self, count: int, now: float) -> None:
+        while count and self.gpu_wait:
+            rid = self.gpu_wait.pop()
+            self.rep_state[rid] = GONE
+            self.rep_gone[rid] = now
+            count -= 1
+        for rid in sorted(self.starting, reverse=True)[:count]:
+            self.starting.discard(rid)
+            self.rep_state[rid] = GONE
+            self.rep_gone[rid] = now
+            self._release_gpus(now)
+            count -= 1
+        busy_until = self.rep_busy_until.__getitem__
+        for load in range(self.m + 1):
+            bucket = self.by_load[load]
+            while count and bucket:
+                rid = min(bucket, key=busy_until)  # of equals, the one free soonest
+                bucket.remove(rid)
+                self._drain(rid, load, now)
+                count -= 1
+
+    def _drain(self, rid: int, load: int, now: float) -> None:
+        self._account_ready(now)
+        self.rep_state[rid] = DRAINING
+        self.free -= self.m - load
+        self.n_ready -= 1
+        gone = max(now, self.rep_busy_until[rid])
+        self.rep_gone[rid] = gone
+        self._release_gpus(gone)
+
+    def _release_gpus(self, at: float) -> None:
+        if self.free_gpus is not None:
+            self._push_control(at, EV_GPU_FREE, -1)
+
+    def _push_control(self, at: float, kind: int, rid: int) -> None:
+        self.control_seq += 1
+        heapq.heappush(self.control, (at, self.control_seq, kind, rid))
+
+    def _control_event(self) -> None:
+        at, _, kind, rid = heapq.heappop(self.control)
+        if kind == EV_READY:
+            if self.rep_state[rid] == STARTING:
+                self._make_ready(rid, at)
+            return
+        if kind == EV_GPU_FREE:
+            self.free_gpus += self.config.gpus_per_replica
+        else:
+            self.free_gpus += self.config.gpus_per_node
+            self.gpus_provisioning -= self.config.gpus_per_node
+        gpus = self.config.gpus_per_replica
+        while self.gpu_wait and self.free_gpus >= gpus:
+            self._grant(self.gpu_wait.popleft(), at)
+
+    def _account_ready(self, now: float) -> None:
+        self.ready_area += self.n_ready * (now - self.ready_since)
+        self.ready_since = now

@@ -1,0 +1,124 @@
+"""What a simulation reports: the summary figures of DESIGN §5 and per-second series for plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from adapters.simulator.config import SimConfig
+from adapters.simulator.oracle import lower_bound_gpu_seconds
+from adapters.simulator.requests import Requests
+from adapters.simulator.workload import Workload
+from autoscaler.policy import Decision
+
+if TYPE_CHECKING:
+    from adapters.simulator.engine import _Run
+
+RESULT_KEYS = (
+    "requests", "slo_attainment", "ttft_p50_s", "ttft_p99_s", "latency_p99_s",
+    "cold_start_requests", "dropped_requests", "gpu_seconds", "oracle_gpu_seconds",
+    "mean_ready_replicas", "scale_events", "sim_wall_s",
+)
+
+
+@dataclass
+class TickLog:
+    """One row per policy evaluation: what the policy saw of the fleet and what it decided."""
+
+    time: list[float] = field(default_factory=list)
+    ready: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    desired: list[int] = field(default_factory=list)
+    reason: list[str] = field(default_factory=list)
+
+    def record(self, now: float, ready: int, pending: int, decision: Decision) -> None:
+        self.time.append(now)
+        self.ready.append(ready)
+        self.pending.append(pending)
+        self.desired.append(decision.desired)
+        self.reason.append(decision.reason)
+
+
+@dataclass(eq=False)
+class SimResult:
+    """Summary figures (`summary`, JSON-ready) and series (`series`, numpy, for plots)."""
+
+    trace: str
+    policy: str
+    summary: dict[str, Any]
+    series: dict[str, np.ndarray]
+    ticks: TickLog
+    outcomes: dict[str, np.ndarray]
+    """Per request: `start` (-1 if never started), `end` (finish or drop time, -1 if neither),
+    `dropped`, `cold_start` (waited for a replica that was still starting), `ttft`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trace": self.trace, "policy": self.policy, **self.summary}
+
+
+def summarise(workload: Workload, policy_name: str, config: SimConfig, requests: Requests,
+              run: "_Run", *, wall_s: float) -> SimResult:
+    """Per-request outcomes → the figures of the issue, plus the oracle bound for this run."""
+    end_time = run.end_time
+    start = np.asarray(run.start)
+    end = np.asarray(run.end)
+    dropped = np.frombuffer(bytes(run.dropped), dtype=np.uint8).astype(bool)
+    arrived = requests.arrival <= end_time
+    served = (start >= 0) & (end <= end_time) & ~dropped
+    ttft = np.where(start >= 0, start - requests.arrival + requests.prefill, np.nan)
+    met_slo = served & (ttft <= config.slo_ttft_s)
+    latency = end - requests.arrival
+    n_arrived = int(arrived.sum())
+    oracle = lower_bound_gpu_seconds(
+        requests.arrival, requests.prefill, requests.service, met_slo,
+        slo_ttft_s=config.slo_ttft_s, slots=config.max_concurrency,
+        shortest_cold_start=config.cold_start_bounds[0],
+        gpus_per_replica=config.gpus_per_replica,
+    )
+    summary = {
+        "requests": n_arrived,
+        "served_requests": int(served.sum()),
+        "in_flight_requests": int(n_arrived - served.sum() - (dropped & arrived).sum()),
+        "slo_attainment": float(met_slo.sum() / n_arrived) if n_arrived else 1.0,
+        "ttft_p50_s": _percentile(ttft[served], 50),
+        "ttft_p99_s": _percentile(ttft[served], 99),
+        "latency_p99_s": _percentile(latency[served], 99),
+        "cold_start_requests": run.cold.count(1),
+        "dropped_requests": int((dropped & arrived).sum()),
+        "gpu_seconds": _gpu_seconds(run, end_time, config.gpus_per_replica),
+        "oracle_gpu_seconds": oracle,
+        "mean_ready_replicas": run.ready_area / end_time if end_time > 0 else 0.0,
+        "scale_events": run.scale_events,
+        "replicas_started": sum(1 for granted in run.rep_granted if granted >= 0),
+        "duration_s": end_time,
+        "sim_wall_s": wall_s,
+    }
+    seconds = int(np.ceil(end_time))
+    missed = arrived & ~met_slo
+    series = {
+        "arrivals": run.arrivals_ps[:seconds],
+        "concurrency": run.concurrency_ps[:seconds],
+        "queue": run.queue_ps[:seconds],
+        "slo_misses": np.bincount(np.floor(requests.arrival[missed]).astype(np.int64),
+                                  minlength=seconds)[:seconds],
+    }
+    outcomes = {"start": start, "end": end, "dropped": dropped,
+                "cold_start": np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool),
+                "ttft": ttft}
+    return SimResult(workload.source or workload.name, policy_name, summary, series, run.ticks,
+                     outcomes)
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if values.size else None
+
+
+def _gpu_seconds(run: "_Run", end_time: float, gpus: int) -> float:
+    """A replica costs from the moment it holds its GPUs until it is gone (or the run ends)."""
+    granted = np.asarray(run.rep_granted)
+    gone = np.asarray(run.rep_gone)
+    alive_until = np.where(gone >= 0, np.minimum(gone, end_time), end_time)
+    held = granted >= 0
+    return float(gpus * np.clip(alive_until[held] - granted[held], 0.0, None).sum())
