@@ -1,0 +1,44 @@
+"""The `leadtime` command line. Each subcommand lives in its own module and registers itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from autoscaler import __version__
+from autoscaler.errors import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from autoscaler.cli.simulate import add_bench_command, add_simulate_command
+    from autoscaler.cli.traces import add_trace_info_command
+
+    parser = argparse.ArgumentParser(
+        prog="leadtime",
+        description="Predictive autoscaler for serverless GPU inference: "
+                    "scale one cold start ahead of demand.",
+    )
+    parser.add_argument("--version", action="version", version=f"leadtime {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_simulate_command(commands)
+    add_bench_command(commands)
+    add_trace_info_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input is one line on stderr and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except InputError as error:
+        print(f"leadtime: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("leadtime: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""`--plot`: load, replicas per policy and SLO misses over time, in one PNG (matplotlib)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from adapters.simulator.results import SimResult
+from autoscaler.errors import InputError
+
+
+def plot_results(results: Sequence[SimResult], path: str) -> None:
+    """Three stacked panels sharing the time axis (minutes)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise InputError("--plot needs matplotlib: pip install 'leadtime[plot]'") from error
+    fig, (load_ax, replica_ax, miss_ax) = plt.subplots(3, 1, sharex=True, figsize=(11, 8))
+    first = results[0].series
+    minutes = np.arange(first["arrivals"].size) / 60.0
+    arrivals = first["arrivals"]
+    load_ax.plot(minutes, arrivals, lw=0.4, color="0.7", label="arrivals / s")
+    per_minute = _per_minute(arrivals) / 60.0
+    load_ax.step(np.arange(per_minute.size), per_minute, where="post", lw=1.0, color="C0",
+                 label="mean over each minute")
+    load_ax.set_ylabel("requests / s")
+    load_ax.legend(loc="upper right", fontsize="small")
+    for index, result in enumerate(results):
+        ticks = result.ticks
+        color = f"C{index + 1}"
+        replica_ax.step(np.asarray(ticks.time) / 60.0, ticks.ready, where="post", lw=0.9,
+                        color=color, label=f"{result.policy} ready")
+        per_minute = _per_minute(result.series["slo_misses"])
+        miss_ax.plot(np.arange(per_minute.size), per_minute, lw=0.9, color=color,
+                     label=result.policy)
+    replica_ax.set_ylabel("ready replicas")
+    replica_ax.legend(loc="upper right", fontsize="small")
+    miss_ax.set_ylabel("SLO misses / min")
+    miss_ax.set_xlabel("minutes")
+    miss_ax.legend(loc="upper right", fontsize="small")
+    fig.suptitle(f"{results[0].trace}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _per_minute(per_second: np.ndarray) -> np.ndarray:
+    minutes = int(np.ceil(per_second.size / 60))
+    padded = np.zeros(minutes * 60)
+    padded[: per_second.size] = per_second
+    return padded.reshape(minutes, 60).sum(axis=1)

@@ -1,0 +1,48 @@
+"""Plain-text tables of simulation results, one row per policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapters.simulator.results import SimResult
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # header, summary key, format
+    ("requests", "requests", "{:,}"),
+    ("SLO met", "slo_attainment", "{:.2%}"),
+    ("TTFT p50", "ttft_p50_s", "{:.2f}s"),
+    ("TTFT p99", "ttft_p99_s", "{:.2f}s"),
+    ("latency p99", "latency_p99_s", "{:.1f}s"),
+    ("cold-start reqs", "cold_start_requests", "{:,}"),
+    ("dropped", "dropped_requests", "{:,}"),
+    ("GPU-s", "gpu_seconds", "{:,.0f}"),
+    ("oracle GPU-s", "oracle_gpu_seconds", "{:,.0f}"),
+    ("mean ready", "mean_ready_replicas", "{:.2f}"),
+    ("scale events", "scale_events", "{:,}"),
+    ("wall", "sim_wall_s", "{:.1f}s"),
+)
+
+
+def render_results(results: Sequence[SimResult]) -> str:
+    """A table with a header line naming the workload, then one aligned row per policy."""
+    if not results:
+        return "(no results)"
+    header = ["policy", *(title for title, _, _ in COLUMNS), "GPU/oracle"]
+    rows = [header] + [_row(result) for result in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"workload: {results[0].trace}"]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _row(result: SimResult) -> list[str]:
+    summary = result.summary
+    cells = [result.policy]
+    for _, key, fmt in COLUMNS:
+        value = summary.get(key)
+        cells.append("-" if value is None else fmt.format(value))
+    oracle = summary["oracle_gpu_seconds"]
+    cells.append(f"{summary['gpu_seconds'] / oracle:.2f}x" if oracle > 0 else "-")
+    return cells
