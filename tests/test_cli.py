@@ -1,0 +1,103 @@
+"""The command line: JSON shapes, tables, plots and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from adapters.simulator.results import RESULT_KEYS
+from autoscaler.cli import main
+
+
+def run_json(capsys, *argv: str):
+    assert main(list(argv)) == 0
+    out = capsys.readouterr().out
+    return json.loads(out)
+
+
+def test_simulate_json_is_one_object_with_every_result_key(capsys):
+    result = run_json(capsys, "simulate", "--workload", "llm-bursty", "--duration", "10m",
+                      "--policy", "kpa", "--json")
+    assert isinstance(result, dict)
+    assert set(RESULT_KEYS) | {"trace", "policy"} <= set(result)
+    assert result["policy"] == "kpa"
+    assert result["trace"] == "workload:llm-bursty"
+    assert result["requests"] > 0
+    assert result["gpu_seconds"] >= result["oracle_gpu_seconds"]
+
+
+def test_bench_json_is_a_list_in_the_order_asked_on_the_same_arrivals(capsys, shared_traces):
+    trace = str(shared_traces / "AzureLLMInferenceTrace_code.csv")
+    results = run_json(capsys, "bench", "--trace", trace, "--duration", "10m",
+                       "--policies", "kpa,hpa,static:3,oracle", "--json")
+    assert [r["policy"] for r in results] == ["kpa", "hpa", "static:3", "oracle"]
+    assert len({r["requests"] for r in results}) == 1
+    for result in results:
+        assert set(RESULT_KEYS) <= set(result)
+        assert result["gpu_seconds"] >= result["oracle_gpu_seconds"]
+    oracle = results[-1]
+    assert oracle["cold_start_requests"] == 0
+    assert oracle["dropped_requests"] == 0
+
+
+def test_same_seed_same_json(capsys):
+    argv = ["simulate", "--workload", "web-diurnal", "--duration", "30m", "--seed", "3", "--json"]
+    first = run_json(capsys, *argv)
+    second = run_json(capsys, *argv)
+    first.pop("sim_wall_s"), second.pop("sim_wall_s")
+    assert first == second
+
+
+def test_table_names_the_workload_and_every_policy(capsys):
+    assert main(["bench", "--workload", "llm-bursty", "--duration", "5m",
+                 "--policies", "kpa,static:2"]) == 0
+    out = capsys.readouterr().out
+    assert "workload:llm-bursty" in out
+    assert "\nkpa " in out and "\nstatic:2 " in out
+    assert "SLO met" in out and "GPU/oracle" in out
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    path = tmp_path / "run.png"
+    assert main(["simulate", "--workload", "llm-bursty", "--duration", "5m",
+                 "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["simulate", "--policy", "knative"], "policy 'knative': expected one of kpa, hpa"),
+        (["simulate", "--duration", "5 minutes"], "--duration: expected"),
+        (["simulate", "--cold-start=-5"], "--cold-start: must be a finite, non-negative"),
+        (["simulate", "--max-concurrency", "0"], "max_concurrency (--max-concurrency)"),
+        (["simulate", "--rate-scale", "0"], "--rate-scale: expected a positive number"),
+        (["simulate", "--trace", "/nonexistent/trace.csv"], "/nonexistent/trace.csv"),
+        (["simulate", "--workload", "nope"], "nope"),
+        (["bench", "--policies", "kpa,kpa"], "kpa named more than once"),
+        (["simulate", "--policy", "static:-1"], "static:N needs a whole number"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("leadtime: error: ")
+    assert message in lines[0]
+
+
+def test_trace_info_reports_the_statistics_of_a_real_trace(capsys, shared_traces):
+    stats = run_json(capsys, "trace-info", "--trace",
+                     str(shared_traces / "AzureLLMInferenceTrace_code.csv"), "--json")
+    assert stats["requests"] == 8819
+    assert stats["peak_rps_1s"] == 67
+
+
+def test_python_dash_m_runs_the_same_cli():
+    completed = subprocess.run([sys.executable, "-m", "autoscaler", "--version"],
+                               capture_output=True, text=True, check=True)
+    assert completed.stdout.startswith("leadtime ")
