@@ -1,4 +1,4 @@
-"""Durations as people write them in flags and config: `90`, `90s`, `5m`, `2h`, `1d`, `1m30s`, `250ms`.
+"""Durations as people write them: `90`, `90s`, `5m`, `2h`, `1d`, `1m30s`, `250ms`.
 
 Internally every duration is a float number of seconds (DESIGN §7).
 """

@@ -61,14 +61,25 @@ class Decision:
 class Policy(Protocol):
     """A scaling policy. Implementations are small frozen dataclasses holding configuration."""
 
-    name: str
-    """Short name used in tables (`kpa`, `hpa`, `static:4`, `oracle`, ...)."""
-    tick_s: float
-    """How often the policy is evaluated (Knative's KPA: 2 s; Kubernetes' HPA: 15 s)."""
-    history_s: float
-    """How many seconds of per-second history the policy reads."""
-    pokeable: bool
-    """Whether a request reaching a service at zero triggers an immediate evaluation."""
+    @property
+    def name(self) -> str:
+        """Short name used in tables (`kpa`, `hpa`, `static:4`, `oracle`, ...)."""
+        ...
+
+    @property
+    def tick_s(self) -> float:
+        """How often the policy is evaluated (Knative's KPA: 2 s; Kubernetes' HPA: 15 s)."""
+        ...
+
+    @property
+    def history_s(self) -> float:
+        """How many seconds of per-second history the policy reads."""
+        ...
+
+    @property
+    def pokeable(self) -> bool:
+        """Whether a request reaching a service at zero triggers an immediate evaluation."""
+        ...
 
     def initial_replicas(self) -> int:
         """Replicas that are already ready when a run starts (the service was deployed warm)."""

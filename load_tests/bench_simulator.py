@@ -29,20 +29,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
-    workload = load_workload(trace=None, workload=args.workload, seed=args.seed,
-                             duration=parse_duration(args.duration), rate_scale=args.rate_scale)
+    workload = load_workload(
+        trace=None,
+        workload=args.workload,
+        seed=args.seed,
+        duration=parse_duration(args.duration),
+        rate_scale=args.rate_scale,
+    )
     config = SimConfig(seed=args.seed)
-    print(f"workload {args.workload}: {len(workload):,} requests over "
-          f"{workload.duration / 3600:.1f} h ({len(workload) / workload.duration:.1f}/s), "
-          f"generated in {time.perf_counter() - started:.1f}s")
+    print(
+        f"workload {args.workload}: {len(workload):,} requests over "
+        f"{workload.duration / 3600:.1f} h ({len(workload) / workload.duration:.1f}/s), "
+        f"generated in {time.perf_counter() - started:.1f}s"
+    )
     context = policy_context(workload, config)
     print(f"{'policy':<10} {'wall s':>8} {'requests/s':>12} {'SLO met':>8} {'GPU-s':>12}")
     for spec in parse_policy_list(args.policies):
         policy = make_policy(spec, context)
         result = simulate(workload, policy, config)
         wall = result.summary["sim_wall_s"]
-        print(f"{policy.name:<10} {wall:>8.2f} {len(workload) / wall:>12,.0f} "
-              f"{result.summary['slo_attainment']:>8.2%} {result.summary['gpu_seconds']:>12,.0f}")
+        print(
+            f"{policy.name:<10} {wall:>8.2f} {len(workload) / wall:>12,.0f} "
+            f"{result.summary['slo_attainment']:>8.2%} {result.summary['gpu_seconds']:>12,.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,17 @@ def run_json(capsys, *argv: str):
 
 
 def test_simulate_json_is_one_object_with_every_result_key(capsys):
-    result = run_json(capsys, "simulate", "--workload", "llm-bursty", "--duration", "10m",
-                      "--policy", "kpa", "--json")
+    result = run_json(
+        capsys,
+        "simulate",
+        "--workload",
+        "llm-bursty",
+        "--duration",
+        "10m",
+        "--policy",
+        "kpa",
+        "--json",
+    )
     assert isinstance(result, dict)
     assert set(RESULT_KEYS) | {"trace", "policy"} <= set(result)
     assert result["policy"] == "kpa"
@@ -31,8 +40,17 @@ def test_simulate_json_is_one_object_with_every_result_key(capsys):
 
 def test_bench_json_is_a_list_in_the_order_asked_on_the_same_arrivals(capsys, shared_traces):
     trace = str(shared_traces / "AzureLLMInferenceTrace_code.csv")
-    results = run_json(capsys, "bench", "--trace", trace, "--duration", "10m",
-                       "--policies", "kpa,hpa,static:3,oracle", "--json")
+    results = run_json(
+        capsys,
+        "bench",
+        "--trace",
+        trace,
+        "--duration",
+        "10m",
+        "--policies",
+        "kpa,hpa,static:3,oracle",
+        "--json",
+    )
     assert [r["policy"] for r in results] == ["kpa", "hpa", "static:3", "oracle"]
     assert len({r["requests"] for r in results}) == 1
     for result in results:
@@ -52,8 +70,12 @@ def test_same_seed_same_json(capsys):
 
 
 def test_table_names_the_workload_and_every_policy(capsys):
-    assert main(["bench", "--workload", "llm-bursty", "--duration", "5m",
-                 "--policies", "kpa,static:2"]) == 0
+    assert (
+        main(
+            ["bench", "--workload", "llm-bursty", "--duration", "5m", "--policies", "kpa,static:2"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "workload:llm-bursty" in out
     assert "\nkpa " in out and "\nstatic:2 " in out
@@ -62,8 +84,9 @@ def test_table_names_the_workload_and_every_policy(capsys):
 
 def test_plot_writes_a_png(tmp_path, capsys):
     path = tmp_path / "run.png"
-    assert main(["simulate", "--workload", "llm-bursty", "--duration", "5m",
-                 "--plot", str(path)]) == 0
+    assert (
+        main(["simulate", "--workload", "llm-bursty", "--duration", "5m", "--plot", str(path)]) == 0
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -91,13 +114,22 @@ def test_bad_input_is_one_clear_line_and_exit_2(capsys, argv, message):
 
 
 def test_trace_info_reports_the_statistics_of_a_real_trace(capsys, shared_traces):
-    stats = run_json(capsys, "trace-info", "--trace",
-                     str(shared_traces / "AzureLLMInferenceTrace_code.csv"), "--json")
+    stats = run_json(
+        capsys,
+        "trace-info",
+        "--trace",
+        str(shared_traces / "AzureLLMInferenceTrace_code.csv"),
+        "--json",
+    )
     assert stats["requests"] == 8819
     assert stats["peak_rps_1s"] == 67
 
 
 def test_python_dash_m_runs_the_same_cli():
-    completed = subprocess.run([sys.executable, "-m", "autoscaler", "--version"],
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "autoscaler", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert completed.stdout.startswith("leadtime ")

@@ -17,7 +17,7 @@ from autoscaler.policies.static import Static
 from autoscaler.policy import Decision, Observation
 
 # One token of prefill costs 0.1 s and one output token 1 s, so service times are easy to read.
-EXACT = dict(prefill_s_per_token=0.1, decode_s_per_token=1.0, cold_start_sigma=0.0)
+EXACT = {"prefill_s_per_token": 0.1, "decode_s_per_token": 1.0, "cold_start_sigma": 0.0}
 
 
 def workload(times, prompt=None, output=None, duration=None) -> Workload:
@@ -138,22 +138,25 @@ def test_bounded_gpu_pool_makes_replicas_wait_and_provisioning_adds_nodes():
     policy = Scripted(steps=((0.0, 1), (5.0, 2)))
     waiting = simulate(workload([0.0], duration=40.0), policy, SimConfig(**base))
     assert waiting.summary["replicas_started"] == 1  # the second replica never got a GPU
-    provisioned = simulate(workload([0.0], duration=40.0), policy,
-                           SimConfig(node_provisioning_s=20.0, **base))
+    provisioned = simulate(
+        workload([0.0], duration=40.0), policy, SimConfig(node_provisioning_s=20.0, **base)
+    )
     assert provisioned.summary["replicas_started"] == 2
-    ready_at_30 = [r for t, r in zip(provisioned.ticks.time, provisioned.ticks.ready) if t == 36.0]
-    assert ready_at_30 == [2]  # node up at 25 s, cold start 10 s → ready at 35 s
+    ticks = provisioned.ticks
+    ready_at_36 = [r for t, r in zip(ticks.time, ticks.ready, strict=True) if t == 36.0]
+    assert ready_at_36 == [2]  # node up at 25 s, cold start 10 s → ready at 35 s
 
 
 def test_until_stops_early_and_leaves_requests_in_flight():
     config = SimConfig(max_concurrency=1, **EXACT)
-    result = simulate(workload([0.0, 0.1, 0.2], output=[10, 10, 10]), Static(1), config,
-                      until=12.0)
+    result = simulate(workload([0.0, 0.1, 0.2], output=[10, 10, 10]), Static(1), config, until=12.0)
     summary = result.summary
     assert summary["served_requests"] == 1
     assert summary["in_flight_requests"] == 2
-    assert summary["served_requests"] + summary["dropped_requests"] + \
-        summary["in_flight_requests"] == summary["requests"]
+    assert (
+        summary["served_requests"] + summary["dropped_requests"] + summary["in_flight_requests"]
+        == summary["requests"]
+    )
 
 
 def test_bad_simulator_config_names_the_field_and_flag():
@@ -172,8 +175,7 @@ def scenarios(draw):
     times = sorted(draw(st.lists(st.floats(0, 300), min_size=n, max_size=n)))
     prompt = draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
     output = draw(st.lists(st.integers(1, 30), min_size=n, max_size=n))
-    steps = draw(st.lists(st.tuples(st.floats(0, 400), st.integers(0, 4)), min_size=1,
-                          max_size=8))
+    steps = draw(st.lists(st.tuples(st.floats(0, 400), st.integers(0, 4)), min_size=1, max_size=8))
     config = SimConfig(
         max_concurrency=draw(st.integers(1, 3)),
         cold_start_s=draw(st.floats(1, 60)),
@@ -209,10 +211,12 @@ def test_invariants_hold_on_random_scenarios(scenario):
     assert np.all(result.outcomes["start"][started] >= work.times[started] - 1e-9)
     assert 0.0 <= s["slo_attainment"] <= 1.0
     # the same seed gives the same run
-    again = simulate(work, Scripted(steps=policy.steps, pokeable=policy.pokeable), config,
-                     until=until)
-    assert {k: v for k, v in again.summary.items() if k != "sim_wall_s"} == \
-        {k: v for k, v in s.items() if k != "sim_wall_s"}
+    again = simulate(
+        work, Scripted(steps=policy.steps, pokeable=policy.pokeable), config, until=until
+    )
+    assert {k: v for k, v in again.summary.items() if k != "sim_wall_s"} == {
+        k: v for k, v in s.items() if k != "sim_wall_s"
+    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -223,7 +227,7 @@ def test_concurrency_series_matches_a_brute_force_integral(scenario):
     start, end = work.times, result.outcomes["end"]
     seconds = result.series["concurrency"].size
     expected = np.zeros(seconds)
-    for a, e in zip(start, end):
+    for a, e in zip(start, end, strict=True):
         for second in range(int(a), min(int(np.ceil(e)), seconds)):
             expected[second] += max(0.0, min(e, second + 1) - max(a, second))
     np.testing.assert_allclose(result.series["concurrency"], expected, atol=1e-6)

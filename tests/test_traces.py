@@ -361,13 +361,13 @@ def test_counts_csv_round_trip_with_absent_rows(
     last = max(i for i, kept in enumerate(keep) if kept)
     rows = [
         f"{1_600_000_000 + i * interval},{c}"
-        for i, (c, kept) in enumerate(zip(counts, keep))
+        for i, (c, kept) in enumerate(zip(counts, keep, strict=False))
         if kept
     ]
     path = tmp_path_factory.mktemp("csv") / "counts.csv"
     path.write_text("timestamp,count\n" + "\n".join(rows) + "\n")
     w = load_trace(path)
-    expected = [c if kept else 0 for c, kept in zip(counts[: last + 1], keep)]
+    expected = [c if kept else 0 for c, kept in zip(counts[: last + 1], keep, strict=False)]
     assert w.duration == (last + 1) * interval
     assert per_bin(w.times, float(interval), last + 1).tolist() == expected
 
@@ -416,7 +416,7 @@ def test_load_workload_needs_exactly_one_source(steady: Path) -> None:
     "offset, duration", [(-1.0, None), (float("nan"), None), (0.0, 0.0), (0.0, float("inf"))]
 )
 def test_load_workload_refuses_bad_windows(offset: float, duration: float | None) -> None:
-    with pytest.raises(InputError, match="--offset|--duration"):
+    with pytest.raises(InputError, match=r"--offset|--duration"):
         load_workload(trace=None, workload="llm-bursty", seed=0, offset=offset, duration=duration)
 
 

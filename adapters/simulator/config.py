@@ -56,21 +56,39 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("cold_start_s", "prefill_s_per_token", "decode_s_per_token",
-                    "request_timeout_s", "slo_ttft_s", "default_prompt_median",
-                    "default_output_median")
+        positive = (
+            "cold_start_s",
+            "prefill_s_per_token",
+            "decode_s_per_token",
+            "request_timeout_s",
+            "slo_ttft_s",
+            "default_prompt_median",
+            "default_output_median",
+        )
         for name in positive:
             _check(name, getattr(self, name), "a positive number of seconds", lambda v: v > 0)
-        for name in ("cold_start_sigma", "default_token_sigma", "metrics_delay_s",
-                     "node_provisioning_s"):
+        for name in (
+            "cold_start_sigma",
+            "default_token_sigma",
+            "metrics_delay_s",
+            "node_provisioning_s",
+        ):
             _check(name, getattr(self, name), "a number >= 0", lambda v: v >= 0)
         for name in ("max_concurrency", "gpus_per_replica", "gpus_per_node"):
-            _check(name, getattr(self, name), "a whole number >= 1",
-                   lambda v: isinstance(v, int) and v >= 1)
+            _check(
+                name,
+                getattr(self, name),
+                "a whole number >= 1",
+                lambda v: isinstance(v, int) and v >= 1,
+            )
         if self.gpu_pool is not None:
-            _check("gpu_pool", self.gpu_pool, f"a whole number >= gpus_per_replica "
-                   f"({self.gpus_per_replica}), or unset for an unbounded pool",
-                   lambda v: isinstance(v, int) and v >= self.gpus_per_replica)
+            _check(
+                "gpu_pool",
+                self.gpu_pool,
+                f"a whole number >= gpus_per_replica "
+                f"({self.gpus_per_replica}), or unset for an unbounded pool",
+                lambda v: isinstance(v, int) and v >= self.gpus_per_replica,
+            )
 
     @property
     def cold_start_bounds(self) -> tuple[float, float]:
@@ -83,17 +101,25 @@ class SimConfig:
 
 
 _FLAGS = {
-    "cold_start_s": "--cold-start", "max_concurrency": "--max-concurrency",
-    "request_timeout_s": "--timeout", "slo_ttft_s": "--slo-ttft",
-    "metrics_delay_s": "--metrics-delay", "gpus_per_replica": "--gpus-per-replica",
-    "gpu_pool": "--gpu-pool", "node_provisioning_s": "--node-provisioning",
+    "cold_start_s": "--cold-start",
+    "max_concurrency": "--max-concurrency",
+    "request_timeout_s": "--timeout",
+    "slo_ttft_s": "--slo-ttft",
+    "metrics_delay_s": "--metrics-delay",
+    "gpus_per_replica": "--gpus-per-replica",
+    "gpu_pool": "--gpu-pool",
+    "node_provisioning_s": "--node-provisioning",
 }
 
 
 def _check(name: str, value: object, allowed: str, ok) -> None:
     try:
-        good = isinstance(value, (int, float)) and not isinstance(value, bool) and \
-            math.isfinite(value) and ok(value)
+        good = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and ok(value)
+        )
     except TypeError:
         good = False
     if not good:

@@ -62,8 +62,9 @@ def simulate(
     requests = build_requests(workload, config)
     run = _Run(requests, workload.duration, policy, config, until)
     run.execute(progress)
-    return summarise(workload, policy.name, config, requests, run,
-                     wall_s=wallclock.perf_counter() - started)
+    return summarise(
+        workload, policy.name, config, requests, run, wall_s=wallclock.perf_counter() - started
+    )
 
 
 def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,17 +78,29 @@ def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarra
 class _Run:
     """The mutable state of one simulation. `execute` drives it; `summarise` reads it."""
 
-    def __init__(self, requests: Requests, duration: float, policy: Policy,
-                 config: SimConfig, until: float | None) -> None:
+    def __init__(
+        self,
+        requests: Requests,
+        duration: float,
+        policy: Policy,
+        config: SimConfig,
+        until: float | None,
+    ) -> None:
         self.policy, self.config = policy, config
         self.m = config.max_concurrency
         self.duration = duration
         self.n = len(requests)
         self.arr: list[float] = requests.arrival.tolist()
         self.svc: list[float] = requests.service.tolist()
-        horizon = (duration + config.request_timeout_s + float(requests.service.max(initial=0.0))
-                   + config.cold_start_bounds[1] + config.node_provisioning_s
-                   + 2 * policy.tick_s + 2.0)
+        horizon = (
+            duration
+            + config.request_timeout_s
+            + float(requests.service.max(initial=0.0))
+            + config.cold_start_bounds[1]
+            + config.node_provisioning_s
+            + 2 * policy.tick_s
+            + 2.0
+        )
         self.drain = until is None
         self.stop_at = horizon if until is None else min(until, horizon)
         size = int(math.ceil(horizon)) + 2
@@ -100,8 +113,9 @@ class _Run:
         steps, inside = second_steps(requests.arrival, 1.0, size)
         self.conc_steps, self.conc_inside = steps.tolist(), inside.tolist()
         self.queue_steps, self.queue_inside = [0.0] * size, [0.0] * size
-        self.arrivals_ps = np.bincount(np.floor(requests.arrival).astype(np.int64),
-                                       minlength=size)[:size].astype(np.float64)
+        self.arrivals_ps = np.bincount(np.floor(requests.arrival).astype(np.int64), minlength=size)[
+            :size
+        ].astype(np.float64)
         self.concurrency_ps = np.zeros(size)
         self.queue_ps = np.zeros(size)
         self.seconds_done = 0
@@ -221,8 +235,7 @@ class _Run:
                 finish = ta + svc[i]
                 start[i] = ta
                 end[i] = finish
-                if finish > busy_until[rid]:
-                    busy_until[rid] = finish
+                busy_until[rid] = max(busy_until[rid], finish)
                 heappush(completions, (finish, rid))
                 second = int(finish)
                 conc_steps[second] -= 1.0
@@ -251,8 +264,7 @@ class _Run:
         finish = now + self.svc[req]
         self.start[req] = now
         self.end[req] = finish
-        if finish > self.rep_busy_until[rid]:
-            self.rep_busy_until[rid] = finish
+        self.rep_busy_until[rid] = max(self.rep_busy_until[rid], finish)
         heapq.heappush(self.completions, (finish, rid))
         second = int(finish)
         self.conc_steps[second] -= 1.0
@@ -455,6 +467,7 @@ class _Run:
             if self.rep_state[rid] == STARTING:
                 self._make_ready(rid, at)
             return
+        assert self.free_gpus is not None  # GPU events exist only with a bounded pool
         if kind == EV_GPU_FREE:
             self.free_gpus += self.config.gpus_per_replica
         else:

@@ -95,7 +95,9 @@ def lower_bound_gpu_seconds(
     return gpus_per_replica * level_cover_cost(times, levels, shortest_cold_start)
 
 
-def zero_wait_need(arrival: np.ndarray, service: np.ndarray, slots: int, seconds: int) -> np.ndarray:
+def zero_wait_need(
+    arrival: np.ndarray, service: np.ndarray, slots: int, seconds: int
+) -> np.ndarray:
     """Replicas needed in each second so that no request ever waits (the max within the second)."""
     times, counts = occupancy(arrival, arrival + service)
     most = np.zeros(seconds)
@@ -125,8 +127,15 @@ def lookahead_seconds(longest_cold_start: float, tick_s: float) -> int:
     return int(math.ceil(longest_cold_start + tick_s)) + 1
 
 
-def oracle_need_ahead(arrival: np.ndarray, service: np.ndarray, *, slots: int,
-                      longest_cold_start: float, tick_s: float, seconds: int) -> np.ndarray:
+def oracle_need_ahead(
+    arrival: np.ndarray,
+    service: np.ndarray,
+    *,
+    slots: int,
+    longest_cold_start: float,
+    tick_s: float,
+    seconds: int,
+) -> np.ndarray:
     """What the `oracle` policy holds at each second: the zero-wait need over its look-ahead."""
     need = zero_wait_need(arrival, service, slots, seconds)
     return forward_max(need, lookahead_seconds(longest_cold_start, tick_s))
@@ -137,12 +146,17 @@ def policy_context(workload: Workload, config: SimConfig) -> PolicyContext:
 
     def need_ahead(tick_s: float) -> np.ndarray:
         requests = build_requests(workload, config)
-        seconds = int(workload.duration + config.request_timeout_s
-                      + requests.service.max(initial=0.0)) + 2
-        return oracle_need_ahead(requests.arrival, requests.service,
-                                 slots=config.max_concurrency,
-                                 longest_cold_start=config.cold_start_bounds[1],
-                                 tick_s=tick_s, seconds=seconds)
+        seconds = (
+            int(workload.duration + config.request_timeout_s + requests.service.max(initial=0.0))
+            + 2
+        )
+        return oracle_need_ahead(
+            requests.arrival,
+            requests.service,
+            slots=config.max_concurrency,
+            longest_cold_start=config.cold_start_bounds[1],
+            tick_s=tick_s,
+            seconds=seconds,
+        )
 
-    return PolicyContext(container_concurrency=config.max_concurrency,
-                         oracle_need_ahead=need_ahead)
+    return PolicyContext(container_concurrency=config.max_concurrency, oracle_need_ahead=need_ahead)

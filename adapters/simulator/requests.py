@@ -33,7 +33,7 @@ class Requests:
 
 def build_requests(workload: Workload, config: SimConfig) -> Requests:
     """Attach tokens (the trace's, or seeded draws) and service times to every arrival."""
-    if workload.has_tokens:
+    if workload.prompt_tokens is not None and workload.output_tokens is not None:
         prompt = np.clip(workload.prompt_tokens, 1, MAX_PROMPT_TOKENS).astype(np.int64)
         output = np.clip(workload.output_tokens, 1, MAX_OUTPUT_TOKENS).astype(np.int64)
     else:
@@ -48,5 +48,7 @@ def _draw_tokens(n: int, config: SimConfig) -> tuple[np.ndarray, np.ndarray]:
     sigma = config.default_token_sigma
     prompt = np.rint(config.default_prompt_median * np.exp(sigma * rng.standard_normal(n)))
     output = np.rint(config.default_output_median * np.exp(sigma * rng.standard_normal(n)))
-    return (np.clip(prompt, 1, MAX_PROMPT_TOKENS).astype(np.int64),
-            np.clip(output, 1, MAX_OUTPUT_TOKENS).astype(np.int64))
+    return (
+        np.clip(prompt, 1, MAX_PROMPT_TOKENS).astype(np.int64),
+        np.clip(output, 1, MAX_OUTPUT_TOKENS).astype(np.int64),
+    )

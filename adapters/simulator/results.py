@@ -17,9 +17,18 @@ if TYPE_CHECKING:
     from adapters.simulator.engine import _Run
 
 RESULT_KEYS = (
-    "requests", "slo_attainment", "ttft_p50_s", "ttft_p99_s", "latency_p99_s",
-    "cold_start_requests", "dropped_requests", "gpu_seconds", "oracle_gpu_seconds",
-    "mean_ready_replicas", "scale_events", "sim_wall_s",
+    "requests",
+    "slo_attainment",
+    "ttft_p50_s",
+    "ttft_p99_s",
+    "latency_p99_s",
+    "cold_start_requests",
+    "dropped_requests",
+    "gpu_seconds",
+    "oracle_gpu_seconds",
+    "mean_ready_replicas",
+    "scale_events",
+    "sim_wall_s",
 )
 
 
@@ -58,8 +67,15 @@ class SimResult:
         return {"trace": self.trace, "policy": self.policy, **self.summary}
 
 
-def summarise(workload: Workload, policy_name: str, config: SimConfig, requests: Requests,
-              run: "_Run", *, wall_s: float) -> SimResult:
+def summarise(
+    workload: Workload,
+    policy_name: str,
+    config: SimConfig,
+    requests: Requests,
+    run: _Run,
+    *,
+    wall_s: float,
+) -> SimResult:
     """Per-request outcomes → the figures of the issue, plus the oracle bound for this run."""
     end_time = run.end_time
     start = np.asarray(run.start)
@@ -72,8 +88,12 @@ def summarise(workload: Workload, policy_name: str, config: SimConfig, requests:
     latency = end - requests.arrival
     n_arrived = int(arrived.sum())
     oracle = lower_bound_gpu_seconds(
-        requests.arrival, requests.prefill, requests.service, met_slo,
-        slo_ttft_s=config.slo_ttft_s, slots=config.max_concurrency,
+        requests.arrival,
+        requests.prefill,
+        requests.service,
+        met_slo,
+        slo_ttft_s=config.slo_ttft_s,
+        slots=config.max_concurrency,
         shortest_cold_start=config.cold_start_bounds[0],
         gpus_per_replica=config.gpus_per_replica,
     )
@@ -101,21 +121,27 @@ def summarise(workload: Workload, policy_name: str, config: SimConfig, requests:
         "arrivals": run.arrivals_ps[:seconds],
         "concurrency": run.concurrency_ps[:seconds],
         "queue": run.queue_ps[:seconds],
-        "slo_misses": np.bincount(np.floor(requests.arrival[missed]).astype(np.int64),
-                                  minlength=seconds)[:seconds],
+        "slo_misses": np.bincount(
+            np.floor(requests.arrival[missed]).astype(np.int64), minlength=seconds
+        )[:seconds],
     }
-    outcomes = {"start": start, "end": end, "dropped": dropped,
-                "cold_start": np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool),
-                "ttft": ttft}
-    return SimResult(workload.source or workload.name, policy_name, summary, series, run.ticks,
-                     outcomes)
+    outcomes = {
+        "start": start,
+        "end": end,
+        "dropped": dropped,
+        "cold_start": np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool),
+        "ttft": ttft,
+    }
+    return SimResult(
+        workload.source or workload.name, policy_name, summary, series, run.ticks, outcomes
+    )
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
-def _gpu_seconds(run: "_Run", end_time: float, gpus: int) -> float:
+def _gpu_seconds(run: _Run, end_time: float, gpus: int) -> float:
     """A replica costs from the moment it holds its GPUs until it is gone (or the run ends)."""
     granted = np.asarray(run.rep_granted)
     gone = np.asarray(run.rep_gone)

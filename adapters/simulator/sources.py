@@ -38,6 +38,7 @@ def load_workload(
     if trace is not None:
         source = load_trace(trace, seed=seed)
     else:
+        assert workload is not None  # exactly one of the two, checked above
         source = _generate(workload, seed, offset, duration)
     if offset != 0 or duration is not None:
         source = source.window(offset, duration)

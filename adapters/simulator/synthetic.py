@@ -2,7 +2,8 @@
 
 Why: the demos and the embedded default must run with no trace files, yet behave like real
 services, so each generator is calibrated on a real public trace (see
-`/work/shared/data/traces/SOURCES.md`) and says below which figures it used and where they are from.
+`../shared/data/traces/SOURCES.md` beside the repository) and says below which figures it
+used and where they are from.
 
 `llm-bursty` — an LLM coding assistant, modelled on the Azure LLM inference trace 2023, code
 service (`AzureLLMInferenceTrace_code.csv`; Patel et al., "Splitwise", ISCA 2024; CC-BY 4.0).
@@ -22,8 +23,9 @@ CV 13.0 (11.0–15.4). The trace: 2.57, 73.4%, 1.04, 67, 12 of 57, 632, 13.2.
 Tokens are log-normal, fitted by median and inter-quartile range to that trace's 8,819 rows
 (computed here): ContextTokens median 1,469, quartiles 578 / 2,744.5 → σ = ln(Q3/Q1)/1.349 = 1.15;
 GeneratedTokens median 13, quartiles 9 / 24 → σ = 0.73. Prompts are clipped to 1..8,192 (the trace
-never exceeds 7,437, presumably an 8k context window) and outputs to 1..4,096. The fit is robust rather
-than exact in the tails: the trace's output mean is 27.9 (a heavy tail, p99 251), the model's ~17.
+never exceeds 7,437, presumably an 8k context window) and outputs to 1..4,096. The fit is
+robust rather than exact in the tails: the trace's output mean is 27.9 (a heavy tail, p99
+251), the model's ~17.
 
 `web-diurnal` — a diurnal web-like service modelled on NASA-HTTP 1995 (Arlitt & Williamson,
 SIGMETRICS 1996; per-second counts from `nasa_http_1995_per_second_workload.tbz2`) at rates fit

@@ -33,7 +33,10 @@ class Workload:
 
     def __post_init__(self) -> None:
         n = self.times.shape[0]
-        for label, tokens in (("prompt_tokens", self.prompt_tokens), ("output_tokens", self.output_tokens)):
+        for label, tokens in (
+            ("prompt_tokens", self.prompt_tokens),
+            ("output_tokens", self.output_tokens),
+        ):
             if tokens is not None and tokens.shape[0] != n:
                 raise ValueError(f"{label} has {tokens.shape[0]} entries for {n} arrivals")
         if n and (self.times[0] < 0 or self.times[-1] > self.duration + 1e-9):
@@ -46,7 +49,7 @@ class Workload:
     def has_tokens(self) -> bool:
         return self.prompt_tokens is not None and self.output_tokens is not None
 
-    def _take(self, index: np.ndarray, times: np.ndarray, duration: float) -> "Workload":
+    def _take(self, index: np.ndarray, times: np.ndarray, duration: float) -> Workload:
         order = np.argsort(times, kind="stable")
         pick = index[order]
         return Workload(
@@ -59,7 +62,7 @@ class Workload:
             meta=dict(self.meta),
         )
 
-    def window(self, offset: float = 0.0, duration: float | None = None) -> "Workload":
+    def window(self, offset: float = 0.0, duration: float | None = None) -> Workload:
         """The arrivals in [offset, offset + duration), re-based so the window starts at 0.
 
         `duration=None` keeps everything after `offset`. A window that starts past the end of
@@ -79,7 +82,7 @@ class Workload:
         index = np.arange(lo, hi)
         return self._take(index, self.times[lo:hi] - offset, end - offset)
 
-    def scale_rate(self, factor: float, seed: int) -> "Workload":
+    def scale_rate(self, factor: float, seed: int) -> Workload:
         """Thin (factor < 1) or replicate (factor > 1) arrivals with a seeded RNG.
 
         Each arrival is kept `floor(factor)` times plus once more with probability

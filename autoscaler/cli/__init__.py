@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadtime",
         description="Predictive autoscaler for serverless GPU inference: "
-                    "scale one cold start ahead of demand.",
+        "scale one cold start ahead of demand.",
     )
     parser.add_argument("--version", action="version", version=f"leadtime {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

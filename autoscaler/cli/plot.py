@@ -25,18 +25,31 @@ def plot_results(results: Sequence[SimResult], path: str) -> None:
     arrivals = first["arrivals"]
     load_ax.plot(minutes, arrivals, lw=0.4, color="0.7", label="arrivals / s")
     per_minute = _per_minute(arrivals) / 60.0
-    load_ax.step(np.arange(per_minute.size), per_minute, where="post", lw=1.0, color="C0",
-                 label="mean over each minute")
+    load_ax.step(
+        np.arange(per_minute.size),
+        per_minute,
+        where="post",
+        lw=1.0,
+        color="C0",
+        label="mean over each minute",
+    )
     load_ax.set_ylabel("requests / s")
     load_ax.legend(loc="upper right", fontsize="small")
     for index, result in enumerate(results):
         ticks = result.ticks
         color = f"C{index + 1}"
-        replica_ax.step(np.asarray(ticks.time) / 60.0, ticks.ready, where="post", lw=0.9,
-                        color=color, label=f"{result.policy} ready")
+        replica_ax.step(
+            np.asarray(ticks.time) / 60.0,
+            ticks.ready,
+            where="post",
+            lw=0.9,
+            color=color,
+            label=f"{result.policy} ready",
+        )
         per_minute = _per_minute(result.series["slo_misses"])
-        miss_ax.plot(np.arange(per_minute.size), per_minute, lw=0.9, color=color,
-                     label=result.policy)
+        miss_ax.plot(
+            np.arange(per_minute.size), per_minute, lw=0.9, color=color, label=result.policy
+        )
     replica_ax.set_ylabel("ready replicas")
     replica_ax.legend(loc="upper right", fontsize="small")
     miss_ax.set_ylabel("SLO misses / min")

@@ -19,6 +19,7 @@ def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[float], Non
     from tqdm import tqdm
 
     with tqdm(total=1000, desc=label, delay=2.0, leave=False, unit="‰") as bar:
+
         def update(fraction: float) -> None:
             bar.update(max(0, int(fraction * 1000) - bar.n))
 

@@ -1,4 +1,4 @@
-"""`leadtime simulate` and `leadtime bench`: replay a workload under one policy, or several side by side.
+"""`leadtime simulate` and `leadtime bench`: replay a workload under one policy, or several.
 
 The composition root for the simulator: it alone knows the concrete adapters (DESIGN §1).
 Every policy of a bench run sees the same arrivals, tokens, cold-start draws and seed, so the
@@ -16,8 +16,12 @@ from adapters.simulator.engine import simulate
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
 from adapters.simulator.workload import Workload
-from autoscaler.cli.options import (add_sim_options, add_workload_options, config_from_args,
-                                    workload_from_args)
+from autoscaler.cli.options import (
+    add_sim_options,
+    add_workload_options,
+    config_from_args,
+    workload_from_args,
+)
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import render_results
 from autoscaler.policies import make_policy, parse_policy_list
@@ -31,27 +35,39 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("simulate", help="replay a workload under one policy")
     add_workload_options(parser)
     add_sim_options(parser)
-    parser.add_argument("--policy", default=DEFAULT_POLICY,
-                        help="kpa, hpa, static:N or oracle (default %(default)s)")
+    parser.add_argument(
+        "--policy",
+        default=DEFAULT_POLICY,
+        help="kpa, hpa, static:N or oracle (default %(default)s)",
+    )
     _add_output_options(parser)
     parser.set_defaults(handler=run_simulate)
 
 
 def add_bench_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("bench", help="replay a workload under several policies, side by side")
+    parser = commands.add_parser(
+        "bench", help="replay a workload under several policies, side by side"
+    )
     add_workload_options(parser)
     add_sim_options(parser)
-    parser.add_argument("--policies", default=DEFAULT_BENCH_POLICIES,
-                        help="comma-separated policies (default %(default)s)")
+    parser.add_argument(
+        "--policies",
+        default=DEFAULT_BENCH_POLICIES,
+        help="comma-separated policies (default %(default)s)",
+    )
     _add_output_options(parser)
     parser.set_defaults(handler=run_bench)
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
-                        help="print JSON on stdout instead of a table")
-    parser.add_argument("--plot", metavar="FILE.png",
-                        help="draw load, replicas and SLO misses over time (needs matplotlib)")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON on stdout instead of a table"
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw load, replicas and SLO misses over time (needs matplotlib)",
+    )
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -75,8 +91,9 @@ def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:
     return [_simulate_one(workload, policy, config, show_progress) for policy in policies]
 
 
-def _simulate_one(workload: Workload, policy: Policy, config: SimConfig,
-                  show_progress: bool) -> SimResult:
+def _simulate_one(
+    workload: Workload, policy: Policy, config: SimConfig, show_progress: bool
+) -> SimResult:
     with progress_bar(f"{policy.name}", enabled=show_progress) as update:
         return simulate(workload, policy, config, progress=update)
 

@@ -32,7 +32,8 @@ def render_results(results: Sequence[SimResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"workload: {results[0].trace}"]
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells))
     return "\n".join(lines)
 

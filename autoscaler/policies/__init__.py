@@ -41,7 +41,9 @@ def parse_policy_list(text: str) -> list[str]:
     """`kpa,hpa,static:4` → ['kpa', 'hpa', 'static:4'], refusing empty and repeated names."""
     names = [part.strip() for part in text.split(",")]
     if not text.strip() or any(not name for name in names):
-        raise InputError(f"--policies: expected a comma-separated list of {', '.join(POLICY_NAMES)}")
+        raise InputError(
+            f"--policies: expected a comma-separated list of {', '.join(POLICY_NAMES)}"
+        )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(f"--policies: {', '.join(repeated)} named more than once")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -541,7 +542,7 @@ def _compute_active_condition(
     return _updated(st, active=status, active_since=since, scale_target_initialized=initialized)
 
 
-def _updated(st: KpaState, **changes: object) -> KpaState:
+def _updated(st: KpaState, **changes: Any) -> KpaState:
     """`replace`, skipped when nothing changes: the state is immutable, so the same object
     serves, and the 2 s tick of a day-long simulation stays cheap."""
     if all(getattr(st, name) == value for name, value in changes.items()):
