@@ -133,3 +133,44 @@ def test_python_dash_m_runs_the_same_cli():
         check=True,
     )
     assert completed.stdout.startswith("leadtime ")
+
+
+def _run_on_terminal(*argv: str) -> tuple[str, str]:
+    """Run the CLI with stderr on a 100-column pseudo-terminal; return (stdout, terminal)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", *argv],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    stdout = process.communicate()[0]
+    os.close(leader)
+    return stdout, b"".join(chunks).decode(errors="replace")
+
+
+def test_long_runs_show_a_progress_bar_on_a_terminal_but_never_with_json():
+    long_run = ("simulate", "--workload", "web-diurnal", "--rate-scale", "3", "--policy", "kpa")
+    stdout, terminal = _run_on_terminal(*long_run)
+    assert "kpa: " in terminal and "%|" in terminal
+    assert "%|" not in stdout
+    stdout, terminal = _run_on_terminal(*long_run, "--json")
+    assert terminal == ""
+    assert json.loads(stdout)["policy"] == "kpa"

@@ -18,7 +18,8 @@ def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[float], Non
         return
     from tqdm import tqdm
 
-    with tqdm(total=1000, desc=label, delay=2.0, leave=False, unit="‰") as bar:
+    layout = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left"
+    with tqdm(total=1000, desc=label, delay=2.0, leave=False, bar_format=layout) as bar:
 
         def update(fraction: float) -> None:
             bar.update(max(0, int(fraction * 1000) - bar.n))
