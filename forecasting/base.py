@@ -73,8 +73,8 @@ class Forecaster(BaseEstimator):
         self.step_s_ = float(step_s)
         self.start_s_ = float(start_s)
         self.n_seen_ = int(y.size)
-        keep = max(self._history_needed(step_s, y.size), HISTORY_FLOOR)
-        self.history_ = series.values[-keep:].copy()
+        self.history_cap_ = max(self._history_needed(step_s, y.size), HISTORY_FLOOR)
+        self.history_ = series.values[-self.history_cap_ :].copy()
         self.residual_scale_ = _naive_residual_quantiles(series.values)
         self.fallback_ = ""
         if series.observed < self._min_observations(step_s):
@@ -92,8 +92,7 @@ class Forecaster(BaseEstimator):
             values = np.atleast_1d(np.asarray(y_new, dtype=float)).ravel()
             last = self.history_[-1] if self.history_.size else 0.0
             values = clean(np.concatenate([[last], values])).values[1:]
-            keep = self.history_.size
-            self.history_ = np.concatenate([self.history_, values])[-keep:]
+            self.history_ = np.concatenate([self.history_, values])[-self.history_cap_ :]
             self.n_seen_ += values.size
             if not self.fallback_:
                 self._update(values)

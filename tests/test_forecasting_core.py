@@ -168,3 +168,10 @@ def test_live_quality_gives_the_benefit_of_the_doubt_until_it_has_outcomes():
     quality.record(float("nan"), 1.0, 0.0, 2.0, 1.0)  # ignored
     assert quality.outcomes == 1
     assert quality.verdict() == (True, "only 1 outcomes scored")
+
+
+def test_history_grows_up_to_its_cap_after_a_short_fit():
+    model = Broken("never").fit(np.ones(10), step_s=60)
+    model.update(np.arange(1000.0))
+    assert model.history_.size == model.history_cap_ == 256
+    assert model.history_[-1] == 999.0

@@ -1,0 +1,1 @@
+"""Forecasting models, each a `forecasting.base.Forecaster` subclass."""
