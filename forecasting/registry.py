@@ -1,0 +1,46 @@
+"""Forecaster names, as the CLI, the config and the selector spell them.
+
+Models are imported only when one is made, so that listing the names (every CLI start does)
+does not import statsmodels and scikit-learn.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from forecasting.base import Forecaster
+
+MODELS = {
+    "naive": ("forecasting.models.naive", "Naive"),
+    "seasonal_naive": ("forecasting.models.naive", "SeasonalNaive"),
+    "ets": ("forecasting.models.ets", "HoltWinters"),
+    "phpa_hw": ("forecasting.models.phpa", "PhpaHoltWinters"),
+    "sarimax": ("forecasting.models.sarimax", "Sarimax"),
+    "croston": ("forecasting.models.intermittent", "Croston"),
+    "tsb": ("forecasting.models.intermittent", "TSB"),
+    "gbm": ("forecasting.models.gbm", "GradientBoostingQuantile"),
+    "ridge": ("forecasting.models.linear", "RidgeForecaster"),
+}
+"""Per-series models: name → (module, class)."""
+
+
+def model_names() -> tuple[str, ...]:
+    """Every per-series model, then `auto` (selection among them)."""
+    return (*MODELS, "auto")
+
+
+def make_forecaster(name: str, *, horizon_steps: int | None = None) -> Forecaster:
+    """A new, unfitted forecaster; unknown names raise ValueError listing the known ones.
+
+    `horizon_steps` tells `auto` which horizon to select for (other models forecast any).
+    """
+    if name == "auto":
+        from forecasting.selection import AutoForecaster
+
+        if horizon_steps is None:
+            return AutoForecaster()
+        return AutoForecaster(horizon_steps=horizon_steps)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    module, cls = MODELS[name]
+    return getattr(import_module(module), cls)()
