@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from adapters.simulator.results import RESULT_KEYS
@@ -174,3 +175,67 @@ def test_long_runs_show_a_progress_bar_on_a_terminal_but_never_with_json():
     stdout, terminal = _run_on_terminal(*long_run, "--json")
     assert terminal == ""
     assert json.loads(stdout)["policy"] == "kpa"
+
+
+BACKTEST_KEYS = {
+    "model",
+    "mase",
+    "smape",
+    "pinball_50",
+    "pinball_90",
+    "coverage_90",
+    "fit_s",
+    "predict_ms",
+}
+
+
+def test_backtest_json_has_one_row_per_model_with_auto_last(capsys, shared_traces):
+    rows = run_json(
+        capsys,
+        "backtest",
+        "--trace",
+        str(shared_traces / "AzureLLMInferenceTrace_code.csv"),
+        "--resolution",
+        "10s",
+        "--horizon",
+        "1m",
+        "--models",
+        "naive,tsb,auto",
+        "--origins",
+        "40",
+        "--json",
+    )
+    assert [row["model"] for row in rows] == ["naive", "tsb", "auto"]
+    for row in rows:
+        assert set(row) == BACKTEST_KEYS
+        assert 0.0 <= row["coverage_90"] <= 1.0
+        assert row["pinball_90"] > 0 and row["predict_ms"] > 0
+    assert rows[0]["mase"] == 1.0  # naive is the seasonal naive of a series without a season
+
+
+def test_backtest_refuses_a_series_too_short_for_the_horizon(capsys):
+    assert (
+        main(
+            [
+                "backtest",
+                "--workload",
+                "llm-bursty",
+                "--duration",
+                "10m",
+                "--resolution",
+                "1m",
+                "--horizon",
+                "20m",
+            ]
+        )
+        == 2
+    )
+    assert "too short" in capsys.readouterr().err
+
+
+def test_backtest_masks_long_idle_runs_as_outages():
+    from autoscaler.cli.backtest import idle_mask
+
+    y = np.array([1.0, 0, 0, 0, 2, 0, 3])
+    assert idle_mask(y, 2 * 60, 60).tolist() == [False, True, True, True, False, False, False]
+    assert idle_mask(y, 0, 60) is None

@@ -62,6 +62,13 @@ class Workload:
             meta=dict(self.meta),
         )
 
+    def rate_series(self, step_s: float) -> np.ndarray:
+        """Requests per second in each whole step of `step_s` seconds (a partial last step is
+        left out, since its rate would read low)."""
+        steps = int(self.duration // step_s)
+        counts = np.bincount((self.times // step_s).astype(np.int64), minlength=steps)[:steps]
+        return counts / step_s
+
     def window(self, offset: float = 0.0, duration: float | None = None) -> Workload:
         """The arrivals in [offset, offset + duration), re-based so the window starts at 0.
 

@@ -11,6 +11,7 @@ from autoscaler.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autoscaler.cli.backtest import add_backtest_command
     from autoscaler.cli.simulate import add_bench_command, add_simulate_command
     from autoscaler.cli.traces import add_trace_info_command
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_command(commands)
     add_bench_command(commands)
     add_trace_info_command(commands)
+    add_backtest_command(commands)
     return parser
 
 

@@ -12,13 +12,7 @@ from autoscaler.errors import InputError
 
 def plot_results(results: Sequence[SimResult], path: str) -> None:
     """Three stacked panels sharing the time axis (minutes)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise InputError("--plot needs matplotlib: pip install 'leadtime[plot]'") from error
+    plt = _pyplot()
     fig, (load_ax, replica_ax, miss_ax) = plt.subplots(3, 1, sharex=True, figsize=(11, 8))
     first = results[0].series
     minutes = np.arange(first["arrivals"].size) / 60.0
@@ -61,8 +55,42 @@ def plot_results(results: Sequence[SimResult], path: str) -> None:
     plt.close(fig)
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend, or a clear error when it is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise InputError("--plot needs matplotlib: pip install 'leadtime[plot]'") from error
+    return plt
+
+
 def _per_minute(per_second: np.ndarray) -> np.ndarray:
     minutes = int(np.ceil(per_second.size / 60))
     padded = np.zeros(minutes * 60)
     padded[: per_second.size] = per_second
     return padded.reshape(minutes, 60).sum(axis=1)
+
+
+def plot_backtest(y, plan, runs, step_s: float, path: str) -> None:
+    """Actual rate and each model's median and 90 % band at the last step of the horizon."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 5))
+    target = plan.origins + plan.horizon - 1
+    hours = target * step_s / 3600.0
+    ax.plot(hours, y[target], color="0.3", lw=0.8, label="actual")
+    for index, (name, run) in enumerate(runs.items()):
+        color = f"C{index}"
+        ax.plot(hours, run.quantiles[0.5][:, -1], lw=0.8, color=color, label=f"{name} median")
+        ax.fill_between(
+            hours, run.quantiles[0.05][:, -1], run.quantiles[0.95][:, -1], color=color, alpha=0.15
+        )
+    ax.set_xlabel("hours from the start of the series")
+    ax.set_ylabel("requests / s")
+    ax.set_title(f"forecasts {plan.horizon} steps ahead, 90 % bands")
+    ax.legend(loc="upper right", fontsize="small", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,202 @@
+"""`leadtime backtest`: rolling-origin evaluation of every forecaster on a trace.
+
+The composition root for forecasting: it turns a workload into a request-rate series at the
+chosen resolution, masks known outages, and hands plain arrays to `forecasting` (which knows
+nothing of traces or Kubernetes). One row per model; `auto` is the automatic choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from functools import partial
+
+import numpy as np
+
+from adapters.simulator.workload import Workload
+from autoscaler.cli.options import add_workload_options, workload_from_args
+from autoscaler.cli.progress import progress_bar
+from autoscaler.durations import parse_duration
+from autoscaler.errors import InputError
+from forecasting import backtest
+from forecasting.registry import make_forecaster, model_names
+
+DAY_S = 86_400.0
+EVAL_FRACTION = 0.3
+"""Share of the series scored by default, capped at `MAX_EVAL_S`: the rest trains."""
+MAX_EVAL_S = 7 * DAY_S
+DEFAULT_ORIGINS = 500
+COLUMNS = ("mase", "smape", "pinball_50", "pinball_90", "coverage_90", "fit_s", "predict_ms")
+
+
+def add_backtest_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("backtest", help="rolling-origin evaluation of the forecasters")
+    add_workload_options(parser)
+    parser.add_argument("--resolution", default="1m", metavar="D", help="step (default 1m)")
+    parser.add_argument("--horizon", default="5m", metavar="D", help="forecast horizon (5m)")
+    parser.add_argument(
+        "--models", default=",".join(model_names()), help="comma-separated (default: all + auto)"
+    )
+    parser.add_argument(
+        "--origins", type=int, default=DEFAULT_ORIGINS, help="forecast origins (default 500)"
+    )
+    parser.add_argument(
+        "--eval",
+        metavar="D",
+        help="length scored at the end (default 30%% of the series, at most 7d)",
+    )
+    parser.add_argument(
+        "--refit-every",
+        default="1d",
+        metavar="D",
+        help="refit models this often during the evaluation, as the service would (1d)",
+    )
+    parser.add_argument(
+        "--mask-idle-over",
+        default="6h",
+        metavar="D",
+        help="treat runs of zeros longer than this as outages, not data (6h; 0 = off)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the forecasts of the models")
+    parser.set_defaults(handler=run_backtest)
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    workload = workload_from_args(args)
+    step_s = _positive_duration(args.resolution, "--resolution")
+    horizon = max(1, math.ceil(_positive_duration(args.horizon, "--horizon") / step_s))
+    names = _model_list(args.models)
+    y = workload.rate_series(step_s)
+    mask = idle_mask(y, parse_duration(args.mask_idle_over, field="--mask-idle-over"), step_s)
+    plan = _plan(args, y.size, horizon, step_s)
+    baseline_name = "seasonal_naive"
+    to_run = [baseline_name] + [n for n in names if n != baseline_name]
+    runs = {}
+    total = len(to_run) * plan.origins.size
+    with progress_bar("backtest", enabled=not args.json and sys.stderr.isatty()) as update:
+        done = [0]
+
+        def tick(count: int) -> None:
+            done[0] += count
+            if update is not None:
+                update(done[0] / total)
+
+        for name in to_run:
+            runs[name] = backtest.run(
+                y,
+                partial(make_forecaster, name, horizon_steps=horizon),
+                plan,
+                step_s=step_s,
+                mask=mask,
+                name=name,
+                progress=tick,
+            )
+    actual = backtest.actuals(y, plan)
+    keep = backtest.scored_points(plan, mask)
+    rows = [
+        {"model": name, **backtest.score(actual, runs[name], runs[baseline_name], keep)}
+        for name in names
+    ]
+    _emit(args, workload, rows, plan, step_s)
+    if args.plot:
+        from autoscaler.cli.plot import plot_backtest
+
+        plot_backtest(y, plan, {name: runs[name] for name in names}, step_s, args.plot)
+    return 0
+
+
+def idle_mask(y: np.ndarray, longer_than_s: float, step_s: float) -> np.ndarray | None:
+    """True inside runs of zeros longer than `longer_than_s` (an outage in a busy series)."""
+    if longer_than_s <= 0:
+        return None
+    zero = np.concatenate([[False], y == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    mask = np.zeros(y.size, dtype=bool)
+    for start, end in zip(starts, ends, strict=True):
+        if (end - start) * step_s > longer_than_s:
+            mask[start:end] = True
+    return mask if mask.any() else None
+
+
+def _plan(args: argparse.Namespace, n: int, horizon: int, step_s: float) -> backtest.Plan:
+    default_eval = min(MAX_EVAL_S, EVAL_FRACTION * n * step_s)
+    eval_s = parse_duration(args.eval, field="--eval") if args.eval else default_eval
+    refit_s = parse_duration(args.refit_every, field="--refit-every")
+    if args.origins < 1:
+        raise InputError("--origins: expected a whole number >= 1")
+    try:
+        return backtest.plan_origins(
+            n,
+            horizon,
+            eval_steps=max(1, int(eval_s // step_s)),
+            max_origins=args.origins,
+            refit_every=int(refit_s // step_s) or None,
+            min_train=max(2, int(0.5 * n) if not args.eval else 2),
+        )
+    except ValueError as error:
+        raise InputError(
+            f"backtest: {error}; use a longer window or a finer --resolution"
+        ) from None
+
+
+def _model_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in model_names()]
+    if not names or unknown:
+        raise InputError(
+            f"--models: unknown {', '.join(unknown) or '(empty)'}; "
+            f"known: {', '.join(model_names())}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _positive_duration(text: str, flag: str) -> float:
+    value = parse_duration(text, field=flag)
+    if value <= 0:
+        raise InputError(f"{flag}: must be longer than 0s")
+    return value
+
+
+def _emit(
+    args: argparse.Namespace,
+    workload: Workload,
+    rows: list[dict],
+    plan: backtest.Plan,
+    step_s: float,
+) -> None:
+    if args.json:
+        json.dump([_finite(row) for row in rows], sys.stdout)
+        sys.stdout.write("\n")
+        return
+    print(
+        f"workload: {workload.source or workload.name}  resolution {step_s:g}s  "
+        f"horizon {plan.horizon} steps  origins {plan.origins.size}"
+    )
+    header = ("model", *COLUMNS)
+    table = [header] + [(row["model"], *(_cell(key, row[key]) for key in COLUMNS)) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        cells = [line[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
+        print("  ".join(cells))
+
+
+def _cell(key: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    if key == "coverage_90":
+        return f"{value:.1%}"
+    if key in ("fit_s", "predict_ms"):
+        return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+def _finite(row: dict) -> dict:
+    """JSON has no NaN: an undefined figure (e.g. MASE when the reference is perfect) is null."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
