@@ -25,6 +25,8 @@ CALIBRATED_TAILS = (0.05, 0.95)
 """Levels calibrated on validation besides the policy's: the 90 % interval's ends."""
 SPREAD_GRID = np.round(np.arange(0.5, 2.01, 0.05), 2)
 """Factors tried on the ensemble's distance from its median."""
+SPREAD_LIMITS = (0.25, 4.0)
+"""How far online calibration may move a level's spread factor."""
 
 DEFAULT_CANDIDATES = (
     "naive",
@@ -53,6 +55,7 @@ class AutoForecaster(Forecaster):
         max_validation_origins: int = 200,
         ensemble_size: int = 3,
         max_loss_ratio: float = 1.5,
+        adapt_rate: float = 0.02,
     ) -> None:
         self.candidates = candidates
         self.quantiles = quantiles
@@ -61,6 +64,7 @@ class AutoForecaster(Forecaster):
         self.max_validation_origins = max_validation_origins
         self.ensemble_size = ensemble_size
         self.max_loss_ratio = max_loss_ratio
+        self.adapt_rate = adapt_rate
 
     def _min_observations(self, step_s: float) -> int:
         return 4 * self.horizon_steps + 8
@@ -94,6 +98,7 @@ class AutoForecaster(Forecaster):
         self.scores_ = {name: self._loss(actual, run.quantiles, keep) for name, run in runs.items()}
         self.choice_, self.weights_ = self._choose()
         self.spread_ = self._calibrate(runs, actual, keep)
+        self.last_step_: tuple[int, dict[float, float]] | None = None
         tail = np.where(missing, np.nan, values)[plan.origins[-1] :]
         self.members_ = []
         for name, weight in self.weights_.items():
@@ -155,17 +160,36 @@ class AutoForecaster(Forecaster):
         return self.spread_[min(side, key=lambda q: abs(q - level))]
 
     def _update(self, values: np.ndarray) -> None:
+        self._adapt_spread(values)
         for _, member in self.members_:
             member.update(values)
 
+    def _adapt_spread(self, values: np.ndarray) -> None:
+        """Adaptive conformal calibration (Gibbs & Candès, NeurIPS 2021), per level: when the
+        value that just arrived fell outside the last one-step-ahead quantile, widen that
+        level's spread; when inside, narrow it a little. At equilibrium each level is exceeded
+        at its nominal rate, even after the series has drifted from the validation window."""
+        last = self.last_step_
+        self.last_step_ = None
+        if last is None or last[0] != self.n_seen_ - values.size:
+            return  # no forecast was made right before these values
+        outcome = float(values[0])
+        for level, predicted in last[1].items():
+            missed = outcome > predicted if level > 0.5 else outcome < predicted
+            nominal = 1 - level if level > 0.5 else level
+            factor = np.exp(self.adapt_rate * (float(missed) - nominal))
+            self.spread_[level] = float(np.clip(self.spread_[level] * factor, *SPREAD_LIMITS))
+
     def _forecast(self, horizon: int, quantiles: Quantiles) -> RawForecast:
-        mean = np.zeros(horizon)
-        mixed = {q: np.zeros(horizon) for q in quantiles}
-        median = np.zeros(horizon)
+        levels = sorted({*quantiles, *self.spread_})
+        mean, median = np.zeros(horizon), np.zeros(horizon)
+        mixed = {q: np.zeros(horizon) for q in levels}
         for weight, member in self.members_:
-            forecast = member.predict(horizon, quantiles)
+            forecast = member.predict(horizon, levels)
             mean += weight * forecast.mean
             median += weight * forecast.quantile(0.5)
-            for q in quantiles:
+            for q in levels:
                 mixed[q] += weight * forecast.quantile(q)
-        return mean, {q: median + self._spread_for(q) * (v - median) for q, v in mixed.items()}
+        calibrated = {q: median + self._spread_for(q) * (v - median) for q, v in mixed.items()}
+        self.last_step_ = (self.n_seen_, {q: float(calibrated[q][0]) for q in self.spread_})
+        return mean, {q: calibrated[q] for q in quantiles}

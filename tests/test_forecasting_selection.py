@@ -79,3 +79,27 @@ def test_auto_updates_its_members_and_pickles():
 def test_too_short_for_selection_falls_back_to_naive():
     forecast = AutoForecaster(horizon_steps=5).fit(np.ones(10), step_s=60).predict(5)
     assert forecast.model.startswith("naive (fallback")
+
+
+def test_online_calibration_widens_a_level_that_is_exceeded_too_often():
+    y = daily_series(6, seed=5)
+    auto = AutoForecaster(candidates=("seasonal_naive", "ets"), horizon_steps=3)
+    auto.fit(y, step_s=STEP_S)
+    before = auto.spread_[0.95]
+    for _ in range(30):  # every new value lands far above the last p95
+        upper = auto.predict(1, quantiles=(0.95,)).quantile(0.95)[0]
+        auto.update([upper * 3 + 10])
+    widened = auto.spread_[0.95]
+    assert widened > before
+    for _ in range(300):  # then every value sits on the median: the spread narrows again
+        median = auto.predict(1, quantiles=(0.5,)).quantile(0.5)[0]
+        auto.update([median])
+    assert auto.spread_[0.95] < widened
+
+
+def test_values_not_right_after_a_forecast_do_not_move_the_calibration():
+    auto = AutoForecaster(candidates=("seasonal_naive", "ets"), horizon_steps=3)
+    auto.fit(daily_series(6), step_s=STEP_S)
+    spread = dict(auto.spread_)
+    auto.update([1e6])  # no forecast was made before it
+    assert auto.spread_ == spread
