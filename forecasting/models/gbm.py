@@ -199,7 +199,20 @@ def min_training_values(spec: FeatureSpec, max_horizon: int) -> int:
     return spec.history + max_horizon + 200
 
 
-class GradientBoostingQuantile(Forecaster):
+class FeatureForecaster(Forecaster):
+    """A forecaster on `forecasting.features`: its history and minimum data follow from the
+    feature look-back and its `max_horizon` parameter."""
+
+    max_horizon: int
+
+    def _min_observations(self, step_s: float) -> int:
+        return min_training_values(FeatureSpec(float(step_s)), self.max_horizon)
+
+    def _history_needed(self, step_s: float, n_obs: int) -> int:
+        return FeatureSpec.for_history(step_s, n_obs).history
+
+
+class GradientBoostingQuantile(FeatureForecaster):
     """HistGradientBoosting with quantile loss per level plus squared loss for the mean."""
 
     name = "gbm"
@@ -227,12 +240,6 @@ class GradientBoostingQuantile(Forecaster):
         self.min_samples_leaf = min_samples_leaf
         self.max_bins = max_bins
         self.random_state = random_state
-
-    def _min_observations(self, step_s: float) -> int:
-        return min_training_values(FeatureSpec(float(step_s)), self.max_horizon)
-
-    def _history_needed(self, step_s: float, n_obs: int) -> int:
-        return FeatureSpec.for_history(step_s, n_obs).history
 
     def _fit(self, series: CleanSeries) -> None:
         self.spec_ = FeatureSpec.for_history(self.step_s_, series.values.size)

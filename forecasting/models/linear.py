@@ -21,17 +21,17 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from forecasting.base import RESIDUAL_LEVELS, Forecaster, Quantiles, RawForecast
+from forecasting.base import RESIDUAL_LEVELS, Quantiles, RawForecast
 from forecasting.features import FeatureSpec, forecast_design, series_scale, training_set
 from forecasting.hygiene import CleanSeries
-from forecasting.models.gbm import interpolate_levels, min_training_values
+from forecasting.models.gbm import FeatureForecaster, interpolate_levels
 
 SPREAD_FLOOR = 0.1
 """Spread is never taken from a forecast below this share of the series' scale, so a
 forecast near zero keeps an interval."""
 
 
-class RidgeForecaster(Forecaster):
+class RidgeForecaster(FeatureForecaster):
     """One Ridge per horizon bucket; quantiles from residuals scaled by √(forecast)."""
 
     name = "ridge"
@@ -47,12 +47,6 @@ class RidgeForecaster(Forecaster):
         self.max_horizon = max_horizon
         self.max_rows = max_rows
         self.random_state = random_state
-
-    def _min_observations(self, step_s: float) -> int:
-        return min_training_values(FeatureSpec(float(step_s)), self.max_horizon)
-
-    def _history_needed(self, step_s: float, n_obs: int) -> int:
-        return FeatureSpec.for_history(step_s, n_obs).history
 
     def _fit(self, series: CleanSeries) -> None:
         with threadpool_limits(1):  # see `gbm`: threads on busy cores slow fits severalfold
