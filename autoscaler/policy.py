@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from forecasting.forecast import Forecast
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -43,6 +45,13 @@ class Observation:
     poke: bool = False
     """True when this extra evaluation was triggered by a request reaching a service at zero
     (Knative's activator 'poke'); the request itself is not yet in the series."""
+    forecast: Forecast | None = None
+    """Quantile forecast of the arrival rate (requests/s) for the steps after the last visible
+    second, when the shell runs a forecaster for this service; None otherwise."""
+    forecast_note: str = ""
+    """Why `forecast` is None (too little history, live quality bad): goes into reasons."""
+    cold_start_s: float | None = None
+    """Measured cold start (requested → ready) of this service's recent replicas, if any."""
 
 
 @dataclass(frozen=True, slots=True)

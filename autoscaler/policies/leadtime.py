@@ -1,0 +1,163 @@
+"""The Leadtime policy: provision for the forecast one cold start ahead, never below the KPA.
+
+Each tick (DESIGN §3):
+1. the reactive safety net is Knative's KPA, unchanged (`kpa.py`), on the observed signal;
+2. the lead time L is the service's measured cold start (a prior until one is measured) plus
+   the actuation delay: replicas requested now serve from now + L on;
+3. the predictive demand is the forecast's quantile q (default p90) of the arrival rate, at its
+   peak over [now, now + L + horizon], times the service's mean time in service (learned by
+   Little's law from the same metrics) — as concurrency, against the KPA's per-replica target;
+4. the decision is the larger of the two; what the forecast asks for is held for a scale-down
+   delay, so a dip in the forecast does not shed capacity a cold start will be needed to rebuild;
+5. without a usable forecast (too little history, live quality bad) the KPA decides alone,
+   and the reason says `fallback:<why>`.
+
+Holding the peak from now (not only after L) is deliberate: a replica removed now takes L to
+come back, so capacity stays while the forecast says it will be needed within L + horizon.
+This file is pure: the forecast arrives in the Observation, computed by the shell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from autoscaler.errors import InputError
+from autoscaler.policies.kpa import Kpa, KpaConfig, KpaState
+from autoscaler.policy import Decision, Observation
+
+
+@dataclass(frozen=True, slots=True)
+class LeadtimeConfig:
+    """Knobs with defaults a user should not need to touch (one set for every trace)."""
+
+    kpa: KpaConfig = field(default_factory=KpaConfig)
+    """The reactive floor, with Knative's names and defaults."""
+    quantile: float = 0.9
+    """Forecast quantile provisioned for."""
+    horizon_s: float = 60.0
+    """How far past the lead time capacity is planned."""
+    cold_start_prior_s: float = 60.0
+    """Lead time before a cold start has been measured (an LLM replica's order of magnitude)."""
+    actuation_delay_s: float = 2.0
+    """From a decision to the replica being requested (one tick)."""
+    scale_down_delay_s: float = 120.0
+    """How long a forecast-driven count is held before it may go down."""
+    service_time_window_s: float = 300.0
+    """Window of the Little's-law estimate of time in service."""
+    service_time_prior_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.quantile < 1:
+            raise InputError(f"leadtime.quantile: must be in [0.5, 1), got {self.quantile!r}")
+        for name in (
+            "horizon_s",
+            "cold_start_prior_s",
+            "service_time_window_s",
+            "service_time_prior_s",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"leadtime.{name}: must be a positive duration, got {value!r}")
+        for name in ("actuation_delay_s", "scale_down_delay_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"leadtime.{name}: must be a duration >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LeadtimeState:
+    kpa: KpaState
+    service_time_s: float
+    """Current estimate of the mean time a request spends in service."""
+    held: tuple[tuple[float, int], ...] = ()
+    """(time, predictive count) within the scale-down delay, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leadtime:
+    """The Leadtime policy as a `Policy` (see the module docstring)."""
+
+    config: LeadtimeConfig = field(default_factory=LeadtimeConfig)
+
+    @property
+    def name(self) -> str:
+        return "leadtime"
+
+    @property
+    def tick_s(self) -> float:
+        return self._kpa.tick_s
+
+    @property
+    def history_s(self) -> float:
+        return max(self._kpa.history_s, self.config.service_time_window_s)
+
+    @property
+    def pokeable(self) -> bool:
+        return True
+
+    @property
+    def _kpa(self) -> Kpa:
+        return Kpa(self.config.kpa)
+
+    def initial_replicas(self) -> int:
+        return self._kpa.initial_replicas()
+
+    def initial_state(self, now: float, ready: int) -> LeadtimeState:
+        kpa_state = self._kpa.initial_state(now, ready)
+        return LeadtimeState(kpa_state, self.config.service_time_prior_s)
+
+    def decide(
+        self, observation: Observation, state: LeadtimeState
+    ) -> tuple[Decision, LeadtimeState]:
+        reactive, kpa_state = self._kpa.decide(observation, state.kpa)
+        service = self._service_time(observation, state.service_time_s)
+        state = replace(state, kpa=kpa_state, service_time_s=service)
+        if observation.forecast is None:
+            why = observation.forecast_note or "no forecast"
+            return replace(reactive, reason=f"fallback:{why}"), state
+        predictive, detail = self._predictive(observation, service)
+        now = observation.now
+        cutoff = now - self.config.scale_down_delay_s
+        held = tuple(item for item in state.held if item[0] > cutoff) + ((now, predictive),)
+        planned = max(count for _, count in held)
+        state = replace(state, held=held)
+        maximum = self.config.kpa.max_scale or math.inf
+        desired = int(min(max(reactive.desired, planned), maximum))
+        if planned > reactive.desired:
+            reason = "predictive" if planned == predictive else "holding"
+            return Decision(desired, reason, f"{detail}; reactive {reactive.desired}"), state
+        return Decision(desired, reactive.reason, f"{reactive.detail}; {detail}"), state
+
+    def _predictive(self, observation: Observation, service_s: float) -> tuple[int, str]:
+        """Replicas for the forecast's q-quantile peak over [now, now + lead + horizon]."""
+        forecast = observation.forecast
+        assert forecast is not None
+        cfg = self.config
+        lead = (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
+        steps = max(1, math.ceil((lead + cfg.horizon_s) / forecast.step_s))
+        rate = forecast.quantile(cfg.quantile)[:steps]
+        peak = float(rate.max()) if rate.size else 0.0
+        target = cfg.kpa.target_value
+        replicas = math.ceil(peak * service_s / target - 1e-9)
+        detail = (
+            f"p{round(cfg.quantile * 100)} {peak:.2f}/s x {service_s:.2f}s in service "
+            f"/ target {target:g} over lead {lead:.0f}s + {cfg.horizon_s:.0f}s -> {replicas}"
+        )
+        return replicas, detail
+
+    def _service_time(self, observation: Observation, previous: float) -> float:
+        """Little's law on the window: time in service = requests in service / arrival rate.
+
+        Smoothed, and kept when the window saw no arrivals (nothing to learn from)."""
+        window = int(self.config.service_time_window_s)
+        arrivals = float(observation.arrivals[-window:].sum())
+        if arrivals <= 0:
+            return previous
+        in_service = np.clip(
+            observation.concurrency[-window:] - observation.queue[-window:], 0, None
+        )
+        estimate = float(in_service.sum()) / arrivals
+        return float(np.clip(0.8 * previous + 0.2 * estimate, 0.01, 3600.0))
