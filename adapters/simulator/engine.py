@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from adapters.simulator.config import SimConfig
+from adapters.simulator.forecasts import ForecastShell
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.results import SimResult, TickLog, summarise
 from adapters.simulator.workload import Workload
@@ -51,16 +52,20 @@ def simulate(
     *,
     until: float | None = None,
     progress: Callable[[float], None] | None = None,
+    forecasts: ForecastShell | None = None,
 ) -> SimResult:
     """Replay `workload` through a virtual service scaled by `policy`.
 
     By default the run lasts until the workload's end and until every request has finished or
     been dropped; `until` stops it earlier (requests still in the system are then in flight).
     `progress` is called now and then with the fraction of the workload's time done.
+    `forecasts`, when given, runs a forecaster over the visible arrivals and puts its forecast
+    in every Observation (as the service will for policies that use one).
     """
     started = wallclock.perf_counter()
     requests = build_requests(workload, config)
     run = _Run(requests, workload.duration, policy, config, until)
+    run.forecasts = forecasts
     run.execute(progress)
     return summarise(
         workload, policy.name, config, requests, run, wall_s=wallclock.perf_counter() - started
@@ -151,6 +156,8 @@ class _Run:
         self.scale_events = 0
         self.ticks = TickLog()
         self.state: Any = None
+        self.forecasts: ForecastShell | None = None
+        self.cold_starts: deque[float] = deque(maxlen=5)
 
     # ------------------------------------------------------------------------ driver
     def execute(self, progress: Callable[[float], None] | None) -> None:
@@ -340,6 +347,10 @@ class _Run:
     def _observe(self, now: float, poke: bool) -> Observation:
         visible = min(self.seconds_done, max(0, int(math.floor(now - self.config.metrics_delay_s))))
         first = max(0, visible - int(math.ceil(self.policy.history_s)))
+        forecast, note = None, ""
+        if self.forecasts is not None:
+            forecast, note = self.forecasts.at(self.arrivals_ps[:visible], now)
+        measured = float(np.median(self.cold_starts)) if self.cold_starts else None
         return Observation(
             now=now,
             concurrency=self.concurrency_ps[first:visible],
@@ -349,6 +360,9 @@ class _Run:
             pending=self._pending(),
             desired=self.desired,
             poke=poke,
+            forecast=forecast,
+            forecast_note=note,
+            cold_start_s=measured,
         )
 
     def _pending(self) -> int:
@@ -415,6 +429,8 @@ class _Run:
     def _make_ready(self, rid: int, now: float) -> None:
         self._account_ready(now)
         self.starting.discard(rid)
+        if self.rep_state[rid] == STARTING and now > self.rep_granted[rid]:
+            self.cold_starts.append(now - self.rep_requested[rid])
         self.rep_state[rid] = READY
         self.rep_ready_at[rid] = now
         self.by_load[0].add(rid)

@@ -13,6 +13,7 @@ import sys
 
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import simulate
+from adapters.simulator.forecasts import shell_for
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
 from adapters.simulator.workload import Workload
@@ -95,7 +96,9 @@ def _simulate_one(
     workload: Workload, policy: Policy, config: SimConfig, show_progress: bool
 ) -> SimResult:
     with progress_bar(f"{policy.name}", enabled=show_progress) as update:
-        return simulate(workload, policy, config, progress=update)
+        return simulate(
+            workload, policy, config, progress=update, forecasts=shell_for(policy, config)
+        )
 
 
 def _emit(args: argparse.Namespace, results: list[SimResult], *, single: bool) -> None:

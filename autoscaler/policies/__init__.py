@@ -16,11 +16,12 @@ import numpy as np
 from autoscaler.errors import InputError
 from autoscaler.policies.hpa import Hpa, HpaConfig
 from autoscaler.policies.kpa import Kpa, KpaConfig
+from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
 from autoscaler.policy import Policy
 
-POLICY_NAMES = ("kpa", "hpa", "static:N", "oracle")
+POLICY_NAMES = ("kpa", "hpa", "leadtime", "static:N", "oracle")
 ORACLE_TICK_S = 2.0
 
 
@@ -55,6 +56,9 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
     name, _, argument = spec.strip().partition(":")
     if name == "kpa" and not argument:
         return Kpa(KpaConfig(container_concurrency=context.container_concurrency))
+    if name == "leadtime" and not argument:
+        kpa = KpaConfig(container_concurrency=context.container_concurrency)
+        return Leadtime(LeadtimeConfig(kpa=kpa))
     if name == "hpa" and not argument:
         target = context.container_concurrency * context.target_utilization
         return Hpa(HpaConfig(target_per_pod=target))

@@ -102,6 +102,11 @@ class Leadtime:
     def _kpa(self) -> Kpa:
         return Kpa(self.config.kpa)
 
+    @property
+    def forecast_reach_s(self) -> float:
+        """How far past `now` this policy reads the forecast, beyond the cold start itself."""
+        return self.config.horizon_s + self.config.actuation_delay_s
+
     def initial_replicas(self) -> int:
         return self._kpa.initial_replicas()
 

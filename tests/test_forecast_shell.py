@@ -1,0 +1,50 @@
+"""The simulator's forecasting shell: forecasts reach the policy as the service will send them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.simulator.config import SimConfig
+from adapters.simulator.engine import simulate
+from adapters.simulator.forecasts import ForecastShell, shell_for
+from adapters.simulator.synthetic import generate
+from autoscaler.policies import PolicyContext, make_policy
+from autoscaler.policies.kpa import Kpa
+from autoscaler.policies.leadtime import Leadtime
+
+
+def test_no_forecast_until_there_is_enough_history():
+    shell = ForecastShell(horizon_s=120.0, model="ets", min_history_s=600.0)
+    forecast, note = shell.at(np.ones(300), now=300.0)
+    assert forecast is None and "needs 600s" in note
+
+
+def test_forecast_starts_at_now_and_reaches_the_horizon():
+    shell = ForecastShell(horizon_s=120.0, model="naive", min_history_s=60.0)
+    arrivals = np.tile([2.0, 0.0], 600)  # 1 request/s on average
+    forecast, note = shell.at(arrivals, now=1200.0)
+    assert note == "" and forecast is not None
+    assert forecast.horizon_steps * forecast.step_s >= 120.0
+    assert abs(forecast.quantile(0.5)[0] - 1.0) < 0.5
+    later, _ = shell.at(arrivals, now=1235.0)  # same data, 35 s later: 4 steps already past
+    assert later.horizon_steps == forecast.horizon_steps - 4
+
+
+def test_only_policies_that_read_forecasts_get_a_shell():
+    config = SimConfig()
+    assert shell_for(Kpa(), config) is None
+    shell = shell_for(Leadtime(), config)
+    assert shell is not None and shell.horizon_s > config.cold_start_bounds[1]
+
+
+def test_leadtime_in_the_simulator_sees_forecasts_and_measured_cold_starts():
+    work = generate("llm-bursty", seed=1, duration=2400.0)
+    config = SimConfig(cold_start_s=30.0)
+    policy = make_policy("leadtime", PolicyContext(container_concurrency=8))
+    result = simulate(work, policy, config, forecasts=shell_for(policy, config))
+    reasons = set(result.ticks.reason)
+    assert any(reason.startswith("fallback:") for reason in reasons)  # before enough history
+    assert reasons - {r for r in reasons if r.startswith("fallback:")}  # then forecasts
+    summary = result.summary
+    assert summary["gpu_seconds"] >= summary["oracle_gpu_seconds"]
+    assert summary["served_requests"] + summary["dropped_requests"] == summary["requests"]
