@@ -105,10 +105,10 @@ def test_service_time_is_learned_by_littles_law():
     assert state.service_time_s == pytest.approx(3.0, abs=0.01)
 
 
-def test_a_forecast_of_no_traffic_lets_the_kpa_scale_to_zero():
+def idle_for_two_minutes(rates):
+    """Two minutes of ticks with no traffic and the same forecast; the last decision."""
     policy = Leadtime(CONFIG)
     state = policy.initial_state(0.0, 1)
-    decision = None
     for step in range(60):
         decision, state = decide(
             policy,
@@ -116,23 +116,17 @@ def test_a_forecast_of_no_traffic_lets_the_kpa_scale_to_zero():
             now=300.0 + 2 * step,
             concurrency=0.0,
             arrivals=0.0,
-            forecast=forecast([0.0] * 13),
+            forecast=forecast(rates),
         )
-    assert decision is not None and decision.desired == 0
+    return decision
+
+
+def test_a_forecast_of_no_traffic_lets_the_kpa_scale_to_zero():
+    assert idle_for_two_minutes([0.0] * 13).desired == 0
 
 
 def test_a_predicted_arrival_keeps_the_last_replica():
-    policy = Leadtime(CONFIG)
-    state = policy.initial_state(0.0, 1)
-    for step in range(60):
-        decision, state = decide(
-            policy,
-            state,
-            now=300.0 + 2 * step,
-            concurrency=0.0,
-            arrivals=0.0,
-            forecast=forecast([0.0] * 8 + [0.5] * 5),
-        )
+    decision = idle_for_two_minutes([0.0] * 8 + [0.5] * 5)
     assert decision.desired == 1
 
 

@@ -204,6 +204,22 @@ class FeatureForecaster(Forecaster):
     feature look-back and its `max_horizon` parameter."""
 
     max_horizon: int
+    max_rows: int
+    random_state: int
+
+    def _training_rows(self, series: CleanSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fix the feature spec and scale for this series, then sample training rows."""
+        self.spec_ = FeatureSpec.for_history(self.step_s_, series.values.size)
+        self.scale_ = series_scale(series)
+        return training_set(
+            series,
+            spec=self.spec_,
+            scale=self.scale_,
+            max_horizon=self.max_horizon,
+            max_rows=self.max_rows,
+            rng=np.random.default_rng(self.random_state),
+            start_s=self.start_s_,
+        )
 
     def _min_observations(self, step_s: float) -> int:
         return min_training_values(FeatureSpec(float(step_s)), self.max_horizon)
@@ -242,17 +258,7 @@ class GradientBoostingQuantile(FeatureForecaster):
         self.random_state = random_state
 
     def _fit(self, series: CleanSeries) -> None:
-        self.spec_ = FeatureSpec.for_history(self.step_s_, series.values.size)
-        self.scale_ = series_scale(series)
-        features, target, _ = training_set(
-            series,
-            spec=self.spec_,
-            scale=self.scale_,
-            max_horizon=self.max_horizon,
-            max_rows=self.max_rows,
-            rng=np.random.default_rng(self.random_state),
-            start_s=self.start_s_,
-        )
+        features, target, _ = self._training_rows(series)
         params = BoostingParams.of(self)
         self.boosters_ = Boosters.fit(features, target, self.quantiles, params)
 

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from forecasting.base import RESIDUAL_LEVELS, Quantiles, RawForecast
-from forecasting.features import FeatureSpec, forecast_design, series_scale, training_set
+from forecasting.features import forecast_design
 from forecasting.hygiene import CleanSeries
 from forecasting.models.gbm import FeatureForecaster, interpolate_levels
 
@@ -53,17 +53,7 @@ class RidgeForecaster(FeatureForecaster):
             self._fit_buckets(series)
 
     def _fit_buckets(self, series: CleanSeries) -> None:
-        self.spec_ = FeatureSpec.for_history(self.step_s_, series.values.size)
-        self.scale_ = series_scale(series)
-        features, target, horizons = training_set(
-            series,
-            spec=self.spec_,
-            scale=self.scale_,
-            max_horizon=self.max_horizon,
-            max_rows=self.max_rows,
-            rng=np.random.default_rng(self.random_state),
-            start_s=self.start_s_,
-        )
+        features, target, horizons = self._training_rows(series)
         buckets = _bucket(horizons, self.max_horizon)
         n_buckets = int(self.max_horizon).bit_length()  # floor(log2(max_horizon)) + 1
         self.coef_ = np.zeros((n_buckets, features.shape[1]))
