@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from autoscaler.errors import InputError
+from autoscaler.policies import keepalive
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policy import Observation
@@ -105,28 +107,56 @@ def test_service_time_is_learned_by_littles_law():
     assert state.service_time_s == pytest.approx(3.0, abs=0.01)
 
 
-def idle_for_two_minutes(rates):
-    """Two minutes of ticks with no traffic and the same forecast; the last decision."""
-    policy = Leadtime(CONFIG)
-    state = policy.initial_state(0.0, 1)
-    for step in range(60):
+def idle_for(seconds, rates, state=None, start=300.0, policy=None):
+    """Ticks every 2 s with no traffic and the same forecast; the last decision and state."""
+    policy = policy or Leadtime(CONFIG)
+    state = state or policy.initial_state(0.0, 1)
+    decision = None
+    for step in range(int(seconds // 2)):
+        ready = 1 if decision is None else decision.desired
         decision, state = decide(
             policy,
             state,
-            now=300.0 + 2 * step,
+            now=start + 2 * step,
             concurrency=0.0,
             arrivals=0.0,
             forecast=forecast(rates),
+            ready=ready,
+            desired=ready,
         )
-    return decision
+    return decision, state
 
 
-def test_a_forecast_of_no_traffic_lets_the_kpa_scale_to_zero():
-    assert idle_for_two_minutes([0.0] * 13).desired == 0
+def test_idle_replica_is_kept_through_the_fixed_keepalive_then_released():
+    # no idle history yet: Shahrad et al.'s fallback keeps the last replica for 10 minutes
+    held, _ = idle_for(120, [0.0] * 13)
+    assert (held.desired, held.reason) == (1, "keepalive")
+    released, _ = idle_for(11 * 60, [0.0] * 13)
+    assert released.desired == 0
+
+
+def test_learned_idle_times_release_early_and_prewarm_one_lead_time_before_the_next_request():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    idle = state.idle
+    for _ in range(20):  # this service is always idle for 20 minutes
+        idle = keepalive.observe_idle(idle, 20 * 60.0)
+    state = replace(state, idle=idle)
+    # the 20-minute bin gives a warm window from 20 min x 0.9 = 1,080 s to 21 min x 1.1 =
+    # 1,386 s after the idle period began (at 300 s): 1,380 s to 1,686 s; with a 62 s lead
+    # the replica is requested at 1,318 s
+    early, state = idle_for(5 * 60, [0.0] * 13, state=state, policy=policy)
+    assert early.desired == 0  # released: nothing is expected for another 10 minutes
+    before, state = idle_for(700, [0.0] * 13, state=state, start=600.0, policy=policy)
+    assert before.desired == 0  # up to 1,298 s
+    due, state = idle_for(60, [0.0] * 13, state=state, start=1320.0, policy=policy)
+    assert (due.desired, due.reason) == (1, "prewarm")
+    after, _ = idle_for(60, [0.0] * 13, state=state, start=1700.0, policy=policy)
+    assert after.desired == 0  # the window closed at 1686 s
 
 
 def test_a_predicted_arrival_keeps_the_last_replica():
-    decision = idle_for_two_minutes([0.0] * 8 + [0.5] * 5)
+    decision, _ = idle_for(11 * 60, [0.0] * 8 + [0.5] * 5)
     assert decision.desired == 1
 
 

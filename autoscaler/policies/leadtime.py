@@ -10,7 +10,11 @@ Each tick (DESIGN §3):
 4. the decision is the larger of the two; what the forecast asks for is held for a scale-down
    delay, so a dip in the forecast does not shed capacity a cold start will be needed to rebuild;
 5. without a usable forecast (too little history, live quality bad) the KPA decides alone,
-   and the reason says `fallback:<why>`.
+   and the reason says `fallback:<why>`;
+6. scale to zero with foresight: while the service is idle, the hybrid-histogram policy of its
+   past idle times (`keepalive.py`, Shahrad et al., ATC 2020) decides whether the last replica
+   is kept warm (`keepalive`), released, or requested again one lead time before the next
+   arrival is expected (`prewarm`) — it is never released right before a predicted arrival.
 
 Holding the peak from now (not only after L) is deliberate: a replica removed now takes L to
 come back, so capacity stays while the forecast says it will be needed within L + horizon.
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from autoscaler.errors import InputError
+from autoscaler.policies import keepalive
 from autoscaler.policies.kpa import Kpa, KpaConfig, KpaState
 from autoscaler.policy import Decision, Observation
 
@@ -35,6 +40,8 @@ class LeadtimeConfig:
 
     kpa: KpaConfig = field(default_factory=KpaConfig)
     """The reactive floor, with Knative's names and defaults."""
+    idle: keepalive.HistogramConfig = field(default_factory=keepalive.HistogramConfig)
+    """The idle-time histogram behind keep-alive and pre-warm (Shahrad et al. defaults)."""
     quantile: float = 0.9
     """Forecast quantile provisioned for."""
     horizon_s: float = 60.0
@@ -74,6 +81,10 @@ class LeadtimeState:
     """Current estimate of the mean time a request spends in service."""
     held: tuple[tuple[float, int], ...] = ()
     """(time, predictive count) within the scale-down delay, oldest first."""
+    idle: keepalive.HistogramState | None = None
+    """Histogram of this service's past idle times."""
+    idle_since: float | None = None
+    """When the current idle period began; None while requests are flowing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +123,22 @@ class Leadtime:
 
     def initial_state(self, now: float, ready: int) -> LeadtimeState:
         kpa_state = self._kpa.initial_state(now, ready)
-        return LeadtimeState(kpa_state, self.config.service_time_prior_s)
+        idle = keepalive.initial_state(self.config.idle)
+        return LeadtimeState(kpa_state, self.config.service_time_prior_s, idle=idle)
 
     def decide(
         self, observation: Observation, state: LeadtimeState
     ) -> tuple[Decision, LeadtimeState]:
         reactive, kpa_state = self._kpa.decide(observation, state.kpa)
         service = self._service_time(observation, state.service_time_s)
-        state = replace(state, kpa=kpa_state, service_time_s=service)
+        state = self._track_idle(observation, replace(state, kpa=kpa_state, service_time_s=service))
+        decision, state = self._combine(observation, state, reactive, service)
+        return self._foresee_idle(observation, state, decision), state
+
+    def _combine(
+        self, observation: Observation, state: LeadtimeState, reactive: Decision, service: float
+    ) -> tuple[Decision, LeadtimeState]:
+        """The larger of the KPA's decision and the held forecast demand."""
         if observation.forecast is None:
             why = observation.forecast_note or "no forecast"
             return replace(reactive, reason=f"fallback:{why}"), state
@@ -136,12 +155,46 @@ class Leadtime:
             return Decision(desired, reason, f"{detail}; reactive {reactive.desired}"), state
         return Decision(desired, reactive.reason, f"{reactive.detail}; {detail}"), state
 
+    def _track_idle(self, observation: Observation, state: LeadtimeState) -> LeadtimeState:
+        """Open an idle period when the newest second saw no request, close it (recording its
+        length in the histogram) when requests come back."""
+        quiet = (
+            not observation.poke
+            and observation.arrivals.size > 0
+            and observation.arrivals[-1] == 0
+            and observation.concurrency[-1] == 0
+        )
+        if quiet and state.idle_since is None:
+            return replace(state, idle_since=observation.now)
+        if not quiet and state.idle_since is not None and state.idle is not None:
+            idle = keepalive.observe_idle(state.idle, observation.now - state.idle_since)
+            return replace(state, idle=idle, idle_since=None)
+        return state
+
+    def _foresee_idle(
+        self, observation: Observation, state: LeadtimeState, decision: Decision
+    ) -> Decision:
+        """While idle, keep or bring back one replica when the idle-time history says the next
+        request is due within the keep-alive window (or one lead time from now)."""
+        if state.idle_since is None or state.idle is None or decision.desired > 0:
+            return decision
+        lead = self._lead_time(observation)
+        plan = keepalive.idle_plan(state.idle, state.idle_since, observation.now, lead)
+        if plan.action != keepalive.HOLD:
+            return decision
+        reason = "prewarm" if observation.now < plan.warm_from else "keepalive"
+        return Decision(1, reason, f"{plan.reason}: {plan.detail}")
+
+    def _lead_time(self, observation: Observation) -> float:
+        cfg = self.config
+        return (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
+
     def _predictive(self, observation: Observation, service_s: float) -> tuple[int, str]:
         """Replicas for the forecast's q-quantile peak over [now, now + lead + horizon]."""
         forecast = observation.forecast
         assert forecast is not None
         cfg = self.config
-        lead = (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
+        lead = self._lead_time(observation)
         steps = max(1, math.ceil((lead + cfg.horizon_s) / forecast.step_s))
         rate = forecast.quantile(cfg.quantile)[:steps]
         peak = float(rate.max()) if rate.size else 0.0
