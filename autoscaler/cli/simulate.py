@@ -28,8 +28,8 @@ from autoscaler.cli.table import render_results
 from autoscaler.policies import make_policy, parse_policy_list
 from autoscaler.policy import Policy
 
-DEFAULT_POLICY = "kpa"
-DEFAULT_BENCH_POLICIES = "kpa,hpa,oracle"
+DEFAULT_POLICY = "leadtime"
+DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"
 
 
 def add_simulate_command(commands: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default=DEFAULT_POLICY,
-        help="kpa, hpa, static:N or oracle (default %(default)s)",
+        help="leadtime, kpa, hpa, static:N or oracle (default %(default)s)",
     )
     _add_output_options(parser)
     parser.set_defaults(handler=run_simulate)
