@@ -38,6 +38,7 @@ from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.results import SimResult, TickLog, summarise
 from adapters.simulator.workload import Workload
 from autoscaler.policy import Decision, Observation, Policy
+from forecasting.forecast import Forecast
 
 INF = math.inf
 
@@ -348,9 +349,11 @@ class _Run:
         visible = min(self.seconds_done, max(0, int(math.floor(now - self.config.metrics_delay_s))))
         first = max(0, visible - int(math.ceil(self.policy.history_s)))
         forecast, note = None, ""
+        measured = float(np.median(self.cold_starts)) if self.cold_starts else None
         if self.forecasts is not None:
             forecast, note = self.forecasts.at(self.arrivals_ps[:visible], now)
-        measured = float(np.median(self.cold_starts)) if self.cold_starts else None
+            if forecast is not None:
+                self._log_forecast(forecast, now, measured or self.config.cold_start_s)
         return Observation(
             now=now,
             concurrency=self.concurrency_ps[first:visible],
@@ -364,6 +367,15 @@ class _Run:
             forecast_note=note,
             cold_start_s=measured,
         )
+
+    def _log_forecast(self, forecast: Forecast, now: float, lead: float) -> None:
+        """Keep, for plots, what the forecast said for the moment a replica requested now
+        would be ready."""
+        step = min(forecast.horizon_steps - 1, int(lead // forecast.step_s))
+        if step >= 0:
+            self.ticks.record_forecast(
+                now + lead, float(forecast.quantile(0.5)[step]), float(forecast.quantile(0.9)[step])
+            )
 
     def _pending(self) -> int:
         return len(self.starting) + len(self.gpu_wait)

@@ -41,6 +41,11 @@ class TickLog:
     pending: list[int] = field(default_factory=list)
     desired: list[int] = field(default_factory=list)
     reason: list[str] = field(default_factory=list)
+    forecast_for: list[float] = field(default_factory=list)
+    """When a forecast was in the observation: the time it was for (now + the lead time)."""
+    forecast_p50: list[float] = field(default_factory=list)
+    forecast_p90: list[float] = field(default_factory=list)
+    """The forecast's median and p90 arrival rate (requests/s) at `forecast_for`."""
 
     def record(self, now: float, ready: int, pending: int, decision: Decision) -> None:
         self.time.append(now)
@@ -48,6 +53,11 @@ class TickLog:
         self.pending.append(pending)
         self.desired.append(decision.desired)
         self.reason.append(decision.reason)
+
+    def record_forecast(self, at: float, p50: float, p90: float) -> None:
+        self.forecast_for.append(at)
+        self.forecast_p50.append(p50)
+        self.forecast_p90.append(p90)
 
 
 @dataclass(eq=False)

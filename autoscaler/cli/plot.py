@@ -9,6 +9,9 @@ import numpy as np
 from adapters.simulator.results import SimResult
 from autoscaler.errors import InputError
 
+FORESIGHT_REASONS = ("predictive", "holding", "keepalive", "prewarm")
+"""Decisions that came from foresight rather than the reactive floor."""
+
 
 def plot_results(results: Sequence[SimResult], path: str) -> None:
     """Three stacked panels sharing the time axis (minutes)."""
@@ -27,19 +30,38 @@ def plot_results(results: Sequence[SimResult], path: str) -> None:
         color="C0",
         label="mean over each minute",
     )
+    for result in results:
+        ticks = result.ticks
+        if ticks.forecast_for:
+            load_ax.fill_between(
+                np.asarray(ticks.forecast_for) / 60.0,
+                ticks.forecast_p50,
+                ticks.forecast_p90,
+                step="post",
+                color="C3",
+                alpha=0.3,
+                label=f"{result.policy} forecast p50–p90, one lead time ahead",
+            )
+            break
     load_ax.set_ylabel("requests / s")
     load_ax.legend(loc="upper right", fontsize="small")
     for index, result in enumerate(results):
         ticks = result.ticks
         color = f"C{index + 1}"
+        minutes = np.asarray(ticks.time) / 60.0
         replica_ax.step(
-            np.asarray(ticks.time) / 60.0,
-            ticks.ready,
-            where="post",
-            lw=0.9,
-            color=color,
-            label=f"{result.policy} ready",
+            minutes, ticks.ready, where="post", lw=0.9, color=color, label=f"{result.policy} ready"
         )
+        foresight = np.isin(ticks.reason, FORESIGHT_REASONS)
+        if foresight.any():
+            replica_ax.scatter(
+                minutes[foresight],
+                np.asarray(ticks.desired)[foresight],
+                s=4,
+                color=color,
+                marker="^",
+                label=f"{result.policy} desired by forecast or idle history",
+            )
         per_minute = _per_minute(result.series["slo_misses"])
         miss_ax.plot(
             np.arange(per_minute.size), per_minute, lw=0.9, color=color, label=result.policy
