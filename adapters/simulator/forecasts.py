@@ -1,7 +1,9 @@
 """The forecasting shell of the simulator: what the service will do for every service, live.
 
 It turns the per-second arrivals a policy can see into a rate series at `step_s`, fits a
-forecaster on it (again every `refit_every_s` of virtual time), `update`s it as steps complete,
+forecaster on it (again every `refit_every_s` of virtual time, and whenever the history has
+doubled since the last fit, so a model fitted on the first minutes is not kept for an hour),
+`update`s it as steps complete,
 scores its one-step forecasts with `LiveQuality`, and hands the policy a forecast that starts at
 the policy's `now` — or no forecast and the reason (too little history, quality bad).
 Fits take wall time, not virtual time: in the service they run in a process pool meanwhile.
@@ -32,12 +34,13 @@ class ForecastShell:
     model: str = "auto"
     step_s: float = 10.0
     refit_every_s: float = 3600.0
-    min_history_s: float = 600.0
+    min_history_s: float = 60.0
     max_history_s: float = 86_400.0
     quality: LiveQuality = field(default_factory=lambda: LiveQuality(window=360))
     _rates: list[float] = field(default_factory=list)
     _forecaster: Forecaster | None = None
     _fitted_at: float = -math.inf
+    _fitted_steps: int = 0
     _steps_seen: int = 0
     _last: Forecast | None = None
     _pending: tuple[int, float, float, float, float] | None = None
@@ -69,11 +72,15 @@ class ForecastShell:
         rates = self._rates
         self._score(rates)
         keep = int(self.max_history_s // self.step_s)
-        if self._forecaster is None or now - self._fitted_at >= self.refit_every_s:
+        if (
+            self._forecaster is None
+            or now - self._fitted_at >= self.refit_every_s
+            or len(rates) >= 2 * self._fitted_steps
+        ):
             horizon = max(1, math.ceil(self.horizon_s / self.step_s))
             self._forecaster = make_forecaster(self.model, horizon_steps=min(horizon, 30))
             self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
-            self._fitted_at = now
+            self._fitted_at, self._fitted_steps = now, len(rates)
         else:
             self._forecaster.update(np.asarray(rates[self._steps_seen :]))
         self._steps_seen = len(rates)
