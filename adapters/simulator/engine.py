@@ -81,6 +81,14 @@ def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarra
     return steps.astype(np.float64), inside
 
 
+def _count(steps: list[float], inside: list[float], at: float, weight: float) -> None:
+    """Add an event of `weight` at time `at` to a pair of per-second accumulators: the running
+    count moves from the next second on, and this second gets the share after `at`."""
+    second = int(at)
+    steps[second] += weight
+    inside[second] += weight * (second + 1 - at)
+
+
 class _Run:
     """The mutable state of one simulation. `execute` drives it; `summarise` reads it."""
 
@@ -274,23 +282,17 @@ class _Run:
         self.end[req] = finish
         self.rep_busy_until[rid] = max(self.rep_busy_until[rid], finish)
         heapq.heappush(self.completions, (finish, rid))
-        second = int(finish)
-        self.conc_steps[second] -= 1.0
-        self.conc_inside[second] -= second + 1 - finish
+        _count(self.conc_steps, self.conc_inside, finish, -1.0)
         return rid
 
     def _enqueue(self, req: int, now: float) -> None:
         self.queue.append(req)
-        second = int(now)
-        self.queue_steps[second] += 1.0
-        self.queue_inside[second] += second + 1 - now
+        _count(self.queue_steps, self.queue_inside, now, 1.0)
         if self.policy.pokeable and self.desired == 0:
             self._tick(now, poke=True)
 
     def _leave_queue(self, now: float) -> None:
-        second = int(now)
-        self.queue_steps[second] -= 1.0
-        self.queue_inside[second] -= second + 1 - now
+        _count(self.queue_steps, self.queue_inside, now, -1.0)
 
     def _dispatch_queue(self, now: float) -> None:
         """Start queued requests, oldest first, while slots are free; drop the expired."""
@@ -318,9 +320,7 @@ class _Run:
         self.dropped[req] = 1
         self.end[req] = at
         self._leave_queue(at)
-        second = int(at)
-        self.conc_steps[second] -= 1.0
-        self.conc_inside[second] -= second + 1 - at
+        _count(self.conc_steps, self.conc_inside, at, -1.0)
 
     # --------------------------------------------------------------------- policy ticks
     def _tick(self, now: float, *, poke: bool) -> None:

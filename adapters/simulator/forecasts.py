@@ -23,6 +23,9 @@ from forecasting.quality import LiveQuality
 from forecasting.registry import make_forecaster
 
 LEVELS = (0.05, 0.5, 0.9, 0.95, 0.99)
+MAX_SELECTION_HORIZON = 30
+"""`auto` selects models for at most this many steps ahead (5 minutes at 10 s): longer
+validation horizons need more history before selection can start."""
 
 
 @dataclass
@@ -48,7 +51,7 @@ class ForecastShell:
     def at(self, arrivals_ps: np.ndarray, now: float) -> tuple[Forecast | None, str]:
         """The forecast for [now, now + horizon_s), from the visible per-second arrivals."""
         step = self.step_s
-        steps = int(arrivals_ps.size * 1.0 // step)
+        steps = int(arrivals_ps.size // step)
         if steps * step < self.min_history_s:
             return (
                 None,
@@ -63,10 +66,12 @@ class ForecastShell:
         if not usable:
             return None, f"quality: {why}"
         assert self._last is not None
-        origin = self._steps_seen * step
-        return _shift(
-            self._last, math.ceil(max(0.0, now - origin) / step) if now > origin else 0
-        ), ""
+        past_steps = math.ceil((now - self._steps_seen * step) / step)
+        return _shift(self._last, past_steps), ""
+
+    @property
+    def _horizon_steps(self) -> int:
+        return max(1, math.ceil(self.horizon_s / self.step_s))
 
     def _advance(self, now: float) -> None:
         rates = self._rates
@@ -77,15 +82,14 @@ class ForecastShell:
             or now - self._fitted_at >= self.refit_every_s
             or len(rates) >= 2 * self._fitted_steps
         ):
-            horizon = max(1, math.ceil(self.horizon_s / self.step_s))
-            self._forecaster = make_forecaster(self.model, horizon_steps=min(horizon, 30))
+            selection_horizon = min(self._horizon_steps, MAX_SELECTION_HORIZON)
+            self._forecaster = make_forecaster(self.model, horizon_steps=selection_horizon)
             self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
             self._fitted_at, self._fitted_steps = now, len(rates)
         else:
             self._forecaster.update(np.asarray(rates[self._steps_seen :]))
         self._steps_seen = len(rates)
-        horizon = math.ceil(self.horizon_s / self.step_s) + 2
-        self._last = self._forecaster.predict(horizon, LEVELS)
+        self._last = self._forecaster.predict(self._horizon_steps + 2, LEVELS)
         first = self._last
         self._pending = (
             len(rates),

@@ -18,12 +18,13 @@ import numpy as np
 from adapters.simulator.workload import Workload
 from autoscaler.cli.options import add_workload_options, workload_from_args
 from autoscaler.cli.progress import progress_bar
+from autoscaler.cli.table import align
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
 from forecasting import backtest
 from forecasting.registry import make_forecaster, model_names
+from forecasting.seasonality import DAY_S
 
-DAY_S = 86_400.0
 EVAL_FRACTION = 0.3
 """Share of the series scored by default, capped at `MAX_EVAL_S`: the rest trains."""
 MAX_EVAL_S = 7 * DAY_S
@@ -178,11 +179,7 @@ def _emit(
     )
     header = ("model", *COLUMNS)
     table = [header] + [(row["model"], *(_cell(key, row[key]) for key in COLUMNS)) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        cells = [line[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
-        print("  ".join(cells))
+    print("\n".join(align(table)))
 
 
 def _cell(key: str, value: float) -> str:

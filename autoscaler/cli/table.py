@@ -29,13 +29,18 @@ def render_results(results: Sequence[SimResult]) -> str:
         return "(no results)"
     header = ["policy", *(title for title, _, _ in COLUMNS), "GPU/oracle"]
     rows = [header] + [_row(result) for result in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"workload: {results[0].trace}"]
+    return "\n".join([f"workload: {results[0].trace}", *align(rows)])
+
+
+def align(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as aligned lines: the first column left, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
     for row in rows:
         cells = [row[0].ljust(widths[0])]
         cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells))
-    return "\n".join(lines)
+    return lines
 
 
 def _row(result: SimResult) -> list[str]:
