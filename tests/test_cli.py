@@ -103,6 +103,15 @@ def test_plot_writes_a_png(tmp_path, capsys):
         (["simulate", "--workload", "nope"], "nope"),
         (["bench", "--policies", "kpa,kpa"], "kpa named more than once"),
         (["simulate", "--policy", "static:-1"], "static:N needs a whole number"),
+        (
+            ["bench", "--workload", "llm-bursty", "--workload", "web-diurnal"]
+            + ["--rate-scale", "1", "--rate-scale", "2", "--rate-scale", "3"],
+            "--rate-scale: give it once for every service or once per --trace (2 services)",
+        ),
+        (
+            ["trace-info", "--workload", "llm-bursty", "--workload", "web-diurnal"],
+            "trace-info: give one --trace or --workload, not several",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(capsys, argv, message):
@@ -239,3 +248,32 @@ def test_backtest_masks_long_idle_runs_as_outages():
     y = np.array([1.0, 0, 0, 0, 2, 0, 3])
     assert idle_mask(y, 2 * 60, 60).tolist() == [False, True, True, True, False, False, False]
     assert idle_mask(y, 0, 60) is None
+
+
+def test_several_traces_are_services_of_one_cluster_with_a_total_row(capsys, shared_traces):
+    azure = str(shared_traces / "AzureLLMInferenceTrace_code.csv")
+    nasa = str(shared_traces / "nasa_http_1995_per_second_workload.tbz2")
+    argv = ["bench", "--trace", azure, "--trace", nasa, "--offset", "0", "--offset", "2d"]
+    argv += ["--duration", "10m", "--rate-scale", "1", "--rate-scale", "10", "--gpu-pool", "8"]
+    results = run_json(capsys, *argv, "--policies", "hpa,leadtime", "--json")
+    assert [(r["policy"], r["trace"]) for r in results] == [
+        ("hpa", azure),
+        ("hpa", nasa),
+        ("hpa", "total"),
+        ("leadtime", azure),
+        ("leadtime", nasa),
+        ("leadtime", "total"),
+    ]
+    for first, second, total in (results[:3], results[3:]):
+        assert total["requests"] == first["requests"] + second["requests"]
+        assert total["gpu_seconds"] == pytest.approx(first["gpu_seconds"] + second["gpu_seconds"])
+        # the cluster's GPUs: at least the pool all along, and never less than the replicas use
+        assert total["cluster_gpu_seconds"] >= max(8 * 600, total["gpu_seconds"])
+        assert "cluster_gpu_seconds" not in first
+    # the NASA service, scaled x10, is a different service from the Azure one
+    assert results[1]["requests"] != results[0]["requests"]
+    # the table has a service column with the file names
+    assert main([*argv, "--policies", "hpa"]) == 0
+    table = capsys.readouterr().out
+    assert "service" in table.splitlines()[0]
+    assert "nasa_http_1995_per_second_workload.tbz2" in table and "total" in table

@@ -171,3 +171,72 @@ def test_a_predicted_arrival_keeps_the_last_replica():
 def test_bad_config_names_the_field(field, value, message):
     with pytest.raises(InputError, match=message):
         LeadtimeConfig(**{field: value})
+
+
+# ------------------------------------------------------------------ warm headroom and placeholders
+
+
+def banded(median, upper, steps=18, step_s=10.0) -> Forecast:
+    """A flat forecast with the given median and p90 (arrivals/s)."""
+    p50, p90 = np.full(steps, float(median)), np.full(steps, float(upper))
+    return Forecast(p50, {0.5: p50, 0.9: p90}, step_s)
+
+
+def test_warm_headroom_is_the_gap_between_the_median_and_the_upper_quantile():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    # median 5.6/s x 2 s / 5.6 = 2 replicas; p90 14/s → 5: headroom 3
+    decision, _ = decide(policy, state, now=300.0, forecast=banded(5.6, 14.0))
+    assert decision.desired == 5
+    assert decision.reason == "predictive"
+    assert "-> 2 + headroom 3" in decision.detail
+
+
+def test_a_sure_forecast_keeps_no_headroom_and_an_unsure_one_keeps_more():
+    policy = Leadtime(CONFIG)
+    sure, _ = decide(policy, policy.initial_state(0.0, 1), now=300.0, forecast=banded(8.4, 8.4))
+    unsure, _ = decide(policy, policy.initial_state(0.0, 1), now=300.0, forecast=banded(8.4, 25.2))
+    assert "headroom 0" in sure.detail and sure.desired == 3
+    assert unsure.desired == 9  # 25.2 x 2 / 5.6
+
+
+def test_headroom_alone_above_the_reactive_floor_says_so():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    # the present (KPA: 11.2 in the system / 5.6 → 2) covers the median (2), not the p90 (4)
+    decision, _ = decide(
+        policy, state, now=300.0, concurrency=11.2, arrivals=5.6, forecast=banded(5.6, 11.2)
+    )
+    assert decision.reason == "headroom"
+    assert decision.desired == 4
+
+
+def test_scale_up_need_looks_one_node_provisioning_further():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    # flat 1/s for 3 minutes, then median 8.4/s (3 replicas) and p90 14/s (5)
+    p50 = np.array([1.0] * 18 + [8.4] * 30)
+    p90 = np.array([1.0] * 18 + [14.0] * 30)
+    observation = observe(now=300.0, forecast=Forecast(p50, {0.5: p50, 0.9: p90}, 10.0))
+    need = policy.scale_up_need(
+        observation, state, current=1, within_s=180.0, gpu_class="a100", gpus_per_replica=2
+    )
+    assert need is not None
+    assert (need.gpu_class, need.gpus_per_replica) == ("a100", 2)
+    assert (need.expected, need.upper) == (2, 4)
+    # within a short provisioning time the growth is out of reach: nothing to hold
+    near = policy.scale_up_need(
+        observation, state, current=1, within_s=1.0, gpu_class="a100", gpus_per_replica=2
+    )
+    assert near is not None and (near.expected, near.upper) == (0, 0)
+
+
+def test_scale_up_need_is_none_without_a_forecast_or_with_placeholders_off():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    kwargs = {"current": 1, "within_s": 180.0, "gpu_class": "gpu", "gpus_per_replica": 1}
+    assert policy.scale_up_need(observe(now=300.0), state, **kwargs) is None
+    off = Leadtime(replace(CONFIG, placeholders=False))
+    assert off.name == "leadtime:no-placeholders"
+    observation = observe(now=300.0, forecast=banded(8.4, 14.0))
+    assert off.scale_up_need(observation, state, **kwargs) is None

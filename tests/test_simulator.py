@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.simulator.config import SimConfig
-from adapters.simulator.engine import simulate
+from adapters.simulator.engine import ServiceSpec, simulate, simulate_services
 from adapters.simulator.workload import Workload
 from autoscaler.errors import InputError
+from autoscaler.policies.placeholders import ScaleUpNeed
 from autoscaler.policies.static import Static
 from autoscaler.policy import Decision, Observation
 
@@ -136,7 +137,9 @@ def test_draining_replica_costs_until_its_last_request_finishes():
 def test_bounded_gpu_pool_makes_replicas_wait_and_provisioning_adds_nodes():
     base = dict(cold_start_s=10.0, gpu_pool=1, gpus_per_node=1, **EXACT)
     policy = Scripted(steps=((0.0, 1), (5.0, 2)))
-    waiting = simulate(workload([0.0], duration=40.0), policy, SimConfig(**base))
+    waiting = simulate(
+        workload([0.0], duration=40.0), policy, SimConfig(node_provisioning_s=0.0, **base)
+    )
     assert waiting.summary["replicas_started"] == 1  # the second replica never got a GPU
     provisioned = simulate(
         workload([0.0], duration=40.0), policy, SimConfig(node_provisioning_s=20.0, **base)
@@ -145,6 +148,85 @@ def test_bounded_gpu_pool_makes_replicas_wait_and_provisioning_adds_nodes():
     ticks = provisioned.ticks
     ready_at_36 = [r for t, r in zip(ticks.time, ticks.ready, strict=True) if t == 36.0]
     assert ready_at_36 == [2]  # node up at 25 s, cold start 10 s → ready at 35 s
+
+
+@dataclass(frozen=True)
+class Pooling(Scripted):
+    """A scripted policy that also asks the cluster to hold `hold` placeholder replicas."""
+
+    hold: int = 1
+
+    def scale_up_need(self, observation, state, *, current, within_s, gpu_class, gpus_per_replica):
+        return ScaleUpNeed(gpu_class, gpus_per_replica, self.hold, self.hold)
+
+
+def ready_at(result, time):
+    return [r for t, r in zip(result.ticks.time, result.ticks.ready, strict=True) if t == time]
+
+
+def test_a_placeholder_brings_the_node_in_ahead_and_a_replica_preempts_it_at_once():
+    config = SimConfig(
+        cold_start_s=10.0, gpu_pool=1, gpus_per_node=1, node_provisioning_s=100.0, **EXACT
+    )
+    steps = ((0.0, 1), (120.0, 2))
+    plain = simulate(workload([0.0], duration=300.0), Scripted(steps=steps), config)
+    pooled = simulate(workload([0.0], duration=300.0), Pooling(steps=steps), config)
+    # without placeholders the second replica waits for a node ordered at 120: 220 + 10
+    assert ready_at(plain, 229.0) == [1] and ready_at(plain, 231.0) == [2]
+    # the placeholder, pending from the first tick, had a node ordered at 0 (up at 100); the
+    # replica preempts it at 120 and is ready one cold start later
+    assert ready_at(pooled, 131.0) == [2]
+    summary = pooled.summary
+    assert summary["placeholder_preemptions"] == 1
+    assert summary["nodes_added"] == 2  # the preempted placeholder orders its own node
+    # held 100 → 120, then again from 220 (its new node) to the end at 300
+    assert summary["placeholder_gpu_seconds"] == pytest.approx(20.0 + 80.0)
+    # replicas: the first 0 → 300, the second from its GPU grant (220 plain, 120 pooled)
+    assert plain.summary["gpu_seconds"] == pytest.approx(300.0 + 80.0)
+    assert summary["gpu_seconds"] == pytest.approx(300.0 + 180.0)
+    # GPUs up: the pool's one all along, plus a node from 220 (plain) or from 100 and 220
+    assert plain.summary["cluster_gpu_seconds"] == pytest.approx(300.0 + 80.0)
+    assert summary["cluster_gpu_seconds"] == pytest.approx(300.0 + 200.0 + 80.0)
+
+
+def test_services_share_the_gpu_pool_and_the_total_adds_them_up():
+    config = SimConfig(gpu_pool=3, node_provisioning_s=0.0, **EXACT)
+    specs = [
+        ServiceSpec(workload([0.0, 1.0], duration=20.0), Static(2)),
+        ServiceSpec(workload([0.5], duration=20.0), Static(2)),
+    ]
+    first, second, total = simulate_services(specs, config)
+    assert (first.summary["replicas_started"], second.summary["replicas_started"]) == (2, 1)
+    assert total.trace == "total"
+    assert total.summary["requests"] == 3
+    assert total.summary["gpu_seconds"] == pytest.approx(
+        first.summary["gpu_seconds"] + second.summary["gpu_seconds"]
+    )
+    assert total.summary["slo_attainment"] == 1.0
+
+
+def test_each_service_draws_its_own_tokens():
+    trace = Workload(name="same", times=np.arange(50.0), duration=50.0)
+    specs = [ServiceSpec(trace, Static(1)), ServiceSpec(trace, Static(1))]
+    first, second, _ = simulate_services(specs, SimConfig())
+    assert not np.array_equal(first.outcomes["latency"], second.outcomes["latency"])
+
+
+def test_a_provisioned_node_left_empty_is_removed_after_the_idle_time():
+    config = SimConfig(
+        cold_start_s=10.0,
+        gpu_pool=1,
+        gpus_per_node=1,
+        node_provisioning_s=10.0,
+        node_idle_s=50.0,
+        **EXACT,
+    )
+    steps = ((0.0, 1), (5.0, 2), (40.0, 1), (100.0, 2))
+    result = simulate(workload([0.0], duration=150.0), Scripted(steps=steps), config)
+    # node ordered at 5 (up at 15), freed at 40, removed 50 s later; the scale-up at 100 needs
+    # a new node: up at 110, ready at 120
+    assert result.summary["nodes_added"] == 2
+    assert ready_at(result, 119.0) == [1] and ready_at(result, 121.0) == [2]
 
 
 def test_until_stops_early_and_leaves_requests_in_flight():

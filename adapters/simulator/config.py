@@ -45,10 +45,14 @@ class SimConfig:
     gpus_per_replica: int = 1
     gpu_pool: int | None = None
     """GPUs available without provisioning; None = unbounded."""
-    node_provisioning_s: float = 0.0
-    """With a bounded pool: delay until a new node's GPUs appear when none is free (0 = off:
-    the replica waits for GPUs to be released)."""
+    node_provisioning_s: float = 180.0
+    """With a bounded pool: delay until a new node's GPUs appear when none is free (a cloud GPU
+    node's order of magnitude; 0 = off: the replica waits for GPUs to be released)."""
     gpus_per_node: int = 8
+    node_idle_s: float = 600.0
+    """With a bounded pool: a provisioned node whose GPUs have all been free this long is
+    removed (cluster-autoscaler's --scale-down-unneeded-time, default 10 minutes); the
+    `gpu_pool` GPUs themselves always stay."""
     default_prompt_median: float = 1020.0
     default_output_median: float = 129.0
     default_token_sigma: float = 1.0
@@ -72,6 +76,7 @@ class SimConfig:
             "default_token_sigma",
             "metrics_delay_s",
             "node_provisioning_s",
+            "node_idle_s",
         ):
             _check(name, getattr(self, name), "a number >= 0", lambda v: v >= 0)
         for name in ("max_concurrency", "gpus_per_replica", "gpus_per_node"):

@@ -9,7 +9,11 @@ Model (every constant in `SimConfig`):
   (log-normal jitter) → ready → draining (finishes its in-flight work, takes no new work) → gone;
 - the policy is evaluated every `policy.tick_s` on what a metrics pipeline would show it (per-
   second series, delayed by `metrics_delay_s`), plus at once when a request reaches a service
-  at zero if the policy is `pokeable` (Knative's activator poke).
+  at zero if the policy is `pokeable` (Knative's activator poke);
+- several services can run at once (`simulate_services`), each with its own requests, queue,
+  replicas and policy state, sharing only the cluster's GPUs (`cluster.py`): that sharing is
+  where placeholder pods pay off. After each tick, policies that size placeholders
+  (`scale_up_need`) are asked for their forecast growth, and the pool is set from the sum.
 
 Why event-driven with per-second accumulators: arrivals, slot releases and replica changes are
 the only instants at which anything changes, so a run costs O(requests · log slots) and a busy
@@ -27,23 +31,36 @@ import heapq
 import math
 import time as wallclock
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from adapters.simulator.cluster import EV_READY, GpuCluster
 from adapters.simulator.config import SimConfig
 from adapters.simulator.forecasts import ForecastShell
 from adapters.simulator.requests import Requests, build_requests
-from adapters.simulator.results import SimResult, TickLog, summarise
+from adapters.simulator.results import SimResult, TickLog, combine, summarise
 from adapters.simulator.workload import Workload
+from autoscaler.policies.placeholders import ScaleUpNeed, placeholder_pods
 from autoscaler.policy import Decision, Observation, Policy
 from forecasting.forecast import Forecast
 
 INF = math.inf
+GPU_CLASS = "gpu"
+"""The simulator's one GPU class (placeholders are sized per class)."""
 
 WAITING_GPU, STARTING, READY, DRAINING, GONE = range(5)
-EV_READY, EV_GPU_FREE, EV_NODE_UP = range(3)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of a simulation: where its requests come from and what scales it."""
+
+    workload: Workload
+    policy: Policy
+    forecasts: ForecastShell | None = None
 
 
 def simulate(
@@ -63,14 +80,108 @@ def simulate(
     `forecasts`, when given, runs a forecaster over the visible arrivals and puts its forecast
     in every Observation (as the service will for policies that use one).
     """
+    spec = ServiceSpec(workload, policy, forecasts)
+    return simulate_services([spec], config, until=until, progress=progress)[0]
+
+
+def simulate_services(
+    specs: Sequence[ServiceSpec],
+    config: SimConfig,
+    *,
+    until: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> list[SimResult]:
+    """Replay several services at once on one cluster; one result per service, then (with
+    more than one service) their total, which alone carries the placeholders' GPU-seconds.
+
+    Service i draws its tokens and cold starts with seed `config.seed + i`, so two copies of
+    one trace are two services, not one service counted twice.
+    """
+    if not specs:
+        raise ValueError("simulate_services needs at least one service")
     started = wallclock.perf_counter()
-    requests = build_requests(workload, config)
-    run = _Run(requests, workload.duration, policy, config, until)
-    run.forecasts = forecasts
-    run.execute(progress)
-    return summarise(
-        workload, policy.name, config, requests, run, wall_s=wallclock.perf_counter() - started
-    )
+    cluster = GpuCluster(config)
+    runs = []
+    for index, spec in enumerate(specs):
+        own = replace(config, seed=config.seed + index)
+        requests = build_requests(spec.workload, own)
+        run = _Run(requests, spec.workload.duration, spec.policy, own, until, cluster)
+        run.forecasts = spec.forecasts
+        runs.append(run)
+    _drive(runs, cluster, progress)
+    wall_s = wallclock.perf_counter() - started
+    single = len(runs) == 1
+    results = [
+        summarise(
+            spec.workload,
+            spec.policy.name,
+            run.config,
+            run.requests,
+            run,
+            cluster if single else None,
+            wall_s=wall_s,
+        )
+        for spec, run in zip(specs, runs, strict=True)
+    ]
+    if not single:
+        results.append(combine(results, cluster, wall_s=wall_s))
+    return results
+
+
+def _drive(runs: list[_Run], cluster: GpuCluster, progress: Callable[[float], None] | None) -> None:
+    """The event loop over every service: serve each up to the next instant at which anything
+    is decided (a policy tick, a replica ready, GPUs freed, a node up), then decide."""
+    for run in runs:
+        run.start_warm()
+    stop_at = max(run.stop_at for run in runs)
+    duration = max(run.duration for run in runs)
+    drain = runs[0].drain
+    next_tick = [0.0] * len(runs)
+    ticks = 0
+    report_every = max(1, int(600 / runs[0].policy.tick_s))
+    while True:
+        tick_at = min(next_tick)
+        barrier = min(tick_at, cluster.next_event_at(), stop_at)
+        for run in runs:
+            run.serve_until(min(barrier, cluster.next_event_at()))
+        barrier = min(barrier, cluster.next_event_at())
+        if drain and barrier >= duration and all(run.all_done() for run in runs):
+            end = max(duration, *(max(run.end, default=0.0) for run in runs))
+            return _finish(runs, cluster, end)
+        if barrier >= stop_at:
+            return _finish(runs, cluster, stop_at)
+        if cluster.next_event_at() <= tick_at:
+            at, kind, tenant, rid = cluster.pop_event()
+            if kind == EV_READY:
+                assert isinstance(tenant, _Run)
+                tenant.on_ready(rid, at)
+            continue
+        for index, run in enumerate(runs):
+            if next_tick[index] == tick_at:
+                run.tick(tick_at, poke=False)
+                next_tick[index] += run.policy.tick_s
+        _size_placeholders(runs, cluster, tick_at)
+        cluster.remove_idle_nodes(tick_at)
+        ticks += 1
+        if progress is not None and ticks % report_every == 0:
+            progress(min(1.0, tick_at / max(duration, 1e-9)))
+
+
+def _finish(runs: list[_Run], cluster: GpuCluster, end_time: float) -> None:
+    for run in runs:
+        run.finish(end_time)
+    cluster.finish(end_time)
+
+
+def _size_placeholders(runs: list[_Run], cluster: GpuCluster, now: float) -> None:
+    """Set the placeholder pool from the services' forecast growth within one node
+    provisioning (DESIGN §3.6), when the pool is bounded and some policy sizes it."""
+    within = cluster.config.node_provisioning_s
+    if not cluster.bounded or within <= 0:
+        return
+    needs = [need for run in runs if (need := run.scale_up_need(within)) is not None]
+    if needs:
+        cluster.set_placeholders(placeholder_pods(needs).get(GPU_CLASS, 0), now)
 
 
 def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +201,8 @@ def _count(steps: list[float], inside: list[float], at: float, weight: float) ->
 
 
 class _Run:
-    """The mutable state of one simulation. `execute` drives it; `summarise` reads it."""
+    """The mutable state of one service in a simulation. `_drive` drives it; `summarise`
+    reads it."""
 
     def __init__(
         self,
@@ -99,8 +211,10 @@ class _Run:
         policy: Policy,
         config: SimConfig,
         until: float | None,
+        cluster: GpuCluster,
     ) -> None:
-        self.policy, self.config = policy, config
+        self.policy, self.config, self.cluster = policy, config, cluster
+        self.requests = requests
         self.m = config.max_concurrency
         self.duration = duration
         self.n = len(requests)
@@ -148,13 +262,9 @@ class _Run:
         self.gpu_wait: deque[int] = deque()
         self.free = 0
         self.n_ready = 0
-        self.free_gpus = config.gpu_pool
-        self.gpus_provisioning = 0
         self.cold_rng = np.random.default_rng([config.seed, 0xC01D])
         # event queues
         self.completions: list[tuple[float, int]] = []
-        self.control: list[tuple[float, int, int, int]] = []
-        self.control_seq = 0
         self.queue: deque[int] = deque()
         self.next_arrival = 0
         self.end_time = 0.0
@@ -167,46 +277,32 @@ class _Run:
         self.state: Any = None
         self.forecasts: ForecastShell | None = None
         self.cold_starts: deque[float] = deque(maxlen=5)
+        self.last_observation: Observation | None = None
 
     # ------------------------------------------------------------------------ driver
-    def execute(self, progress: Callable[[float], None] | None) -> None:
-        policy = self.policy
-        initial = policy.initial_replicas()
+    def start_warm(self) -> None:
+        """Replicas that are ready at time 0 (a service deployed warm), then the first state."""
+        initial = self.policy.initial_replicas()
         for _ in range(initial):
-            self._grant(self._new_replica(0.0), 0.0, warm=True)
+            rid = self._new_replica(0.0)
+            if self.cluster.request(self, rid, 0.0):
+                self._grant(rid, 0.0, warm=True)
+            else:
+                self.gpu_wait.append(rid)
         self.desired = initial
-        self.state = policy.initial_state(0.0, self.n_ready)
-        next_tick, ticks = 0.0, 0
-        report_every = max(1, int(600 / policy.tick_s))
-        while True:
-            control_at = self.control[0][0] if self.control else INF
-            barrier = min(next_tick, control_at, self.stop_at)
-            self._serve_until(barrier)
-            if self.drain and barrier >= self.duration and self._all_done():
-                last_departure = max(self.end, default=0.0)
-                return self._finish(max(self.duration, last_departure))
-            if barrier >= self.stop_at:
-                return self._finish(self.stop_at)
-            if control_at <= next_tick:
-                self._control_event()
-                continue
-            self._tick(next_tick, poke=False)
-            next_tick += policy.tick_s
-            ticks += 1
-            if progress is not None and ticks % report_every == 0:
-                progress(min(1.0, next_tick / max(self.duration, 1e-9)))
+        self.state = self.policy.initial_state(0.0, self.n_ready)
 
-    def _all_done(self) -> bool:
+    def all_done(self) -> bool:
         return self.next_arrival >= self.n and not self.completions and not self.queue
 
-    def _finish(self, end_time: float) -> None:
+    def finish(self, end_time: float) -> None:
         self.end_time = end_time
         self._expire_queue(end_time)
         self._account_ready(end_time)
         self._finalise_seconds(int(math.ceil(end_time)))
 
     # ---------------------------------------------------------------------- hot path
-    def _serve_until(self, barrier: float) -> None:
+    def serve_until(self, barrier: float) -> None:
         """Process arrivals and slot releases before `barrier`, in time order.
 
         At equal times a release comes first, so a slot freed at t serves an arrival at t.
@@ -215,7 +311,7 @@ class _Run:
         goes through the methods below, with `self.free` written back first.
         """
         arr, svc, n = self.arr, self.svc, self.n
-        completions, queue = self.completions, self.queue
+        completions, queue, control = self.completions, self.queue, self.cluster.control
         by_load, inflight, busy_until = self.by_load, self.rep_inflight, self.rep_busy_until
         rep_state, start, end = self.rep_state, self.start, self.end
         conc_steps, conc_inside = self.conc_steps, self.conc_inside
@@ -263,8 +359,8 @@ class _Run:
                 self._enqueue(i, ta)
                 free = self.free
                 i += 1
-                if self.control and self.control[0][0] < barrier:
-                    barrier = self.control[0][0]
+                if control and control[0][0] < barrier:
+                    barrier = control[0][0]
         self.next_arrival, self.free = i, free
 
     def _start(self, req: int, now: float) -> int:
@@ -289,7 +385,7 @@ class _Run:
         self.queue.append(req)
         _count(self.queue_steps, self.queue_inside, now, 1.0)
         if self.policy.pokeable and self.desired == 0:
-            self._tick(now, poke=True)
+            self.tick(now, poke=True)
 
     def _leave_queue(self, now: float) -> None:
         _count(self.queue_steps, self.queue_inside, now, -1.0)
@@ -323,10 +419,11 @@ class _Run:
         _count(self.conc_steps, self.conc_inside, at, -1.0)
 
     # --------------------------------------------------------------------- policy ticks
-    def _tick(self, now: float, *, poke: bool) -> None:
+    def tick(self, now: float, *, poke: bool) -> None:
         self._expire_queue(now)
         self._finalise_seconds(int(math.floor(now)))
         observation = self._observe(now, poke)
+        self.last_observation = observation
         decision, self.state = self.policy.decide(observation, self.state)
         self._apply(decision, now)
         self.ticks.record(now, self.n_ready, self._pending(), decision)
@@ -377,6 +474,21 @@ class _Run:
                 now + lead, float(forecast.quantile(0.5)[step]), float(forecast.quantile(0.9)[step])
             )
 
+    def scale_up_need(self, within_s: float) -> ScaleUpNeed | None:
+        """This service's forecast growth within `within_s`, if its policy sizes placeholders."""
+        size = getattr(self.policy, "scale_up_need", None)
+        if size is None or self.last_observation is None:
+            return None
+        need: ScaleUpNeed | None = size(
+            self.last_observation,
+            self.state,
+            current=self.desired,
+            within_s=within_s,
+            gpu_class=GPU_CLASS,
+            gpus_per_replica=self.config.gpus_per_replica,
+        )
+        return need
+
     def _pending(self) -> int:
         return len(self.starting) + len(self.gpu_wait)
 
@@ -403,35 +515,27 @@ class _Run:
         return len(self.rep_state) - 1
 
     def _request_gpus(self, rid: int, now: float) -> None:
-        gpus = self.config.gpus_per_replica
-        if self.free_gpus is None or (not self.gpu_wait and self.free_gpus >= gpus):
+        if self.cluster.request(self, rid, now):
             self._grant(rid, now)
-            return
-        self.gpu_wait.append(rid)
-        self._provision_nodes(now)
+        else:
+            self.gpu_wait.append(rid)
 
-    def _provision_nodes(self, now: float) -> None:
-        """Order new GPU nodes (a cluster autoscaler) for replicas that wait for GPUs."""
-        delay, per_node = self.config.node_provisioning_s, self.config.gpus_per_node
-        if delay <= 0 or self.free_gpus is None:
-            return
-        short = len(self.gpu_wait) * self.config.gpus_per_replica - self.free_gpus
-        while short > self.gpus_provisioning:
-            self.gpus_provisioning += per_node
-            self._push_control(now + delay, EV_NODE_UP, -1)
+    def still_waiting(self, rid: int) -> bool:
+        return self.rep_state[rid] == WAITING_GPU
+
+    def grant(self, rid: int, now: float) -> None:
+        """The cluster gives a waiting replica its GPUs (see `cluster.Tenant`)."""
+        self.gpu_wait.remove(rid)
+        self._grant(rid, now)
 
     def _grant(self, rid: int, now: float, *, warm: bool = False) -> None:
-        if self.free_gpus is not None:
-            self.free_gpus -= self.config.gpus_per_replica
         self.rep_granted[rid] = now
-        if warm:
-            self.rep_state[rid] = STARTING
-            self.starting.add(rid)
-            self._make_ready(rid, now)
-            return
         self.rep_state[rid] = STARTING
         self.starting.add(rid)
-        self._push_control(now + self._draw_cold_start(), EV_READY, rid)
+        if warm:
+            self._make_ready(rid, now)
+            return
+        self.cluster.push(now + self._draw_cold_start(), EV_READY, self, rid)
 
     def _draw_cold_start(self) -> float:
         sigma = self.config.cold_start_sigma
@@ -456,6 +560,7 @@ class _Run:
             rid = self.gpu_wait.pop()
             self.rep_state[rid] = GONE
             self.rep_gone[rid] = now
+            self.cluster.cancel()
             count -= 1
         for rid in sorted(self.starting, reverse=True)[:count]:
             self.starting.discard(rid)
@@ -482,28 +587,12 @@ class _Run:
         self._release_gpus(gone)
 
     def _release_gpus(self, at: float) -> None:
-        if self.free_gpus is not None:
-            self._push_control(at, EV_GPU_FREE, -1)
+        self.cluster.release(at)
 
-    def _push_control(self, at: float, kind: int, rid: int) -> None:
-        self.control_seq += 1
-        heapq.heappush(self.control, (at, self.control_seq, kind, rid))
-
-    def _control_event(self) -> None:
-        at, _, kind, rid = heapq.heappop(self.control)
-        if kind == EV_READY:
-            if self.rep_state[rid] == STARTING:
-                self._make_ready(rid, at)
-            return
-        assert self.free_gpus is not None  # GPU events exist only with a bounded pool
-        if kind == EV_GPU_FREE:
-            self.free_gpus += self.config.gpus_per_replica
-        else:
-            self.free_gpus += self.config.gpus_per_node
-            self.gpus_provisioning -= self.config.gpus_per_node
-        gpus = self.config.gpus_per_replica
-        while self.gpu_wait and self.free_gpus >= gpus:
-            self._grant(self.gpu_wait.popleft(), at)
+    def on_ready(self, rid: int, at: float) -> None:
+        """A cold start ended (a control event); the replica may have been scaled away."""
+        if self.rep_state[rid] == STARTING:
+            self._make_ready(rid, at)
 
     def _account_ready(self, now: float) -> None:
         self.ready_area += self.n_ready * (now - self.ready_since)

@@ -14,6 +14,7 @@ from adapters.simulator.workload import Workload
 from autoscaler.policy import Decision
 
 if TYPE_CHECKING:
+    from adapters.simulator.cluster import GpuCluster
     from adapters.simulator.engine import _Run
 
 RESULT_KEYS = (
@@ -25,6 +26,7 @@ RESULT_KEYS = (
     "cold_start_requests",
     "dropped_requests",
     "gpu_seconds",
+    "cluster_gpu_seconds",
     "oracle_gpu_seconds",
     "mean_ready_replicas",
     "scale_events",
@@ -71,7 +73,8 @@ class SimResult:
     ticks: TickLog
     outcomes: dict[str, np.ndarray]
     """Per request: `start` (-1 if never started), `end` (finish or drop time, -1 if neither),
-    `dropped`, `cold_start` (waited for a replica that was still starting), `ttft`."""
+    `dropped`, `cold_start` (waited for a replica that was still starting), `ttft`, `latency`,
+    `arrived` (before the run ended), `served` (finished before it ended), `met_slo`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"trace": self.trace, "policy": self.policy, **self.summary}
@@ -83,10 +86,14 @@ def summarise(
     config: SimConfig,
     requests: Requests,
     run: _Run,
+    cluster: GpuCluster | None,
     *,
     wall_s: float,
 ) -> SimResult:
-    """Per-request outcomes → the figures of the issue, plus the oracle bound for this run."""
+    """Per-request outcomes → the figures of the issue, plus the oracle bound for this run.
+
+    `cluster` is given when this service is the whole run: the cluster's figures (GPUs up,
+    placeholders) are then its own; with several services only their total carries them."""
     end_time = run.end_time
     start = np.asarray(run.start)
     end = np.asarray(run.end)
@@ -118,6 +125,7 @@ def summarise(
         "cold_start_requests": run.cold.count(1),
         "dropped_requests": int((dropped & arrived).sum()),
         "gpu_seconds": _gpu_seconds(run, end_time, config.gpus_per_replica),
+        **_cluster_figures(cluster),
         "oracle_gpu_seconds": oracle,
         "mean_ready_replicas": run.ready_area / end_time if end_time > 0 else 0.0,
         "scale_events": run.scale_events,
@@ -141,10 +149,26 @@ def summarise(
         "dropped": dropped,
         "cold_start": np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool),
         "ttft": ttft,
+        "latency": latency,
+        "arrived": arrived,
+        "served": served,
+        "met_slo": met_slo,
     }
     return SimResult(
         workload.source or workload.name, policy_name, summary, series, run.ticks, outcomes
     )
+
+
+def _cluster_figures(cluster: GpuCluster | None) -> dict[str, Any]:
+    """What the shared GPUs did: GPUs up (bounded pools only), placeholders, nodes."""
+    if cluster is None:
+        return {}
+    return {
+        "cluster_gpu_seconds": cluster.gpu_seconds,
+        "placeholder_gpu_seconds": cluster.placeholder_area,
+        "placeholder_preemptions": cluster.preemptions,
+        "nodes_added": cluster.nodes_added,
+    }
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -158,3 +182,46 @@ def _gpu_seconds(run: _Run, end_time: float, gpus: int) -> float:
     alive_until = np.where(gone >= 0, np.minimum(gone, end_time), end_time)
     held = granted >= 0
     return float(gpus * np.clip(alive_until[held] - granted[held], 0.0, None).sum())
+
+
+def combine(results: list[SimResult], cluster: GpuCluster, *, wall_s: float) -> SimResult:
+    """The total of several services run together: requests and outcomes pooled, GPU-seconds
+    summed, oracle bounds summed (a sum of lower bounds is one), and the cluster's figures."""
+    outcomes = {
+        key: np.concatenate([result.outcomes[key] for result in results])
+        for key in results[0].outcomes
+    }
+    arrived, met, served = outcomes["arrived"], outcomes["met_slo"], outcomes["served"]
+    n_arrived = int(arrived.sum())
+
+    def total(key: str) -> float:
+        return sum(result.summary[key] for result in results)
+
+    summary = {
+        "requests": n_arrived,
+        "served_requests": int(total("served_requests")),
+        "in_flight_requests": int(total("in_flight_requests")),
+        "slo_attainment": float(met.sum() / n_arrived) if n_arrived else 1.0,
+        "ttft_p50_s": _percentile(outcomes["ttft"][served], 50),
+        "ttft_p99_s": _percentile(outcomes["ttft"][served], 99),
+        "latency_p99_s": _percentile(outcomes["latency"][served], 99),
+        "cold_start_requests": int(total("cold_start_requests")),
+        "dropped_requests": int(total("dropped_requests")),
+        "gpu_seconds": total("gpu_seconds"),
+        **_cluster_figures(cluster),
+        "oracle_gpu_seconds": total("oracle_gpu_seconds"),
+        "mean_ready_replicas": total("mean_ready_replicas"),
+        "scale_events": int(total("scale_events")),
+        "replicas_started": int(total("replicas_started")),
+        "duration_s": max(result.summary["duration_s"] for result in results),
+        "sim_wall_s": wall_s,
+    }
+    seconds = max(result.series["arrivals"].size for result in results)
+    series = {
+        key: sum(
+            (np.pad(r.series[key], (0, seconds - r.series[key].size)) for r in results),
+            np.zeros(seconds),
+        )
+        for key in results[0].series
+    }
+    return SimResult("total", results[0].policy, summary, series, TickLog(), outcomes)

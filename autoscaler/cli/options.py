@@ -3,6 +3,10 @@
 Every command that takes `--trace` takes the same window and scaling flags, so they are
 declared once here. Values are validated where they are parsed, and a bad one is one clear
 `InputError` naming the flag.
+
+`simulate` and `bench` run several services at once when `--trace` (or `--workload`) is given
+several times; `--offset`, `--duration` and `--rate-scale` then take either one value for every
+service or one per service, in the order of the traces.
 """
 
 from __future__ import annotations
@@ -23,28 +27,32 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("workload")
     group.add_argument(
         "--trace",
+        action="append",
         metavar="FILE",
         help="request trace (Azure LLM CSV, Mooncake JSONL, interval-count CSV, "
-        "per-second counts; gzip/bz2/tar read transparently)",
+        "per-second counts; gzip/bz2/tar read transparently); several: one service each",
     )
     group.add_argument(
         "--workload",
+        action="append",
         metavar="NAME",
         help=f"built-in synthetic workload when no --trace is given: "
         f"{', '.join(WORKLOADS)} (default {DEFAULT_WORKLOAD})",
     )
     group.add_argument(
         "--offset",
-        default="0",
+        action="append",
         metavar="D",
-        help="start of the window, relative to the trace's first timestamp",
+        help="start of the window, relative to the trace's first timestamp (default 0)",
     )
-    group.add_argument("--duration", metavar="D", help="length of the window (default: all)")
+    group.add_argument(
+        "--duration", action="append", metavar="D", help="length of the window (default: all)"
+    )
     group.add_argument(
         "--rate-scale",
-        default="1",
+        action="append",
         metavar="X",
-        help="thin (<1) or replicate (>1) arrivals, seeded",
+        help="thin (<1) or replicate (>1) arrivals, seeded (default 1)",
     )
     group.add_argument("--seed", type=int, default=0, help="seed for every random draw")
 
@@ -94,26 +102,72 @@ def add_sim_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--node-provisioning",
-        default="0s",
+        default=f"{defaults.node_provisioning_s:g}s",
         metavar="D",
-        help="delay for a new GPU node when the pool is full (default off)",
+        help="with --gpu-pool: delay for a new GPU node when none is free, 0 = never "
+        "(default %(default)s)",
     )
+
+
+def workloads_from_args(args: argparse.Namespace) -> list[Workload]:
+    """One workload per `--trace` (or `--workload`), each with its window and rate scale."""
+    if args.trace and args.workload:
+        raise InputError("give either --trace or --workload, not both")
+    sources: list[tuple[str | None, str | None]] = [(trace, None) for trace in args.trace or []]
+    if not sources:
+        sources = [(None, name) for name in args.workload or [DEFAULT_WORKLOAD]]
+    count = len(sources)
+    offsets = _per_service(args.offset, count, "--offset")
+    durations = _per_service(args.duration, count, "--duration")
+    scales = _per_service(args.rate_scale, count, "--rate-scale")
+    return [
+        _load_one(trace, name, args.seed, offset, duration, scale)
+        for (trace, name), offset, duration, scale in zip(
+            sources, offsets, durations, scales, strict=True
+        )
+    ]
 
 
 def workload_from_args(args: argparse.Namespace) -> Workload:
-    duration = parse_duration(args.duration, field="--duration") if args.duration else None
+    """The one workload of a command that studies a single trace (trace-info, backtest)."""
+    if len(args.trace or []) > 1 or len(args.workload or []) > 1:
+        raise InputError(f"{args.command}: give one --trace or --workload, not several")
+    return workloads_from_args(args)[0]
+
+
+def _load_one(
+    trace: str | None,
+    name: str | None,
+    seed: int,
+    offset: str | None,
+    duration_text: str | None,
+    scale: str | None,
+) -> Workload:
+    duration = parse_duration(duration_text, field="--duration") if duration_text else None
     if duration is not None and duration <= 0:
         raise InputError("--duration: must be longer than 0s")
-    if args.trace and args.workload:
-        raise InputError("give either --trace or --workload, not both")
     return load_workload(
-        trace=args.trace,
-        workload=None if args.trace else (args.workload or DEFAULT_WORKLOAD),
-        seed=args.seed,
-        offset=parse_duration(args.offset, field="--offset"),
+        trace=trace,
+        workload=name,
+        seed=seed,
+        offset=parse_duration("0" if offset is None else offset, field="--offset"),
         duration=duration,
-        rate_scale=_positive_float(args.rate_scale, "--rate-scale"),
+        rate_scale=_positive_float("1" if scale is None else scale, "--rate-scale"),
     )
+
+
+def _per_service(values: list[str] | None, count: int, flag: str) -> list[str | None]:
+    """One value for every service, or exactly one per service (None: the default)."""
+    if not values:
+        return [None] * count
+    if len(values) == 1:
+        return [values[0]] * count
+    if len(values) != count:
+        raise InputError(
+            f"{flag}: give it once for every service or once per --trace "
+            f"({count} services), got {len(values)} values"
+        )
+    return list(values)
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:

@@ -9,7 +9,7 @@ import numpy as np
 from adapters.simulator.results import SimResult
 from autoscaler.errors import InputError
 
-FORESIGHT_REASONS = ("predictive", "holding", "keepalive", "prewarm")
+FORESIGHT_REASONS = ("predictive", "headroom", "holding", "keepalive", "prewarm")
 """Decisions that came from foresight rather than the reactive floor."""
 
 

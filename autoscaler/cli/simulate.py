@@ -2,7 +2,8 @@
 
 The composition root for the simulator: it alone knows the concrete adapters (DESIGN §1).
 Every policy of a bench run sees the same arrivals, tokens, cold-start draws and seed, so the
-rows differ only by policy.
+rows differ only by policy. With several `--trace`s every trace is a service of one cluster
+(they share the GPU pool); each policy then gets one row per service and a `total` row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 
 from adapters.simulator.config import SimConfig
-from adapters.simulator.engine import simulate
+from adapters.simulator.engine import ServiceSpec, simulate_services
 from adapters.simulator.forecasts import shell_for
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
@@ -21,12 +22,11 @@ from autoscaler.cli.options import (
     add_sim_options,
     add_workload_options,
     config_from_args,
-    workload_from_args,
+    workloads_from_args,
 )
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import render_results
 from autoscaler.policies import make_policy, parse_policy_list
-from autoscaler.policy import Policy
 
 DEFAULT_POLICY = "leadtime"
 DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"
@@ -39,7 +39,8 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default=DEFAULT_POLICY,
-        help="leadtime, kpa, hpa, static:N or oracle (default %(default)s)",
+        help="leadtime, leadtime:no-placeholders, kpa, hpa, static:N or oracle "
+        "(default %(default)s)",
     )
     _add_output_options(parser)
     parser.set_defaults(handler=run_simulate)
@@ -84,33 +85,42 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:
-    workload = workload_from_args(args)
+    workloads = workloads_from_args(args)
     config = config_from_args(args)
-    context = policy_context(workload, config)
-    policies = [make_policy(spec, context) for spec in specs]
+    contexts = [policy_context(workload, config) for workload in workloads]
     show_progress = not args.json and sys.stderr.isatty()
-    return [_simulate_one(workload, policy, config, show_progress) for policy in policies]
+    results: list[SimResult] = []
+    for spec in specs:
+        policies = [make_policy(spec, context) for context in contexts]
+        results += _simulate_one(workloads, policies, config, show_progress)
+    return results
 
 
 def _simulate_one(
-    workload: Workload, policy: Policy, config: SimConfig, show_progress: bool
-) -> SimResult:
-    with progress_bar(f"{policy.name}", enabled=show_progress) as update:
-        return simulate(
-            workload, policy, config, progress=update, forecasts=shell_for(policy, config)
-        )
+    workloads: list[Workload], policies: list, config: SimConfig, show_progress: bool
+) -> list[SimResult]:
+    services = [
+        ServiceSpec(workload, policy, shell_for(policy, config))
+        for workload, policy in zip(workloads, policies, strict=True)
+    ]
+    with progress_bar(f"{policies[0].name}", enabled=show_progress) as update:
+        return simulate_services(services, config, progress=update)
 
 
 def _emit(args: argparse.Namespace, results: list[SimResult], *, single: bool) -> None:
     if args.plot:
         from autoscaler.cli.plot import plot_results
 
-        plot_results(results, args.plot)
+        first_service = [r for r in results if r.trace == results[0].trace]
+        plot_results(first_service, args.plot)
     if args.json:
-        payload = results[0].to_dict() if single else [r.to_dict() for r in results]
+        one = single and len(results) == 1
+        payload = results[0].to_dict() if one else [r.to_dict() for r in results]
         json.dump(payload, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
         return
     print(render_results(results))
     if args.plot:
-        print(f"plot written to {args.plot}")
+        services = len({r.trace for r in results})
+        shown = f" (service {results[0].trace})" if services > 1 else ""
+        print(f"plot written to {args.plot}{shown}")

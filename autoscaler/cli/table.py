@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from adapters.simulator.results import SimResult
@@ -16,6 +17,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cold-start reqs", "cold_start_requests", "{:,}"),
     ("dropped", "dropped_requests", "{:,}"),
     ("GPU-s", "gpu_seconds", "{:,.0f}"),
+    ("cluster GPU-s", "cluster_gpu_seconds", "{:,.0f}"),
     ("oracle GPU-s", "oracle_gpu_seconds", "{:,.0f}"),
     ("mean ready", "mean_ready_replicas", "{:.2f}"),
     ("scale events", "scale_events", "{:,}"),
@@ -24,11 +26,19 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def render_results(results: Sequence[SimResult]) -> str:
-    """A table with a header line naming the workload, then one aligned row per policy."""
+    """A table with a header line naming the workload, then one aligned row per policy; with
+    several services, a service column instead of the header line (per service, then total)."""
     if not results:
         return "(no results)"
-    header = ["policy", *(title for title, _, _ in COLUMNS), "GPU/oracle"]
-    rows = [header] + [_row(result) for result in results]
+    several = len({result.trace for result in results}) > 1
+    header = ["policy", *(["service"] if several else []), *(t for t, _, _ in COLUMNS)]
+    rows = [[*header, "GPU/oracle"]]
+    for result in results:
+        cells = _row(result)
+        service = os.path.basename(result.trace)
+        rows.append([cells[0], service, *cells[1:]] if several else cells)
+    if several:
+        return "\n".join(align(rows))
     return "\n".join([f"workload: {results[0].trace}", *align(rows)])
 
 

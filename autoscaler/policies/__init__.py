@@ -21,7 +21,7 @@ from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
 from autoscaler.policy import Policy
 
-POLICY_NAMES = ("kpa", "hpa", "leadtime", "static:N", "oracle")
+POLICY_NAMES = ("kpa", "hpa", "leadtime", "leadtime:no-placeholders", "static:N", "oracle")
 ORACLE_TICK_S = 2.0
 
 
@@ -56,9 +56,10 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
     name, _, argument = spec.strip().partition(":")
     if name == "kpa" and not argument:
         return Kpa(KpaConfig(container_concurrency=context.container_concurrency))
-    if name == "leadtime" and not argument:
+    if name == "leadtime" and argument in ("", "no-placeholders"):
         kpa = KpaConfig(container_concurrency=context.container_concurrency)
-        return Leadtime(LeadtimeConfig(kpa=kpa))
+        pool = argument != "no-placeholders"
+        return Leadtime(LeadtimeConfig(kpa=kpa, placeholders=pool))
     if name == "hpa" and not argument:
         target = context.container_concurrency * context.target_utilization
         return Hpa(HpaConfig(target_per_pod=target))

@@ -4,9 +4,11 @@ Each tick (DESIGN §3):
 1. the reactive safety net is Knative's KPA, unchanged (`kpa.py`), on the observed signal;
 2. the lead time L is the service's measured cold start (a prior until one is measured) plus
    the actuation delay: replicas requested now serve from now + L on;
-3. the predictive demand is the forecast's quantile q (default p90) of the arrival rate, at its
-   peak over [now, now + L + horizon], times the service's mean time in service (learned by
-   Little's law from the same metrics) — as concurrency, against the KPA's per-replica target;
+3. the predictive demand is the forecast's median arrival rate at its peak over
+   [now, now + L + horizon], times the service's mean time in service (learned by Little's law
+   from the same metrics) — as concurrency, against the KPA's per-replica target — plus warm
+   headroom: the replicas between that median and the forecast's quantile q (default p90), so
+   the spare ready capacity grows with the forecast's uncertainty and shrinks when it is sure;
 4. the decision is the larger of the two; what the forecast asks for is held for a scale-down
    delay, so a dip in the forecast does not shed capacity a cold start will be needed to rebuild;
 5. without a usable forecast (too little history, live quality bad) the KPA decides alone,
@@ -14,7 +16,10 @@ Each tick (DESIGN §3):
 6. scale to zero with foresight: while the service is idle, the hybrid-histogram policy of its
    past idle times (`keepalive.py`, Shahrad et al., ATC 2020) decides whether the last replica
    is kept warm (`keepalive`), released, or requested again one lead time before the next
-   arrival is expected (`prewarm`) — it is never released right before a predicted arrival.
+   arrival is expected (`prewarm`) — it is never released right before a predicted arrival;
+7. GPU placeholder pool: `scale_up_need` tells the cluster how many replicas the forecast adds
+   within one node provisioning (median and quantile q), from which `placeholders.py` sizes
+   the pool of spare GPUs across every service of a GPU class.
 
 Holding the peak from now (not only after L) is deliberate: a replica removed now takes L to
 come back, so capacity stays while the forecast says it will be needed within L + horizon.
@@ -31,7 +36,9 @@ import numpy as np
 from autoscaler.errors import InputError
 from autoscaler.policies import keepalive
 from autoscaler.policies.kpa import Kpa, KpaConfig, KpaState
+from autoscaler.policies.placeholders import ScaleUpNeed
 from autoscaler.policy import Decision, Observation
+from forecasting.forecast import Forecast
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ class LeadtimeConfig:
     idle: keepalive.HistogramConfig = field(default_factory=keepalive.HistogramConfig)
     """The idle-time histogram behind keep-alive and pre-warm (Shahrad et al. defaults)."""
     quantile: float = 0.9
-    """Forecast quantile provisioned for."""
+    """Forecast quantile provisioned for: the median plus warm headroom up to this quantile."""
     horizon_s: float = 60.0
     """How far past the lead time capacity is planned."""
     cold_start_prior_s: float = 60.0
@@ -55,6 +62,8 @@ class LeadtimeConfig:
     service_time_window_s: float = 300.0
     """Window of the Little's-law estimate of time in service."""
     service_time_prior_s: float = 1.0
+    placeholders: bool = True
+    """Whether this service's forecast growth sizes the cluster's GPU placeholder pool."""
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.quantile < 1:
@@ -95,7 +104,7 @@ class Leadtime:
 
     @property
     def name(self) -> str:
-        return "leadtime"
+        return "leadtime" if self.config.placeholders else "leadtime:no-placeholders"
 
     @property
     def tick_s(self) -> float:
@@ -142,7 +151,7 @@ class Leadtime:
         if observation.forecast is None:
             why = observation.forecast_note or "no forecast"
             return replace(reactive, reason=f"fallback:{why}"), state
-        predictive, detail = self._predictive(observation, service)
+        predictive, base, detail = self._predictive(observation, service)
         now = observation.now
         cutoff = now - self.config.scale_down_delay_s
         held = tuple(item for item in state.held if item[0] > cutoff) + ((now, predictive),)
@@ -151,7 +160,9 @@ class Leadtime:
         maximum = self.config.kpa.max_scale or math.inf
         desired = int(min(max(reactive.desired, planned), maximum))
         if planned > reactive.desired:
-            reason = "predictive" if planned == predictive else "holding"
+            reason = "holding"
+            if planned == predictive:
+                reason = "predictive" if base > reactive.desired else "headroom"
             return Decision(desired, reason, f"{detail}; reactive {reactive.desired}"), state
         return Decision(desired, reactive.reason, f"{reactive.detail}; {detail}"), state
 
@@ -189,22 +200,55 @@ class Leadtime:
         cfg = self.config
         return (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
 
-    def _predictive(self, observation: Observation, service_s: float) -> tuple[int, str]:
-        """Replicas for the forecast's q-quantile peak over [now, now + lead + horizon]."""
+    def _predictive(self, observation: Observation, service_s: float) -> tuple[int, int, str]:
+        """Replicas for the forecast over [now, now + lead + horizon]: the median's peak, plus
+        warm headroom up to the q-quantile's peak. Returns (total, median part, detail)."""
         forecast = observation.forecast
         assert forecast is not None
         cfg = self.config
         lead = self._lead_time(observation)
-        steps = max(1, math.ceil((lead + cfg.horizon_s) / forecast.step_s))
-        rate = forecast.quantile(cfg.quantile)[:steps]
-        peak = float(rate.max()) if rate.size else 0.0
-        target = cfg.kpa.target_value
-        replicas = math.ceil(peak * service_s / target - 1e-9)
+        window = lead + cfg.horizon_s
+        base, median = self._replicas_for(forecast, 0.5, window, service_s)
+        total, upper = self._replicas_for(forecast, cfg.quantile, window, service_s)
+        total = max(total, base)
         detail = (
-            f"p{round(cfg.quantile * 100)} {peak:.2f}/s x {service_s:.2f}s in service "
-            f"/ target {target:g} over lead {lead:.0f}s + {cfg.horizon_s:.0f}s -> {replicas}"
+            f"p50 {median:.2f}/s -> {base} + headroom {total - base} to "
+            f"p{round(cfg.quantile * 100)} {upper:.2f}/s, x {service_s:.2f}s in service "
+            f"/ target {cfg.kpa.target_value:g} over lead {lead:.0f}s + {cfg.horizon_s:.0f}s"
         )
-        return replicas, detail
+        return total, base, detail
+
+    def _replicas_for(
+        self, forecast: Forecast, quantile: float, window_s: float, service_s: float
+    ) -> tuple[int, float]:
+        """Replicas for the peak of one forecast quantile over the next `window_s`, and that
+        peak rate."""
+        steps = max(1, math.ceil(window_s / forecast.step_s))
+        rate = forecast.quantile(quantile)[:steps]
+        peak = float(rate.max()) if rate.size else 0.0
+        return math.ceil(peak * service_s / self.config.kpa.target_value - 1e-9), peak
+
+    def scale_up_need(
+        self,
+        observation: Observation,
+        state: LeadtimeState,
+        *,
+        current: int,
+        within_s: float,
+        gpu_class: str,
+        gpus_per_replica: int,
+    ) -> ScaleUpNeed | None:
+        """Replicas beyond `current` that the forecast asks for within `within_s` (the node
+        provisioning time), median and quantile q: what the placeholder pool should cover.
+        None without a usable forecast (the pool then keeps only what others ask for)."""
+        forecast = observation.forecast
+        if not self.config.placeholders or forecast is None:
+            return None
+        window = self._lead_time(observation) + within_s + self.config.horizon_s
+        median, _ = self._replicas_for(forecast, 0.5, window, state.service_time_s)
+        upper, _ = self._replicas_for(forecast, self.config.quantile, window, state.service_time_s)
+        expected = max(0, median - current)
+        return ScaleUpNeed(gpu_class, gpus_per_replica, expected, max(expected, upper - current))
 
     def _service_time(self, observation: Observation, previous: float) -> float:
         """Little's law on the window: time in service = requests in service / arrival rate.
