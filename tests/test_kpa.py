@@ -94,6 +94,8 @@ def test_defaults_resolve_like_resolve_metric_target() -> None:
         ({"container_concurrency": 10, "target": 4}, 4.0, 2.8),  # min(4, 10) = 4; 4 * 0.7 = 2.8
         ({"target": 5}, 5.0, 3.5),  # cc 0: the annotation overrides 100; 5 * 0.7 = 3.5
         ({"target": 0.01, "target_utilization": 0.01}, 0.01, 0.01),  # max(0.01, 0.0001) = 0.01
+        ({"metric": "rps"}, 200.0, 140.0),  # requests-per-second-target-default 200 x 0.7
+        ({"metric": "rps", "container_concurrency": 8, "target": 30}, 30.0, 21.0),  # no min(cc)
     ],
 )
 def test_target_resolution(kwargs, total, target) -> None:
@@ -190,6 +192,20 @@ def test_default_target_is_seventy_per_pod() -> None:
     # stable 150 -> ceil(150 / 70) = 3; panic 150 -> 3; ready 2: 3/2 = 1.5 < 2 -> 3.
     decision, _ = kpa.decide(obs([150.0] * 60, now=100, ready=2), settled(kpa, 2))
     assert (decision.desired, decision.reason) == (3, "stable")
+
+
+def test_rps_metric_averages_arrivals_not_concurrency() -> None:
+    kpa = Kpa(KpaConfig(metric="rps", target=10, target_utilization=1.0))
+    # 60 s of 35 requests/s while only 2 are in the system: ceil(35 / 10) = 4.
+    observation = replace(obs([2.0] * 60, now=100, ready=4), arrivals=np.full(60, 35.0))
+    decision, _ = kpa.decide(observation, settled(kpa, 4))
+    assert decision.desired == 4
+    assert "stable 35.00 / target 10" in decision.detail
+
+
+def test_unknown_metric_is_refused_with_the_allowed_ones() -> None:
+    with pytest.raises(InputError, match=r"kpa.metric: must be 'concurrency' or 'rps', got 'cpu'"):
+        KpaConfig(metric="cpu")
 
 
 def test_early_window_averages_over_seen_buckets_only() -> None:

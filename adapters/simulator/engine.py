@@ -103,7 +103,7 @@ def simulate_services(
     cluster = GpuCluster(config)
     runs = []
     for index, spec in enumerate(specs):
-        own = replace(config, seed=config.seed + index)
+        own = service_config(config, index)
         requests = build_requests(spec.workload, own)
         run = _Run(requests, spec.workload.duration, spec.policy, own, until, cluster)
         run.forecasts = spec.forecasts
@@ -126,6 +126,11 @@ def simulate_services(
     if not single:
         results.append(combine(results, cluster, wall_s=wall_s))
     return results
+
+
+def service_config(config: SimConfig, index: int) -> SimConfig:
+    """The configuration service `index` of a run draws with (its own seed)."""
+    return replace(config, seed=config.seed + index)
 
 
 def _drive(runs: list[_Run], cluster: GpuCluster, progress: Callable[[float], None] | None) -> None:

@@ -141,8 +141,14 @@ def oracle_need_ahead(
     return forward_max(need, lookahead_seconds(longest_cold_start, tick_s))
 
 
-def policy_context(workload: Workload, config: SimConfig) -> PolicyContext:
-    """The context policies get in the simulator, where the future is known to the oracle."""
+def policy_context(
+    workload: Workload, config: SimConfig, container_concurrency: int | None = None
+) -> PolicyContext:
+    """The context policies get in the simulator, where the future is known to the oracle.
+
+    `config` must be the service's own (`engine.service_config`) so the oracle sees the very
+    requests the service will. `container_concurrency` is what the policies are told a replica
+    takes (default: the simulated slots; 0: unset, Knative's default target applies)."""
 
     def need_ahead(tick_s: float) -> np.ndarray:
         requests = build_requests(workload, config)
@@ -159,4 +165,5 @@ def policy_context(workload: Workload, config: SimConfig) -> PolicyContext:
             seconds=seconds,
         )
 
-    return PolicyContext(container_concurrency=config.max_concurrency, oracle_need_ahead=need_ahead)
+    slots = config.max_concurrency if container_concurrency is None else container_concurrency
+    return PolicyContext(container_concurrency=slots, oracle_need_ahead=need_ahead)

@@ -13,7 +13,7 @@ import json
 import sys
 
 from adapters.simulator.config import SimConfig
-from adapters.simulator.engine import ServiceSpec, simulate_services
+from adapters.simulator.engine import ServiceSpec, service_config, simulate_services
 from adapters.simulator.forecasts import shell_for
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
@@ -42,6 +42,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
         help="leadtime, leadtime:no-placeholders, kpa, hpa, static:N or oracle "
         "(default %(default)s)",
     )
+    _add_policy_options(parser)
     _add_output_options(parser)
     parser.set_defaults(handler=run_simulate)
 
@@ -57,8 +58,29 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_BENCH_POLICIES,
         help="comma-separated policies (default %(default)s)",
     )
+    _add_policy_options(parser)
     _add_output_options(parser)
     parser.set_defaults(handler=run_bench)
+
+
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--container-concurrency",
+        type=_non_negative_int,
+        metavar="N",
+        help="the containerConcurrency policies are configured with (default: the replica's "
+        "real slots, --max-concurrency; 0: unset, Knative's default target of 70 in flight)",
+    )
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +109,10 @@ def run_bench(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:
     workloads = workloads_from_args(args)
     config = config_from_args(args)
-    contexts = [policy_context(workload, config) for workload in workloads]
+    contexts = [
+        policy_context(workload, service_config(config, index), args.container_concurrency)
+        for index, workload in enumerate(workloads)
+    ]
     show_progress = not args.json and sys.stderr.isatty()
     results: list[SimResult] = []
     for spec in specs:

@@ -15,7 +15,7 @@ import numpy as np
 
 from autoscaler.errors import InputError
 from autoscaler.policies.hpa import Hpa, HpaConfig
-from autoscaler.policies.kpa import Kpa, KpaConfig
+from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT, Kpa, KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
@@ -30,7 +30,8 @@ class PolicyContext:
     """What policies need to know about the service they scale."""
 
     container_concurrency: int
-    """Request slots per replica; the KPA's containerConcurrency and the HPA's basis."""
+    """Request slots per replica; the KPA's containerConcurrency and the HPA's basis (0: unset,
+    so both aim at Knative's default of 100 in flight per pod)."""
     target_utilization: float = 0.7
     """Knative's container-concurrency-target-percentage; the HPA gets the same per-pod target
     so that the two baselines aim at the same load per replica."""
@@ -61,7 +62,8 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
         pool = argument != "no-placeholders"
         return Leadtime(LeadtimeConfig(kpa=kpa, placeholders=pool))
     if name == "hpa" and not argument:
-        target = context.container_concurrency * context.target_utilization
+        per_pod = context.container_concurrency or CONTAINER_CONCURRENCY_TARGET_DEFAULT
+        target = per_pod * context.target_utilization
         return Hpa(HpaConfig(target_per_pod=target))
     if name == "static":
         return Static(_replica_count(argument, spec))

@@ -30,6 +30,10 @@ from autoscaler.policy import Decision, Observation, window_mean
 
 CONTAINER_CONCURRENCY_TARGET_DEFAULT = 100.0
 """`container-concurrency-target-default` (pkg/autoscaler/config/config.go)."""
+RPS_TARGET_DEFAULT = 200.0
+"""`requests-per-second-target-default` (pkg/autoscaler/config/config.go)."""
+CONCURRENCY, RPS = "concurrency", "rps"
+"""The KPA's two metrics (the `autoscaling.knative.dev/metric` annotation)."""
 TARGET_MIN = 0.01
 """`autoscaling.TargetMin`: no per-pod target below this (pkg/apis/autoscaling/register.go)."""
 WINDOW_MIN_S = 6
@@ -59,10 +63,13 @@ def _is_whole(value: float) -> bool:
 class KpaConfig:
     """KPA settings under Knative's names, with Knative's defaults (reference/knative.md §4).
 
-    Durations are seconds. `target=None` means "from container_concurrency, else 100";
-    `max_scale=0` means unbounded; `container_concurrency=0` means unlimited.
+    Durations are seconds. `target=None` means "from container_concurrency, else 100" for the
+    concurrency metric and "200" for rps; `max_scale=0` means unbounded;
+    `container_concurrency=0` means unlimited.
     """
 
+    metric: str = CONCURRENCY
+    """What the windows average: requests in the system (`concurrency`) or arrivals/s (`rps`)."""
     container_concurrency: int = 0
     target: float | None = None
     target_utilization: float = 0.7
@@ -93,6 +100,8 @@ class KpaConfig:
 
     def _check_target(self) -> None:
         # Ranges from pkg/apis/autoscaling/annotation_validation.go and config.go `validate`.
+        if self.metric not in (CONCURRENCY, RPS):
+            _fail("metric", f"{CONCURRENCY!r} or {RPS!r}", self.metric)
         if self.container_concurrency < 0:
             _fail(
                 "container_concurrency",
@@ -180,6 +189,8 @@ class KpaConfig:
     @property
     def total_value(self) -> float:
         """Per-pod capacity `TotalValue` (`ResolveMetricTarget`, resources/target.go)."""
+        if self.metric == RPS:
+            return RPS_TARGET_DEFAULT if self.target is None else self.target
         total = float(self.container_concurrency) or CONTAINER_CONCURRENCY_TARGET_DEFAULT
         if self.target is not None:
             total = (
@@ -318,10 +329,11 @@ def _decider_scale(
 ) -> tuple[_Scaled | None, KpaState]:
     """`Scale(now)`. Returns None (an invalid ScaleResult) while there is no data yet.
 
-    A poke stands for the activator's immediate stat (concurrency 1) for a request that reached
-    a revision at zero (concurrency_reporter.go); it lands in the newest one-second bucket.
+    A poke stands for the activator's immediate stat (concurrency 1, one request) for a request
+    that reached a revision at zero (concurrency_reporter.go); it lands in the newest bucket.
     """
-    series = np.append(obs.concurrency, 1.0) if obs.poke else obs.concurrency
+    observed = obs.arrivals if cfg.metric == RPS else obs.concurrency
+    series = np.append(observed, 1.0) if obs.poke else observed
     stable = window_mean(series, cfg.stable_window)
     panic = window_mean(series, cfg.panic_window)
     if stable is None or panic is None:

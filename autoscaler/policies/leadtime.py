@@ -6,7 +6,9 @@ Each tick (DESIGN §3):
    the actuation delay: replicas requested now serve from now + L on;
 3. the predictive demand is the forecast's median arrival rate at its peak over
    [now, now + L + horizon], times the service's mean time in service (learned by Little's law
-   from the same metrics) — as concurrency, against the KPA's per-replica target — plus warm
+   from the same metrics) — as concurrency, against the KPA's per-replica target (or, with the
+   KPA's `rps` metric, as arrivals/s against its rps target), lowered to the replica's real
+   capacity when saturation shows it is smaller (`capacity.py`) — plus warm
    headroom: the replicas between that median and the forecast's quantile q (default p90), so
    the spare ready capacity grows with the forecast's uncertainty and shrinks when it is sure;
 4. the decision is the larger of the two; what the forecast asks for is held for a scale-down
@@ -35,7 +37,8 @@ import numpy as np
 
 from autoscaler.errors import InputError
 from autoscaler.policies import keepalive
-from autoscaler.policies.kpa import Kpa, KpaConfig, KpaState
+from autoscaler.policies.capacity import effective_target, saturation_slots
+from autoscaler.policies.kpa import RPS, Kpa, KpaConfig, KpaState
 from autoscaler.policies.placeholders import ScaleUpNeed
 from autoscaler.policy import Decision, Observation
 from forecasting.forecast import Forecast
@@ -62,6 +65,8 @@ class LeadtimeConfig:
     service_time_window_s: float = 300.0
     """Window of the Little's-law estimate of time in service."""
     service_time_prior_s: float = 1.0
+    learn_capacity: bool = True
+    """Learn each replica's real slots from saturated seconds and never plan above them."""
     placeholders: bool = True
     """Whether this service's forecast growth sizes the cluster's GPU placeholder pool."""
 
@@ -94,6 +99,8 @@ class LeadtimeState:
     """Histogram of this service's past idle times."""
     idle_since: float | None = None
     """When the current idle period began; None while requests are flowing."""
+    slots: float | None = None
+    """Requests one replica was seen serving at once while requests queued (learned capacity)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,18 +147,20 @@ class Leadtime:
     ) -> tuple[Decision, LeadtimeState]:
         reactive, kpa_state = self._kpa.decide(observation, state.kpa)
         service = self._service_time(observation, state.service_time_s)
-        state = self._track_idle(observation, replace(state, kpa=kpa_state, service_time_s=service))
-        decision, state = self._combine(observation, state, reactive, service)
+        slots = saturation_slots(observation, state.slots) if self.config.learn_capacity else None
+        state = replace(state, kpa=kpa_state, service_time_s=service, slots=slots)
+        state = self._track_idle(observation, state)
+        decision, state = self._combine(observation, state, reactive)
         return self._foresee_idle(observation, state, decision), state
 
     def _combine(
-        self, observation: Observation, state: LeadtimeState, reactive: Decision, service: float
+        self, observation: Observation, state: LeadtimeState, reactive: Decision
     ) -> tuple[Decision, LeadtimeState]:
         """The larger of the KPA's decision and the held forecast demand."""
         if observation.forecast is None:
             why = observation.forecast_note or "no forecast"
             return replace(reactive, reason=f"fallback:{why}"), state
-        predictive, base, detail = self._predictive(observation, service)
+        predictive, base, detail = self._predictive(observation, state)
         now = observation.now
         cutoff = now - self.config.scale_down_delay_s
         held = tuple(item for item in state.held if item[0] > cutoff) + ((now, predictive),)
@@ -200,7 +209,7 @@ class Leadtime:
         cfg = self.config
         return (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
 
-    def _predictive(self, observation: Observation, service_s: float) -> tuple[int, int, str]:
+    def _predictive(self, observation: Observation, state: LeadtimeState) -> tuple[int, int, str]:
         """Replicas for the forecast over [now, now + lead + horizon]: the median's peak, plus
         warm headroom up to the q-quantile's peak. Returns (total, median part, detail)."""
         forecast = observation.forecast
@@ -208,25 +217,39 @@ class Leadtime:
         cfg = self.config
         lead = self._lead_time(observation)
         window = lead + cfg.horizon_s
-        base, median = self._replicas_for(forecast, 0.5, window, service_s)
-        total, upper = self._replicas_for(forecast, cfg.quantile, window, service_s)
+        base, median = self._replicas_for(forecast, 0.5, window, state)
+        total, upper = self._replicas_for(forecast, cfg.quantile, window, state)
         total = max(total, base)
+        per_request, target = self._load_unit(state)
+        unit = "rps" if cfg.kpa.metric == RPS else f"in service, x {per_request:.2f}s"
         detail = (
             f"p50 {median:.2f}/s -> {base} + headroom {total - base} to "
-            f"p{round(cfg.quantile * 100)} {upper:.2f}/s, x {service_s:.2f}s in service "
-            f"/ target {cfg.kpa.target_value:g} over lead {lead:.0f}s + {cfg.horizon_s:.0f}s"
+            f"p{round(cfg.quantile * 100)} {upper:.2f}/s; target {target:g} {unit}; "
+            f"over lead {lead:.0f}s + {cfg.horizon_s:.0f}s"
         )
         return total, base, detail
 
+    def _load_unit(self, state: LeadtimeState) -> tuple[float, float]:
+        """(load per request/s, per-replica target) in the KPA metric's unit: requests in
+        service (rate x time in service) for `concurrency`, the rate itself for `rps`; the
+        target lowered to the learned slots when they are fewer."""
+        kpa = self.config.kpa
+        if kpa.metric == RPS:
+            per_replica_rps = None if state.slots is None else state.slots / state.service_time_s
+            return 1.0, effective_target(kpa.target_value, per_replica_rps, kpa.target_utilization)
+        target = effective_target(kpa.target_value, state.slots, kpa.target_utilization)
+        return state.service_time_s, target
+
     def _replicas_for(
-        self, forecast: Forecast, quantile: float, window_s: float, service_s: float
+        self, forecast: Forecast, quantile: float, window_s: float, state: LeadtimeState
     ) -> tuple[int, float]:
         """Replicas for the peak of one forecast quantile over the next `window_s`, and that
         peak rate."""
         steps = max(1, math.ceil(window_s / forecast.step_s))
         rate = forecast.quantile(quantile)[:steps]
         peak = float(rate.max()) if rate.size else 0.0
-        return math.ceil(peak * service_s / self.config.kpa.target_value - 1e-9), peak
+        per_request, target = self._load_unit(state)
+        return math.ceil(peak * per_request / target - 1e-9), peak
 
     def scale_up_need(
         self,
@@ -245,8 +268,8 @@ class Leadtime:
         if not self.config.placeholders or forecast is None:
             return None
         window = self._lead_time(observation) + within_s + self.config.horizon_s
-        median, _ = self._replicas_for(forecast, 0.5, window, state.service_time_s)
-        upper, _ = self._replicas_for(forecast, self.config.quantile, window, state.service_time_s)
+        median, _ = self._replicas_for(forecast, 0.5, window, state)
+        upper, _ = self._replicas_for(forecast, self.config.quantile, window, state)
         expected = max(0, median - current)
         return ScaleUpNeed(gpu_class, gpus_per_replica, expected, max(expected, upper - current))
 

@@ -1,0 +1,51 @@
+"""What one replica can carry, in the unit the policy provisions in: configured, and learned.
+
+The configured per-replica target (Knative's `target` / containerConcurrency) is often wrong for
+GPU inference: a Knative Service left at `containerConcurrency: 0` gets a target of 70 requests
+in flight per pod, while a vLLM replica saturates at its batch size (`max_num_seqs`, say 8) and
+queues the rest. Saturation shows in the metrics: while requests are queued in front of the
+service, every ready replica is full, so requests in service per ready replica is the replica's
+real number of slots. Leadtime learns it online and provisions against the smaller of the two.
+Pure functions of plain data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from autoscaler.policy import Observation
+
+SATURATION_WINDOW_S = 4
+"""Seconds of the newest samples read: short, so the current ready count still applies."""
+SATURATION_QUEUE = 0.5
+"""A second counts as saturated when more than this many requests waited on average."""
+SMOOTHING = 0.2
+"""Weight of a new saturation sample in the running estimate."""
+
+
+def saturation_slots(observation: Observation, previous: float | None) -> float | None:
+    """Requests one ready replica serves at once when requests are queued, smoothed; the
+    previous estimate when nothing was saturated (no evidence either way)."""
+    if observation.ready <= 0:
+        return previous
+    queue = observation.queue[-SATURATION_WINDOW_S:]
+    saturated = queue > SATURATION_QUEUE
+    if not saturated.any():
+        return previous
+    in_service = observation.concurrency[-SATURATION_WINDOW_S:] - queue
+    sample = float(np.median(in_service[saturated])) / observation.ready
+    if not math.isfinite(sample) or sample <= 0:
+        return previous
+    if previous is None:
+        return sample
+    return (1 - SMOOTHING) * previous + SMOOTHING * sample
+
+
+def effective_target(configured: float, slots: float | None, utilization: float) -> float:
+    """Requests in service per replica to provision for: the configured target, or the learned
+    slots at the same utilisation when they are fewer."""
+    if slots is None:
+        return configured
+    return max(0.01, min(configured, slots * utilization))

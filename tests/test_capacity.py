@@ -1,0 +1,89 @@
+"""Per-replica capacity: the configured target, and the slots learned from saturated seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoscaler.policies.capacity import effective_target, saturation_slots
+from autoscaler.policies.kpa import KpaConfig
+from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
+from autoscaler.policy import Observation
+from forecasting.forecast import Forecast
+
+
+def observe(concurrency, queue, ready, arrivals=1.0, now=300.0, forecast=None):
+    concurrency = np.asarray(concurrency, dtype=float)
+    return Observation(
+        now=now,
+        concurrency=concurrency,
+        arrivals=np.full(concurrency.size, arrivals),
+        queue=np.asarray(queue, dtype=float),
+        ready=ready,
+        pending=0,
+        desired=ready,
+        forecast=forecast,
+    )
+
+
+def test_queued_seconds_reveal_the_slots_of_a_replica():
+    # 3 replicas, 24 in service and 10 waiting: every replica is full with 8
+    observation = observe([34.0] * 4, [10.0] * 4, ready=3)
+    assert saturation_slots(observation, None) == pytest.approx(8.0)
+    # a later sample moves a running estimate by a fifth of the difference
+    assert saturation_slots(observation, 10.0) == pytest.approx(9.6)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "queue", "ready"),
+    [([5.0] * 4, [0.0] * 4, 3), ([34.0] * 4, [10.0] * 4, 0), ([10.0] * 4, [10.0] * 4, 2)],
+    ids=["nothing queued", "nothing ready", "nothing in service"],
+)
+def test_without_saturation_evidence_the_estimate_is_kept(concurrency, queue, ready):
+    assert saturation_slots(observe(concurrency, queue, ready), 6.0) == 6.0
+    assert saturation_slots(observe(concurrency, queue, ready), None) is None
+
+
+def test_only_saturated_seconds_count():
+    # 2 replicas: two quiet seconds (3 in service), two saturated ones (16 in service)
+    observation = observe([3.0, 3.0, 20.0, 20.0], [0.0, 0.0, 4.0, 4.0], ready=2)
+    assert saturation_slots(observation, None) == pytest.approx(8.0)
+
+
+def test_the_learned_slots_only_ever_lower_the_target():
+    assert effective_target(70.0, 8.0, 0.7) == pytest.approx(5.6)
+    assert effective_target(5.6, 100.0, 0.7) == pytest.approx(5.6)
+    assert effective_target(70.0, None, 0.7) == 70.0
+
+
+def flat(rate, steps=18):
+    values = np.full(steps, float(rate))
+    return Forecast(values, {0.5: values, 0.9: values}, 10.0)
+
+
+def test_leadtime_plans_with_the_learned_slots_when_containerconcurrency_is_unset():
+    # Knative's default: containerConcurrency 0 → a target of 70 in flight per pod
+    policy = Leadtime(LeadtimeConfig(kpa=KpaConfig(), service_time_prior_s=2.0))
+    state = policy.initial_state(0.0, 3)
+    # 14/s x 2 s = 28 in service: 1 replica at a target of 70...
+    quiet = observe([2.0] * 300, [0.0] * 300, ready=3, forecast=flat(14.0))
+    decision, _ = policy.decide(quiet, state)
+    assert decision.desired == 1
+    assert "target 70 in service" in decision.detail
+    # ...but once queued seconds show 8 slots per replica, 28 / (8 x 0.7) = 5 replicas
+    saturated = observe([34.0] * 300, [10.0] * 300, ready=3, arrivals=12.0, forecast=flat(14.0))
+    decision, state = policy.decide(saturated, state)
+    assert state.slots == pytest.approx(8.0)
+    assert decision.desired >= 5
+    assert "target 5.6 in service" in decision.detail
+
+
+def test_leadtime_with_the_rps_metric_plans_in_requests_per_second():
+    kpa = KpaConfig(metric="rps", target=10.0, target_utilization=1.0)
+    policy = Leadtime(LeadtimeConfig(kpa=kpa, learn_capacity=False))
+    state = policy.initial_state(0.0, 1)
+    decision, _ = policy.decide(
+        observe([1.0] * 300, [0.0] * 300, ready=1, forecast=flat(45)), state
+    )
+    assert decision.desired == 5  # ceil(45 / 10), whatever the time in service
+    assert "target 10 rps" in decision.detail
