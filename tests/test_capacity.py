@@ -44,16 +44,20 @@ def test_without_saturation_evidence_the_estimate_is_kept(concurrency, queue, re
     assert saturation_slots(observe(concurrency, queue, ready), None) is None
 
 
-def test_only_saturated_seconds_count():
-    # 2 replicas: two quiet seconds (3 in service), two saturated ones (16 in service)
-    observation = observe([3.0, 3.0, 20.0, 20.0], [0.0, 0.0, 4.0, 4.0], ready=2)
+def test_only_saturated_seconds_count_and_the_fullest_one_wins():
+    # 2 replicas: a quiet second (3 in service), a partly saturated one (12 in service on
+    # average), two full ones (16 in service)
+    observation = observe([3.0, 13.0, 20.0, 20.0], [0.0, 1.0, 4.0, 4.0], ready=2)
     assert saturation_slots(observation, None) == pytest.approx(8.0)
 
 
-def test_the_learned_slots_only_ever_lower_the_target():
+def test_the_learned_slots_only_ever_lower_the_target_and_only_clearly():
     assert effective_target(70.0, 8.0, 0.7) == pytest.approx(5.6)
     assert effective_target(5.6, 100.0, 0.7) == pytest.approx(5.6)
     assert effective_target(70.0, None, 0.7) == 70.0
+    # 7 slots read against a configured 8: within the tolerance, the configuration stands
+    assert effective_target(5.6, 7.0, 0.7) == pytest.approx(5.6)
+    assert effective_target(5.6, 5.0, 0.7) == pytest.approx(3.5)
 
 
 def flat(rate, steps=18):

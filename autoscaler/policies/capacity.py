@@ -5,8 +5,8 @@ GPU inference: a Knative Service left at `containerConcurrency: 0` gets a target
 in flight per pod, while a vLLM replica saturates at its batch size (`max_num_seqs`, say 8) and
 queues the rest. Saturation shows in the metrics: while requests are queued in front of the
 service, every ready replica is full, so requests in service per ready replica is the replica's
-real number of slots. Leadtime learns it online and provisions against the smaller of the two.
-Pure functions of plain data.
+real number of slots. Leadtime learns it online and provisions against it when it is clearly
+below the configured target. Pure functions of plain data.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ SATURATION_QUEUE = 0.5
 """A second counts as saturated when more than this many requests waited on average."""
 SMOOTHING = 0.2
 """Weight of a new saturation sample in the running estimate."""
+TOLERANCE = 0.75
+"""The learned capacity replaces the configured target only below this fraction of it: a
+per-second average over a second that was only partly saturated reads a little low, and a
+configured target that is right should not drift with that noise."""
 
 
 def saturation_slots(observation: Observation, previous: float | None) -> float | None:
@@ -35,7 +39,8 @@ def saturation_slots(observation: Observation, previous: float | None) -> float 
     if not saturated.any():
         return previous
     in_service = observation.concurrency[-SATURATION_WINDOW_S:] - queue
-    sample = float(np.median(in_service[saturated])) / observation.ready
+    # the fullest second: partly saturated seconds only ever read low
+    sample = float(np.max(in_service[saturated])) / observation.ready
     if not math.isfinite(sample) or sample <= 0:
         return previous
     if previous is None:
@@ -45,7 +50,7 @@ def saturation_slots(observation: Observation, previous: float | None) -> float 
 
 def effective_target(configured: float, slots: float | None, utilization: float) -> float:
     """Requests in service per replica to provision for: the configured target, or the learned
-    slots at the same utilisation when they are fewer."""
-    if slots is None:
+    slots at the same utilisation when they are clearly fewer (`TOLERANCE`)."""
+    if slots is None or slots * utilization >= TOLERANCE * configured:
         return configured
-    return max(0.01, min(configured, slots * utilization))
+    return max(0.01, slots * utilization)
