@@ -79,13 +79,31 @@ def test_measured_cold_start_sets_the_lead_time():
     assert decision.desired == math.ceil(50.0 * 2.0 / 5.6)
 
 
-def test_forecast_capacity_is_held_through_the_scale_down_delay():
+def test_forecast_capacity_is_held_for_two_lead_times():
     policy = Leadtime(CONFIG)
     state = policy.initial_state(0.0, 1)
     _, state = decide(policy, state, now=300.0, forecast=forecast([14.0] * 13))
     held, state = decide(policy, state, now=360.0, forecast=forecast([1.0] * 13), desired=5)
     assert (held.desired, held.reason) == (5, "holding")
-    later, _ = decide(policy, state, now=422.0, forecast=forecast([1.0] * 13), desired=5)
+    # lead 62 s: held for max(120 s, 2 x 62 s) = 124 s
+    still, state = decide(policy, state, now=422.0, forecast=forecast([1.0] * 13), desired=5)
+    assert (still.desired, still.reason) == (5, "holding")
+    later, _ = decide(policy, state, now=426.0, forecast=forecast([1.0] * 13), desired=5)
+    assert later.desired < 5
+
+
+def test_slow_cold_starts_hold_longer():
+    policy = Leadtime(CONFIG)
+    state = policy.initial_state(0.0, 1)
+    _, state = decide(policy, state, now=300.0, forecast=forecast([14.0] * 40), cold_start_s=180.0)
+    # lead 182 s: held for 364 s
+    held, state = decide(
+        policy, state, now=660.0, forecast=forecast([1.0] * 40), desired=5, cold_start_s=180.0
+    )
+    assert (held.desired, held.reason) == (5, "holding")
+    later, _ = decide(
+        policy, state, now=666.0, forecast=forecast([1.0] * 40), desired=5, cold_start_s=180.0
+    )
     assert later.desired < 5
 
 

@@ -114,6 +114,7 @@ _FLAGS = {
     "gpus_per_replica": "--gpus-per-replica",
     "gpu_pool": "--gpu-pool",
     "node_provisioning_s": "--node-provisioning",
+    "gpus_per_node": "--gpus-per-node",
 }
 
 

@@ -6,7 +6,8 @@ declared once here. Values are validated where they are parsed, and a bad one is
 
 `simulate` and `bench` run several services at once when `--trace` (or `--workload`) is given
 several times; `--offset`, `--duration` and `--rate-scale` then take either one value for every
-service or one per service, in the order of the traces.
+service or one per service, in the order of the traces. Service i draws with seed `--seed` + i,
+so three `--workload llm-bursty` are three different services.
 """
 
 from __future__ import annotations
@@ -101,6 +102,13 @@ def add_sim_options(parser: argparse.ArgumentParser) -> None:
         help="GPUs available without provisioning (default: unbounded)",
     )
     group.add_argument(
+        "--gpus-per-node",
+        type=int,
+        default=defaults.gpus_per_node,
+        metavar="N",
+        help="GPUs a new node brings (default %(default)s)",
+    )
+    group.add_argument(
         "--node-provisioning",
         default=f"{defaults.node_provisioning_s:g}s",
         metavar="D",
@@ -121,9 +129,9 @@ def workloads_from_args(args: argparse.Namespace) -> list[Workload]:
     durations = _per_service(args.duration, count, "--duration")
     scales = _per_service(args.rate_scale, count, "--rate-scale")
     return [
-        _load_one(trace, name, args.seed, offset, duration, scale)
-        for (trace, name), offset, duration, scale in zip(
-            sources, offsets, durations, scales, strict=True
+        _load_one(trace, name, args.seed + index, offset, duration, scale)
+        for index, ((trace, name), offset, duration, scale) in enumerate(
+            zip(sources, offsets, durations, scales, strict=True)
         )
     ]
 
@@ -179,6 +187,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         request_timeout_s=parse_duration(args.timeout, field="--timeout"),
         gpus_per_replica=args.gpus_per_replica,
         gpu_pool=args.gpu_pool,
+        gpus_per_node=args.gpus_per_node,
         node_provisioning_s=parse_duration(args.node_provisioning, field="--node-provisioning"),
         seed=args.seed,
     )

@@ -33,10 +33,16 @@ def render_results(results: Sequence[SimResult]) -> str:
     several = len({result.trace for result in results}) > 1
     header = ["policy", *(["service"] if several else []), *(t for t, _, _ in COLUMNS)]
     rows = [[*header, "GPU/oracle"]]
+    position = 0
     for result in results:
         cells = _row(result)
-        service = os.path.basename(result.trace)
-        rows.append([cells[0], service, *cells[1:]] if several else cells)
+        if not several:
+            rows.append(cells)
+            continue
+        # numbered, as one trace may be several services (other windows, other seeds)
+        position = 0 if result.trace == "total" else position + 1
+        service = f"{position} {os.path.basename(result.trace)}" if position else "total"
+        rows.append([cells[0], service, *cells[1:]])
     if several:
         return "\n".join(align(rows))
     return "\n".join([f"workload: {results[0].trace}", *align(rows)])

@@ -61,7 +61,11 @@ class LeadtimeConfig:
     actuation_delay_s: float = 2.0
     """From a decision to the replica being requested (one tick)."""
     scale_down_delay_s: float = 120.0
-    """How long a forecast-driven count is held before it may go down."""
+    """How long a forecast-driven count is held at least before it may go down."""
+    hold_leads: float = 2.0
+    """...and at least this many lead times: a replica released now takes a lead time (and a
+    cold start's GPU-seconds) to come back, so releasing it only pays when it stays released
+    longer than that (the ski-rental argument); with slow cold starts the hold grows."""
     service_time_window_s: float = 300.0
     """Window of the Little's-law estimate of time in service."""
     service_time_prior_s: float = 1.0
@@ -82,7 +86,7 @@ class LeadtimeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"leadtime.{name}: must be a positive duration, got {value!r}")
-        for name in ("actuation_delay_s", "scale_down_delay_s"):
+        for name in ("actuation_delay_s", "scale_down_delay_s", "hold_leads"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"leadtime.{name}: must be a duration >= 0, got {value!r}")
@@ -162,7 +166,10 @@ class Leadtime:
             return replace(reactive, reason=f"fallback:{why}"), state
         predictive, base, detail = self._predictive(observation, state)
         now = observation.now
-        cutoff = now - self.config.scale_down_delay_s
+        hold = max(
+            self.config.scale_down_delay_s, self.config.hold_leads * self._lead_time(observation)
+        )
+        cutoff = now - hold
         held = tuple(item for item in state.held if item[0] > cutoff) + ((now, predictive),)
         planned = max(count for _, count in held)
         state = replace(state, held=held)
