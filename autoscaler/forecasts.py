@@ -1,4 +1,4 @@
-"""The forecasting shell of the simulator: what the service will do for every service, live.
+"""The forecasting shell: one service's forecaster lifecycle, for the simulator and the service.
 
 It turns the per-second arrivals a policy can see into a rate series at `step_s`, fits a
 forecaster on it (again every `refit_every_s` of virtual time, and whenever the history has
@@ -6,17 +6,20 @@ doubled since the last fit, so a model fitted on the first minutes is not kept f
 `update`s it as steps complete,
 scores its one-step forecasts with `LiveQuality`, and hands the policy a forecast that starts at
 the policy's `now` — or no forecast and the reason (too little history, quality bad).
-Fits take wall time, not virtual time: in the service they run in a process pool meanwhile.
+Arrivals come in incrementally (`feed`), so the shell keeps no per-second history of its own.
+Fits take wall time, not virtual time: the simulator runs them inline, the service in worker
+processes (`autoscaler/forecast_pool.py`) that hold one shell per service; `allow_fit=False`
+lets a worker keep serving a stale model while fits are rationed.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from adapters.simulator.config import SimConfig
 from forecasting.base import Forecaster
 from forecasting.forecast import Forecast
 from forecasting.quality import LiveQuality
@@ -47,46 +50,92 @@ class ForecastShell:
     _steps_seen: int = 0
     _last: Forecast | None = None
     _pending: tuple[int, float, float, float, float] | None = None
+    _carry: list[float] = field(default_factory=list)
+    _seconds_fed: int = 0
+    _origin_s: float = 0.0
+    last_fit_s: float | None = None
+    """Wall time the most recent fit took (for telemetry)."""
 
     def at(self, arrivals_ps: np.ndarray, now: float) -> tuple[Forecast | None, str]:
-        """The forecast for [now, now + horizon_s), from the visible per-second arrivals."""
+        """The forecast for [now, now + horizon_s), from the visible per-second arrivals since
+        the start of the run (only the seconds not yet seen are read)."""
+        self.feed(arrivals_ps[self._seconds_fed :])
+        return self.forecast(now)
+
+    def feed(self, seconds: np.ndarray, *, origin_s: float | None = None) -> None:
+        """Append the arrivals of the next whole seconds. `origin_s` (first call only) is the
+        clock time of the first second, when it is not 0 (the service's wall clock)."""
+        if origin_s is not None and self._seconds_fed == 0:
+            self._origin_s = float(origin_s)
+        self._carry.extend(np.asarray(seconds, dtype=float).tolist())
+        self._seconds_fed += int(np.asarray(seconds).size)
+
+    def forecast(self, now: float, *, allow_fit: bool = True) -> tuple[Forecast | None, str]:
+        """The forecast for [now, now + horizon_s) from what was fed; None and why without one.
+        With `allow_fit=False` a due fit waits and the current model keeps serving."""
         step = self.step_s
-        steps = int(arrivals_ps.size // step)
+        width = int(step)
+        whole = len(self._carry) // width
+        if whole:
+            block = np.asarray(self._carry[: whole * width]).reshape(-1, width)
+            self._rates.extend((block.sum(axis=1) / step).tolist())
+            del self._carry[: whole * width]
+        steps = len(self._rates)
         if steps * step < self.min_history_s:
             return (
                 None,
                 f"{steps * step:.0f}s of history, forecasting needs {self.min_history_s:.0f}s",
             )
         if steps != self._steps_seen or self._forecaster is None:
-            width = int(step)
-            fresh = arrivals_ps[len(self._rates) * width : steps * width]
-            self._rates.extend((fresh.reshape(-1, width).sum(axis=1) / step).tolist())
-            self._advance(now)
+            if self._forecaster is None and not allow_fit:
+                return None, "waiting for the first fit"
+            self._advance(now, allow_fit)
         usable, why = self.quality.verdict()
         if not usable:
             return None, f"quality: {why}"
         assert self._last is not None
-        past_steps = math.ceil((now - self._steps_seen * step) / step)
-        return _shift(self._last, past_steps), ""
+        past_steps = math.ceil((now - self._origin_s - self._steps_seen * step) / step)
+        return shift_forecast(self._last, past_steps), ""
 
     @property
     def _horizon_steps(self) -> int:
         return max(1, math.ceil(self.horizon_s / self.step_s))
 
-    def _advance(self, now: float) -> None:
+    @property
+    def fit_due(self) -> bool:
+        """Whether the next step would refit (first fit, history doubled, or refit interval)."""
+        return (
+            self._forecaster is None
+            or len(self._rates) >= 2 * self._fitted_steps
+            or self._steps_seen * self.step_s - self._fitted_at >= self.refit_every_s
+        )
+
+    def _advance(self, now: float, allow_fit: bool = True) -> None:
         rates = self._rates
         self._score(rates)
         keep = int(self.max_history_s // self.step_s)
-        if (
+        if len(rates) > 2 * keep:  # bounded memory: the model never reads further back
+            drop = len(rates) - keep
+            del rates[:drop]
+            self._fitted_steps = max(0, self._fitted_steps - drop)
+            self._steps_seen -= drop
+            self._origin_s += drop * self.step_s
+            self._fitted_at -= drop * self.step_s
+            if self._pending is not None:
+                self._pending = (self._pending[0] - drop, *self._pending[1:])
+        if allow_fit and (
             self._forecaster is None
-            or now - self._fitted_at >= self.refit_every_s
+            or now - self._origin_s - self._fitted_at >= self.refit_every_s
             or len(rates) >= 2 * self._fitted_steps
         ):
             selection_horizon = min(self._horizon_steps, MAX_SELECTION_HORIZON)
             self._forecaster = make_forecaster(self.model, horizon_steps=selection_horizon)
+            started = time.perf_counter()
             self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
-            self._fitted_at, self._fitted_steps = now, len(rates)
+            self.last_fit_s = time.perf_counter() - started
+            self._fitted_at, self._fitted_steps = now - self._origin_s, len(rates)
         else:
+            assert self._forecaster is not None
             self._forecaster.update(np.asarray(rates[self._steps_seen :]))
         self._steps_seen = len(rates)
         self._last = self._forecaster.predict(self._horizon_steps + 2, LEVELS)
@@ -108,22 +157,7 @@ class ForecastShell:
         self._pending = None
 
 
-def shell_for(policy: object, config: SimConfig) -> ForecastShell | None:
-    """A shell for a policy that reads forecasts (it has `forecast_reach_s`), else None.
-
-    The shell forecasts far enough for the longest cold start the simulator can draw plus
-    the policy's own reach and the metrics delay — and, with a bounded GPU pool, one node
-    provisioning further, which is how far the placeholder pool looks."""
-    reach = getattr(policy, "forecast_reach_s", None)
-    if reach is None:
-        return None
-    pool = config.node_provisioning_s if config.gpu_pool is not None else 0.0
-    return ForecastShell(
-        horizon_s=config.cold_start_bounds[1] + reach + config.metrics_delay_s + pool
-    )
-
-
-def _shift(forecast: Forecast, steps: int) -> Forecast:
+def shift_forecast(forecast: Forecast, steps: int) -> Forecast:
     """The same forecast without its first `steps` steps (they are already in the past)."""
     if steps <= 0:
         return forecast

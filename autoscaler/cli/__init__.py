@@ -12,6 +12,8 @@ from autoscaler.errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from autoscaler.cli.backtest import add_backtest_command
+    from autoscaler.cli.config_cmd import add_config_command
+    from autoscaler.cli.run import add_run_command
     from autoscaler.cli.simulate import add_bench_command, add_simulate_command
     from autoscaler.cli.traces import add_trace_info_command
 
@@ -22,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leadtime {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run_command(commands)
     add_simulate_command(commands)
     add_bench_command(commands)
     add_trace_info_command(commands)
     add_backtest_command(commands)
+    add_config_command(commands)
     return parser
 
 

@@ -1,0 +1,23 @@
+"""The simulator's forecasting: one `ForecastShell` per service, far enough for its policy."""
+
+from __future__ import annotations
+
+from adapters.simulator.config import SimConfig
+from autoscaler.forecasts import ForecastShell
+
+__all__ = ["ForecastShell", "shell_for"]
+
+
+def shell_for(policy: object, config: SimConfig) -> ForecastShell | None:
+    """A shell for a policy that reads forecasts (it has `forecast_reach_s`), else None.
+
+    The shell forecasts far enough for the longest cold start the simulator can draw plus
+    the policy's own reach and the metrics delay — and, with a bounded GPU pool, one node
+    provisioning further, which is how far the placeholder pool looks."""
+    reach = getattr(policy, "forecast_reach_s", None)
+    if reach is None:
+        return None
+    pool = config.node_provisioning_s if config.gpu_pool is not None else 0.0
+    return ForecastShell(
+        horizon_s=config.cold_start_bounds[1] + reach + config.metrics_delay_s + pool
+    )

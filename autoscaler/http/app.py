@@ -1,0 +1,228 @@
+"""The HTTP face of the service (DESIGN §6): health, metrics, the JSON API, the status page.
+
+Errors are JSON (`{"error": {"status": …, "message": …}}`) whatever went wrong, request
+bodies are size-limited by aiohttp (`client_max_size`), and pause/resume need a bearer token:
+with none configured they do not exist (404), so a default install cannot be paused by anyone
+who reaches the port.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from autoscaler.config import Config
+from autoscaler.loop import ControlLoop
+from autoscaler.ports import ServiceKey
+from autoscaler.service_state import ServiceState
+
+log = logging.getLogger("leadtime.http")
+LOOP = web.AppKey("loop", ControlLoop)
+CONFIG = web.AppKey("config", Config)
+STATIC = resources.files("autoscaler.http") / "static"
+
+
+def make_app(loop: ControlLoop, config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.http.max_body_bytes, middlewares=[_json_errors])
+    app[LOOP], app[CONFIG] = loop, config
+    app.router.add_get("/", _index)
+    app.router.add_static("/static", str(STATIC), show_index=False)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/v1/services", _services)
+    app.router.add_get("/api/v1/services/{namespace}/{name}", _service)
+    app.router.add_post("/api/v1/services/{namespace}/{name}/pause", _pause)
+    app.router.add_post("/api/v1/services/{namespace}/{name}/resume", _resume)
+    return app
+
+
+# ------------------------------------------------------------------------- errors
+@web.middleware
+async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        if error.content_type == "application/json" and error.text:
+            body = error.text
+        else:
+            message = error.text or error.reason
+            body = json.dumps({"error": {"status": error.status, "message": message}})
+        kept = {k: v for k, v in error.headers.items() if k in ("WWW-Authenticate", "Allow")}
+        return web.Response(
+            status=error.status, text=body, content_type="application/json", headers=kept
+        )
+    except Exception:
+        log.exception("unhandled error serving %s", request.path)
+        body = json.dumps({"error": {"status": 500, "message": "internal error"}})
+        return web.Response(status=500, text=body, content_type="application/json")
+
+
+def _fail(status: type[web.HTTPException], message: str, **kwargs: Any) -> web.HTTPException:
+    body = json.dumps({"error": {"status": status.status_code, "message": message}})
+    return status(text=body, content_type="application/json", **kwargs)
+
+
+# ------------------------------------------------------------------------ handlers
+async def _index(request: web.Request) -> web.StreamResponse:
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    loop = request.app[LOOP]
+    if not loop.ready:
+        raise _fail(web.HTTPServiceUnavailable, "not ready: no full tick with every adapter yet")
+    return web.json_response({"status": "ready", "ticks": loop.ticks})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    telemetry = request.app[LOOP].telemetry
+    response = web.Response(body=telemetry.exposition())
+    response.headers["Content-Type"] = telemetry.content_type
+    return response
+
+
+async def _services(request: web.Request) -> web.Response:
+    loop = request.app[LOOP]
+    services = [_summary(state) for state in loop.states.values()]
+    return web.json_response(
+        {"now": loop.clock.now(), "mode": loop.config.mode, "services": services},
+        dumps=_dumps,
+    )
+
+
+async def _service(request: web.Request) -> web.Response:
+    loop = request.app[LOOP]
+    state = _lookup(request)
+    return web.json_response(_detail(state, loop.clock.now()), dumps=_dumps)
+
+
+async def _pause(request: web.Request) -> web.Response:
+    return await _set_paused(request, True)
+
+
+async def _resume(request: web.Request) -> web.Response:
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: web.Request, paused: bool) -> web.Response:
+    _authorise(request)
+    state = _lookup(request)
+    body = await request.read()  # over client_max_size: 413, as JSON via the middleware
+    if body.strip():
+        try:
+            payload = json.loads(body)
+        except ValueError as error:
+            raise _fail(web.HTTPBadRequest, f"body: not valid JSON ({error})") from error
+        if not isinstance(payload, dict) or set(payload) - {"reason"}:
+            raise _fail(web.HTTPBadRequest, 'body: expected {"reason": "..."} or nothing')
+    state.paused = paused
+    log.info("%s %s", "paused" if paused else "resumed", state.key)
+    return web.json_response({"service": str(state.key), "paused": paused})
+
+
+def _authorise(request: web.Request) -> None:
+    token = request.app[CONFIG].http.token
+    if not token:
+        raise _fail(web.HTTPNotFound, "pause and resume are disabled: no API token is configured")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise _fail(
+            web.HTTPUnauthorized,
+            "missing bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": 'Bearer realm="leadtime"'},
+        )
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise _fail(web.HTTPForbidden, "wrong token")
+
+
+def _lookup(request: web.Request) -> ServiceState:
+    key = ServiceKey(request.match_info["namespace"], request.match_info["name"])
+    state = request.app[LOOP].states.get(key)
+    if state is None:
+        raise _fail(web.HTTPNotFound, f"no service {key} is managed")
+    return state
+
+
+# ------------------------------------------------------------------------- payloads
+def _summary(state: ServiceState) -> dict[str, Any]:
+    status = state.status
+    last = state.last
+    return {
+        "namespace": state.key.namespace,
+        "name": state.key.name,
+        "paused": state.paused,
+        "status": state.data_status,
+        "ready": status.ready,
+        "pending": status.pending,
+        "desired": last.desired if last is not None else status.desired,
+        "actual_desired": status.desired,
+        "last_decision": last.as_dict() if last is not None else None,
+    }
+
+
+def _detail(state: ServiceState, now: float) -> dict[str, Any]:
+    ring = state.ring
+    window = ring.tail(ring.size)
+    end = ring.end or 0
+    times = [float(end - window.shape[1] + i) for i in range(window.shape[1])]
+    replicas = list(state.replicas)
+    forecast = state.forecast
+    config = state.policy.config
+    cold = state.status.cold_start_s or config.cold_start_prior_s
+    return {
+        **_summary(state),
+        "now": now,
+        "series": {
+            "time": times,
+            "arrivals": window[1].tolist(),
+            "concurrency": window[0].tolist(),
+        },
+        "replicas": {
+            "time": [r[0] for r in replicas],
+            "ready": [r[1] for r in replicas],
+            "pending": [r[2] for r in replicas],
+            "desired": [r[3] for r in replicas],
+        },
+        "decisions": [record.as_dict() for record in state.decisions],
+        "forecast": None
+        if forecast is None
+        else {
+            "start": state.forecast_at,
+            "step_s": forecast.step_s,
+            "model": forecast.model,
+            "quantiles": {f"{q:g}": values.tolist() for q, values in forecast.quantiles.items()},
+        },
+        "forecast_note": state.forecast_note,
+        "forecast_quality": {"mase": state.forecast_mase, "coverage": state.forecast_coverage},
+        "lead_time_s": cold + config.actuation_delay_s,
+    }
+
+
+def _dumps(payload: Any) -> str:
+    """JSON without NaN (not JSON): missing values become null."""
+    return json.dumps(_finite(payload), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,97 @@
+"""Leadtime's own metrics, in Prometheus' exposition format (prometheus-client).
+
+One registry per service instance (not the library's global one), so tests and several loops
+in one process never see each other's series. Names follow Prometheus conventions: the
+`leadtime_` prefix, base units, `_seconds`, `_total` for counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+SERVICE_LABELS = ("namespace", "service")
+
+
+class Telemetry:
+    """Every metric the service exports (the Helm chart's dashboard reads these names)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.tick_seconds = Histogram(
+            "leadtime_tick_duration_seconds",
+            "Wall time of one control-loop tick over every service (fitting excluded).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.decisions = Counter(
+            "leadtime_decisions_total",
+            "Decisions taken, by reason (predictive, headroom, panic, stable, hold, ...).",
+            ["reason"],
+            registry=r,
+        )
+        self.desired = Gauge(
+            "leadtime_desired_replicas",
+            "Replicas Leadtime wants for the service.",
+            SERVICE_LABELS,
+            registry=r,
+        )
+        self.ready = Gauge(
+            "leadtime_ready_replicas", "Ready replicas of the service.", SERVICE_LABELS, registry=r
+        )
+        self.forecast_mase = Gauge(
+            "leadtime_forecast_mase",
+            "Live MASE of the service's one-step forecasts (below 1: better than naive).",
+            SERVICE_LABELS,
+            registry=r,
+        )
+        self.forecast_coverage = Gauge(
+            "leadtime_forecast_coverage_ratio",
+            "Share of outcomes inside the forecast's 5-95 % interval.",
+            SERVICE_LABELS,
+            registry=r,
+        )
+        self.forecast_load = Gauge(
+            "leadtime_forecast_load",
+            "Forecast median arrival rate (requests/s) one lead time ahead.",
+            SERVICE_LABELS,
+            registry=r,
+        )
+        self.fit_seconds = Histogram(
+            "leadtime_fit_duration_seconds",
+            "Wall time of one model fit in a forecasting worker.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.adapter_errors = Counter(
+            "leadtime_adapter_errors_total",
+            "Failed calls to an adapter (metrics source, actuator, catalog).",
+            ["adapter", "operation"],
+            registry=r,
+        )
+        self.services = Gauge("leadtime_services", "Services under management.", registry=r)
+        self.no_data = Gauge(
+            "leadtime_services_without_data",
+            "Services whose metrics were unusable on the last tick (held, not scaled down).",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def forget(self, namespace: str, service: str) -> None:
+        """Drop a removed service's series."""
+        for gauge in (
+            self.desired,
+            self.ready,
+            self.forecast_mase,
+            self.forecast_coverage,
+            self.forecast_load,
+        ):
+            try:
+                gauge.remove(namespace, service)
+            except KeyError:
+                pass

@@ -1,0 +1,174 @@
+"""The control loop at fleet scale: tick time and resident memory with 10,000 services.
+
+    python load_tests/bench_loop.py [--services 10000] [--minutes 10]
+
+Each service is a cheap simulated one, generated vectorised for the whole fleet at once: Poisson
+arrivals around its own rate (0.05–50 requests/s, log-uniform) with a slow daily wave, a
+time in service of one second, replicas that become ready one cold start (60 s) after they are
+asked for. Every service gets a quantile forecast refreshed every 10 s, as forecasting workers
+would deliver it, so the policy runs its predictive path; fitting itself is excluded (it runs
+in other processes). The loop, its state, the pure policy and the telemetry are the real ones,
+on a clock moved by hand. Reports tick p50/p99 after warm-up and resident memory (RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import resource
+import statistics
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from autoscaler.clock import ManualClock
+from autoscaler.config import load_config
+from autoscaler.loop import ControlLoop
+from autoscaler.ports import MetricsChunk, NoData, ReplicaStatus, ServiceKey
+from forecasting.forecast import Forecast
+
+COLD_START_S = 60.0
+SERVICE_TIME_S = 1.0
+
+
+class Fleet:
+    """MetricsSource, Actuator and Catalog for N cheap simulated services (numpy across all)."""
+
+    def __init__(self, count: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.keys = [ServiceKey(f"ns-{i % 100}", f"svc-{i}") for i in range(count)]
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        self.rate = np.exp(rng.uniform(np.log(0.05), np.log(50.0), count))
+        self.phase = rng.uniform(0, 2 * np.pi, count)
+        self.rng = rng
+        self.desired = np.ones(count, dtype=np.int64)
+        self.ready = np.ones(count, dtype=np.int64)
+        self.ready_at: list[list[float]] = [[] for _ in range(count)]
+        self.second = 0
+
+    def rates_at(self, second: float) -> np.ndarray:
+        wave = 1 + 0.5 * np.sin(2 * np.pi * second / 86_400 + self.phase)
+        return self.rate * wave
+
+    async def services(self) -> list[ServiceKey]:
+        return self.keys
+
+    async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
+        end = int(now)
+        seconds = max(0, end - self.second)
+        if seconds == 0:
+            return {}
+        arrivals = self.rng.poisson(self.rates_at(now)[:, None] * np.ones(seconds))
+        capacity = self.ready[:, None] * 8.0
+        concurrency = arrivals * SERVICE_TIME_S
+        queue = np.clip(concurrency - capacity, 0, None)
+        start = self.second
+        self.second = end
+        self._start_replicas(now)
+        return {
+            key: MetricsChunk(start, concurrency[i], arrivals[i].astype(float), queue[i])
+            for i, key in enumerate(self.keys)
+        }
+
+    def _start_replicas(self, now: float) -> None:
+        for i, pending in enumerate(self.ready_at):
+            while pending and pending[0] <= now:
+                pending.pop(0)
+                self.ready[i] += 1
+
+    async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:
+        return np.zeros(0)
+
+    async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        for key, desired in decisions.items():
+            i = self.index[key]
+            up = desired - self.desired[i]
+            if up > 0:
+                self.ready_at[i].extend([self.second + COLD_START_S] * int(up))
+            else:
+                drop = min(-up, len(self.ready_at[i]))
+                del self.ready_at[i][len(self.ready_at[i]) - drop :]
+                self.ready[i] = max(0, self.ready[i] - (-up - drop))
+            self.desired[i] = desired
+        return {}
+
+    async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
+        return {
+            key: ReplicaStatus(
+                int(self.ready[i]), len(self.ready_at[i]), int(self.desired[i]), COLD_START_S
+            )
+            for i, key in enumerate(self.keys)
+        }
+
+
+def install_forecasts(loop: ControlLoop, fleet: Fleet, now: float) -> None:
+    """What the forecasting workers would hand the loop: a p50/p90 forecast per service."""
+    steps = 20
+    rates = fleet.rates_at(now)
+    for key, state in loop.states.items():
+        median = np.full(steps, rates[fleet.index[key]])
+        quantiles = {0.05: median * 0.6, 0.5: median, 0.9: median * 1.3, 0.95: median * 1.4}
+        state.forecast = Forecast(median, quantiles, 10.0, "bench")
+        state.forecast_at, state.forecast_note = now, ""
+
+
+async def bench(count: int, minutes: float) -> dict[str, float]:
+    config = load_config(None, env={})
+    config = dataclasses.replace(
+        config, policy=dataclasses.replace(config.policy, container_concurrency=8)
+    )
+    fleet = Fleet(count)
+    clock = ManualClock(start=0.0)
+    loop = ControlLoop(
+        config, source=fleet, actuator=fleet, catalog=fleet, clock=clock, warmup_s=0.0
+    )
+    ticks = int(minutes * 60 / config.tick_s)
+    warmup = max(1, ticks // 5)
+    walls: list[float] = []
+    rss_after_warmup = 0.0
+    for tick in range(ticks):
+        clock.advance(config.tick_s)
+        if tick % 5 == 0 and loop.states:
+            install_forecasts(loop, fleet, clock.now())
+        started = time.perf_counter()
+        await loop.tick()
+        walls.append(time.perf_counter() - started)
+        if tick == warmup:
+            rss_after_warmup = _rss_mib()
+    steady = sorted(walls[warmup:])
+    return {
+        "services": count,
+        "ticks": len(steady),
+        "tick_p50_ms": 1000 * statistics.median(steady),
+        "tick_p99_ms": 1000 * steady[min(len(steady) - 1, int(0.99 * len(steady)))],
+        "rss_after_warmup_mib": rss_after_warmup,
+        "rss_end_mib": _rss_mib(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--minutes", type=float, default=10.0, help="virtual minutes to run")
+    args = parser.parse_args()
+    result = asyncio.run(bench(args.services, args.minutes))
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(
+            f"{key.ljust(width)}  {value:,.1f}"
+            if isinstance(value, float)
+            else f"{key.ljust(width)}  {value}"
+        )
+
+
+if __name__ == "__main__":
+    main()
