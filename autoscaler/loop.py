@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,7 @@ class ControlLoop:
         self._stopping = asyncio.Event()
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
+        self._reason_counters: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------ running
     async def run(self) -> None:
@@ -203,13 +205,22 @@ class ControlLoop:
 
     def _account(self, state: ServiceState, record: DecisionRecord, now: float) -> None:
         status = state.status
-        state.replicas.append((now, status.ready, status.pending, record.desired))
+        state.replicas.append(now, status.ready, status.pending, record.desired)
         if state.record(record) and self.on_change is not None:
             self.on_change(state, record)
-        key = state.key
-        self.telemetry.decisions.labels(record.reason.split(":")[0]).inc()
-        self.telemetry.desired.labels(key.namespace, key.name).set(record.desired)
-        self.telemetry.ready.labels(key.namespace, key.name).set(status.ready)
+        reason = record.reason.partition(":")[0]
+        counter = self._reason_counters.get(reason)
+        if counter is None:
+            counter = self._reason_counters[reason] = self.telemetry.decisions.labels(reason)
+        counter.inc()
+        if state.gauges is None:  # label lookups cost more than the rest of the accounting
+            labels = (state.key.namespace, state.key.name)
+            state.gauges = (
+                self.telemetry.desired.labels(*labels),
+                self.telemetry.ready.labels(*labels),
+            )
+        state.gauges[0].set(record.desired)
+        state.gauges[1].set(status.ready)
 
     # -------------------------------------------------------------------- adapters
     async def _sync_catalog(self, now: float) -> bool:
@@ -224,7 +235,8 @@ class ControlLoop:
         for key in keys:
             if key not in self.states:
                 self.states[key] = await self._new_state(key, now)
-        for key in [k for k in self.states if k not in set(keys)]:
+        current = set(keys)
+        for key in [k for k in self.states if k not in current]:
             del self.states[key]
             self.telemetry.forget(key.namespace, key.name)
             if self.forecasts is not None:

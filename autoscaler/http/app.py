@@ -180,7 +180,7 @@ def _detail(state: ServiceState, now: float) -> dict[str, Any]:
     window = ring.tail(ring.size)
     end = ring.end or 0
     times = [float(end - window.shape[1] + i) for i in range(window.shape[1])]
-    replicas = list(state.replicas)
+    replicas = state.replicas.rows()
     forecast = state.forecast
     config = state.policy.config
     cold = state.status.cold_start_s or config.cold_start_prior_s
@@ -193,10 +193,10 @@ def _detail(state: ServiceState, now: float) -> dict[str, Any]:
             "concurrency": window[0].tolist(),
         },
         "replicas": {
-            "time": [r[0] for r in replicas],
-            "ready": [r[1] for r in replicas],
-            "pending": [r[2] for r in replicas],
-            "desired": [r[3] for r in replicas],
+            "time": replicas[:, 0].tolist(),
+            "ready": replicas[:, 1].astype(int).tolist(),
+            "pending": replicas[:, 2].astype(int).tolist(),
+            "desired": replicas[:, 3].astype(int).tolist(),
         },
         "decisions": [record.as_dict() for record in state.decisions],
         "forecast": None

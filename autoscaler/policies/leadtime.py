@@ -33,8 +33,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from autoscaler.errors import InputError
 from autoscaler.policies import keepalive
 from autoscaler.policies.capacity import effective_target, saturation_slots
@@ -98,7 +96,9 @@ class LeadtimeState:
     service_time_s: float
     """Current estimate of the mean time a request spends in service."""
     held: tuple[tuple[float, int], ...] = ()
-    """(time, predictive count) within the scale-down delay, oldest first."""
+    """(time, predictive count) within the hold, oldest first, counts strictly decreasing:
+    the running maximum of a sliding window (a later count at least as high supersedes the
+    earlier ones, so the tuple stays a handful of entries long)."""
     idle: keepalive.HistogramState | None = None
     """Histogram of this service's past idle times."""
     idle_since: float | None = None
@@ -169,9 +169,8 @@ class Leadtime:
         hold = max(
             self.config.scale_down_delay_s, self.config.hold_leads * self._lead_time(observation)
         )
-        cutoff = now - hold
-        held = tuple(item for item in state.held if item[0] > cutoff) + ((now, predictive),)
-        planned = max(count for _, count in held)
+        held = _hold(state.held, now, predictive, now - hold)
+        planned = held[0][1]
         state = replace(state, held=held)
         maximum = self.config.kpa.max_scale or math.inf
         desired = int(min(max(reactive.desired, planned), maximum))
@@ -288,8 +287,17 @@ class Leadtime:
         arrivals = float(observation.arrivals[-window:].sum())
         if arrivals <= 0:
             return previous
-        in_service = np.clip(
-            observation.concurrency[-window:] - observation.queue[-window:], 0, None
-        )
-        estimate = float(in_service.sum()) / arrivals
-        return float(np.clip(0.8 * previous + 0.2 * estimate, 0.01, 3600.0))
+        # concurrency counts the queue too, so in service = the difference (never below 0)
+        in_service = float(observation.concurrency[-window:].sum())
+        in_service -= float(observation.queue[-window:].sum())
+        estimate = max(0.0, in_service) / arrivals
+        return min(3600.0, max(0.01, 0.8 * previous + 0.2 * estimate))
+
+
+def _hold(
+    held: tuple[tuple[float, int], ...], now: float, count: int, cutoff: float
+) -> tuple[tuple[float, int], ...]:
+    """Add `count` at `now` to a running-maximum window and drop what is older than `cutoff`."""
+    kept = [item for item in held if item[0] > cutoff and item[1] > count]
+    kept.append((now, count))
+    return tuple(kept)
