@@ -235,3 +235,26 @@ async def test_a_slow_fit_never_delays_a_tick():
         assert received[0].fit_s is not None and received[0].fit_s > 0.5
     finally:
         pool.close()
+
+
+async def test_per_service_overrides_from_the_config_reach_the_loop():
+    from autoscaler.config import config_from_mapping
+
+    config = config_from_mapping(
+        {
+            "policy": {"container_concurrency": 8},
+            "services": {
+                "default/chat": {"max_scale": 2},
+                "default/code": {"paused": True},
+            },
+        }
+    )
+    cluster = two_services(rate_chat=40.0)
+    clock = ManualClock()
+    loop = ControlLoop(
+        config, source=cluster, actuator=cluster, catalog=cluster, clock=clock, warmup_s=0.0
+    )
+    frozen = cluster.runs[CODE].desired
+    await run_for(loop, clock, 200)
+    assert cluster.runs[CHAT].desired == 2  # 40 req/s would want ~8: capped by max_scale
+    assert loop.states[CODE].paused and cluster.runs[CODE].desired == frozen
