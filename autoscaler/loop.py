@@ -1,9 +1,11 @@
 """The control loop (DESIGN §2): one tick = read every service's metrics, decide, apply.
 
-Each tick: one `MetricsSource.snapshot` for all services, the per-service state update, the
-forecast each service's worker last produced, the pure policy, and `Actuator.apply` for the
-decisions that change a replica count. Forecasting runs in worker processes
-(`forecast_pool.py`); a tick hands them the new seconds and never waits for them.
+Each tick: one `MetricsSource.snapshot` for all services, written into one fleet-wide ring
+(`fleet.py`); the services in the policy's steady regime decided together on arrays
+(`policies/leadtime_fleet.py`), the others one by one by the scalar policy, with the forecast
+each service's worker last produced; and `Actuator.apply` for the decisions that change a
+replica count. Forecasting runs in worker processes (`forecast_pool.py`); a tick hands them
+the new seconds and never waits for them.
 
 Safety rules live here, around the pure policy, because they are about the data, not the policy:
 - no usable metrics for a service → it is held at its current scale (`hold`), never scaled down;
@@ -17,6 +19,7 @@ Safety rules live here, around the pure policy, because they are about the data,
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -27,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from autoscaler.config import Config
+from autoscaler.fleet import Fleet
 from autoscaler.forecast_pool import ForecastPool, ForecastResult
 from autoscaler.forecasts import shift_forecast
+from autoscaler.policies import keepalive, leadtime_fleet
 from autoscaler.policies.leadtime import Leadtime
 from autoscaler.policy import Decision, Observation
 from autoscaler.ports import (
@@ -41,7 +46,7 @@ from autoscaler.ports import (
     ReplicaStatus,
     ServiceKey,
 )
-from autoscaler.service_state import DISPLAY_S, DecisionRecord, SecondsRing, ServiceState
+from autoscaler.service_state import DISPLAY_S, DecisionRecord, ServiceState
 from autoscaler.telemetry import Telemetry
 
 log = logging.getLogger("leadtime.loop")
@@ -78,6 +83,7 @@ class ControlLoop:
         telemetry: Telemetry | None = None,
         warmup_s: float | None = None,
         history_s: float = 86_400.0,
+        fleet_path: bool = True,
     ) -> None:
         self.config = config
         self.source, self.actuator, self.catalog, self.clock = source, actuator, catalog, clock
@@ -85,6 +91,9 @@ class ControlLoop:
         self.telemetry = telemetry or Telemetry()
         self.warmup_s = config.policy.stable_window_s if warmup_s is None else warmup_s
         self.history_s = history_s
+        self.fleet_path = fleet_path
+        """Decide steady services together on arrays (off: every service by the scalar
+        policy, the reference the fleet path is tested against)."""
         self.states: dict[ServiceKey, ServiceState] = {}
         self.started_at: float | None = None
         self.ticks = 0
@@ -94,14 +103,31 @@ class ControlLoop:
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
         self._reason_counters: dict[str, Any] = {}
+        shared = Leadtime(config.policy.leadtime_config())
+        hold_ticks = math.ceil(_longest_hold(shared) / config.tick_s) + 2
+        self.fleet = Fleet(
+            shared,
+            max(DISPLAY_S, int(math.ceil(shared.history_s))),
+            hold_ticks,
+            hold_limit_s=_longest_hold(shared),
+        )
+        self.telemetry.watch(self)
 
     # ------------------------------------------------------------------------ running
     async def run(self) -> None:
         """Tick every `tick_s` until `stop()`; the tick in progress always completes."""
         self.started_at = self.clock.now() if self.started_at is None else self.started_at
         next_at = self.clock.now()
+        gc.disable()  # collections run between ticks instead (`housekeeping`)
+        try:
+            await self._run(next_at)
+        finally:
+            gc.enable()
+
+    async def _run(self, next_at: float) -> None:
         while not self._stopping.is_set():
             await self.tick()
+            self.housekeeping()
             next_at = max(next_at + self.config.tick_s, self.clock.now())
             sleeper = asyncio.ensure_future(self.clock.sleep_until(next_at))
             stopper = asyncio.ensure_future(self._stopping.wait())
@@ -111,6 +137,12 @@ class ControlLoop:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def housekeeping(self) -> None:
+        """Garbage collection in the time between ticks, never during one: with thousands of
+        services a full collection walks their state for ~100 ms, a pause the tick would
+        otherwise take at random. Young objects every tick, everything every 30 ticks."""
+        gc.collect(2 if self.ticks % 30 == 0 else 1)
 
     # --------------------------------------------------------------------------- tick
     async def tick(self) -> TickReport:
@@ -122,17 +154,27 @@ class ControlLoop:
         keys = list(self.states)
         snapshot, metrics_ok = await self._snapshot(now, keys)
         statuses, status_ok = await self._statuses(keys)
+        fresh = self.fleet.ingest(snapshot) if metrics_ok else np.zeros(0, dtype=bool)
+        ordered = [self.states[key] for key in keys]
+        for state in ordered:
+            state.status = statuses.get(state.key, state.status)
+        fast, result = self._decide_fleet(ordered, snapshot, fresh, now)
+        routine = self._routine(fast, result, ordered, now)
         changes: dict[ServiceKey, int] = {}
         no_data = 0
-        for key in keys:
-            state = self.states[key]
-            state.status = statuses.get(key, state.status)
-            item = snapshot.get(key) or NoData("no series for this service")
-            record = self._decide(state, item, now)
-            no_data += isinstance(item, NoData)
+        for state in ordered:
+            if fast is not None and fast[state.row]:
+                if routine[state.row]:
+                    continue
+                record = self._fleet_record(state, result, now)
+            else:
+                item = snapshot.get(state.key) or NoData("no series for this service")
+                no_data += isinstance(item, NoData)
+                record = self._decide(state, item, now)
             if record.applied:
-                changes[key] = record.desired
-            self._account(state, record, now)
+                changes[state.key] = record.desired
+            self._account(state, record)
+        self._record_history(ordered, now)
         applied = await self._apply(changes, now)
         self._feed_forecasts(now)
         wall = time.perf_counter() - started
@@ -151,9 +193,14 @@ class ControlLoop:
         if isinstance(item, NoData):
             state.data_status = f"no data: {item.reason}"
             return DecisionRecord(now, current, HOLD, state.data_status, applied=False)
-        state.ring.extend(item)
         state.data_status = "ok"
         observation = self._observation(state, item, now)
+        fleet = self.fleet
+        if fleet.in_fleet[state.row]:  # leaving the fleet path: its state as the policy holds it
+            lead = (state.status.cold_start_s or state.policy.config.cold_start_prior_s) + (
+                state.policy.config.actuation_delay_s
+            )
+            state.policy_state = fleet.leave(state.row, state.policy_state.idle, now, lead)
         if state.policy_state is None:  # first data: start as Knative starts a new decider
             state.policy_state = state.policy.initial_state(now, state.status.ready)
         try:
@@ -161,9 +208,100 @@ class ControlLoop:
         except Exception as error:  # a policy bug must not take the loop down
             log.exception("policy failed for %s", state.key)
             return DecisionRecord(now, current, HOLD, f"policy error: {error}", applied=False)
+        if (
+            self.fleet_path
+            and state.shares_policy
+            and fleet.eligible(state.policy_state, state.status.ready, state.status.cold_start_s)
+        ):
+            fleet.join(state.row, state.policy_state)
         decision = self._guard(decision, current, now)
         apply = self.config.mode == "live" and not state.paused and decision.desired != current
         return DecisionRecord(now, decision.desired, decision.reason, decision.detail, apply)
+
+    def _decide_fleet(
+        self,
+        ordered: list[ServiceState],
+        snapshot: Mapping[ServiceKey, MetricsChunk | NoData],
+        fresh: np.ndarray,
+        now: float,
+    ) -> tuple[np.ndarray | None, Any]:
+        """Decide every service in the steady regime at once; returns the rows it decided."""
+        fleet = self.fleet
+        n = fleet.ring.n_rows
+        candidates = fleet.in_fleet[:n].copy()
+        candidates[fresh.size :] = False
+        candidates[: fresh.size] &= fresh
+        if not candidates.any():
+            return None, None
+        rows = np.array([state.row for state in ordered], dtype=np.intp)
+        ready = np.zeros(n, dtype=np.int64)
+        cold = np.full(n, math.nan)
+        ready[rows] = [state.status.ready for state in ordered]
+        cold[rows] = [
+            math.nan if state.status.cold_start_s is None else state.status.cold_start_s
+            for state in ordered
+        ]
+        for key, item in snapshot.items():  # a poke goes through the scalar path
+            if isinstance(item, MetricsChunk) and item.poke and key in self.states:
+                candidates[self.states[key].row] = False
+        result = fleet.decide(now, ready, cold, candidates)
+        fast = candidates & ~result.leaves_regime
+        fleet.commit(result, np.flatnonzero(fast))
+        closed = np.flatnonzero(fast & result.closed_idle)
+        if closed.size:  # an idle period ended: into that service's keep-alive histogram
+            by_row = {state.row: state for state in ordered}
+            for row in closed:
+                state = by_row[int(row)]
+                idle = keepalive.observe_idle(
+                    state.policy_state.idle, float(result.idle_length[row])
+                )
+                state.policy_state = replace(state.policy_state, idle=idle)
+        return fast, result
+
+    def _routine(
+        self, fast: np.ndarray | None, result: Any, ordered: list[ServiceState], now: float
+    ) -> np.ndarray:
+        """Fleet rows whose decision repeats the last one and matches the current scale:
+        nothing to record or apply, only to count (most of them, most of the time)."""
+        fleet = self.fleet
+        n = fleet.ring.n_rows
+        if fast is None:
+            return np.zeros(n, dtype=bool)
+        current = np.zeros(n, dtype=np.int64)
+        current[[state.row for state in ordered]] = [state.status.desired for state in ordered]
+        paused = np.zeros(n, dtype=bool)
+        paused[[state.row for state in ordered if state.paused]] = True
+        assert self.started_at is not None
+        lowering = (result.desired < current) & (now - self.started_at < self.warmup_s)
+        routine = (
+            fast
+            & ~lowering
+            & ((result.desired == current) | paused | (self.config.mode != "live"))
+            & (result.desired == fleet.last_desired[:n])
+            & (result.reason == fleet.last_code[:n])
+        )
+        counts = np.bincount(result.reason[routine], minlength=len(leadtime_fleet.REASONS))
+        for code, count in enumerate(counts):
+            if count:
+                self._count_reason(leadtime_fleet.REASONS[code], int(count))
+        return routine
+
+    def _fleet_record(self, state: ServiceState, result: Any, now: float) -> DecisionRecord:
+        """The fleet path's decision for one service, guarded and described."""
+        state.data_status = "ok"
+        row = state.row
+        code = int(result.reason[row])
+        reason = leadtime_fleet.REASONS[code]
+        if code == leadtime_fleet.FALLBACK:
+            reason = f"fallback:{state.forecast_note or 'no forecast'}"
+        current = state.status.desired
+        decision = self._guard(Decision(int(result.desired[row]), reason, ""), current, now)
+        apply = self.config.mode == "live" and not state.paused and decision.desired != current
+        last = state.last
+        if last is not None and (last.desired, last.reason) == (decision.desired, decision.reason):
+            return DecisionRecord(now, decision.desired, decision.reason, last.detail, apply)
+        detail = decision.detail or _fleet_detail(self.fleet, result, row, state.status.ready)
+        return DecisionRecord(now, decision.desired, decision.reason, detail, apply)
 
     def _guard(self, decision: Decision, current: int, now: float) -> Decision:
         """No scale-down during the warm-up window after a (re)start."""
@@ -177,7 +315,7 @@ class ControlLoop:
         return decision
 
     def _observation(self, state: ServiceState, chunk: MetricsChunk, now: float) -> Observation:
-        window = state.ring.tail(int(math.ceil(state.policy.history_s)))
+        window = self.fleet.tail(state.key, int(math.ceil(state.policy.history_s)))
         forecast, note = self._forecast(state, now)
         status = state.status
         return Observation(
@@ -203,24 +341,32 @@ class ControlLoop:
             return None, f"forecast stale ({now - state.forecast_at:.0f}s old)"
         return shift_forecast(forecast, steps), ""
 
-    def _account(self, state: ServiceState, record: DecisionRecord, now: float) -> None:
-        status = state.status
-        state.replicas.append(now, status.ready, status.pending, record.desired)
+    def _record_history(self, ordered: list[ServiceState], now: float) -> None:
+        """Ready, pending and desired of every service this tick, for the chart."""
+        n = self.fleet.ring.n_rows
+        ready, pending, desired = (np.zeros(n, dtype=np.int64) for _ in range(3))
+        rows = [state.row for state in ordered]
+        ready[rows] = [state.status.ready for state in ordered]
+        pending[rows] = [state.status.pending for state in ordered]
+        desired[rows] = [
+            state.last.desired if state.last is not None else state.status.desired
+            for state in ordered
+        ]
+        self.fleet.record(now, ready, pending, desired)
+
+    def _account(self, state: ServiceState, record: DecisionRecord) -> None:
         if state.record(record) and self.on_change is not None:
             self.on_change(state, record)
         reason = record.reason.partition(":")[0]
+        self._count_reason(reason, 1)
+        self.fleet.last_desired[state.row] = record.desired
+        self.fleet.last_code[state.row] = _REASON_CODES.get(reason, -1)
+
+    def _count_reason(self, reason: str, count: int) -> None:
         counter = self._reason_counters.get(reason)
         if counter is None:
             counter = self._reason_counters[reason] = self.telemetry.decisions.labels(reason)
-        counter.inc()
-        if state.gauges is None:  # label lookups cost more than the rest of the accounting
-            labels = (state.key.namespace, state.key.name)
-            state.gauges = (
-                self.telemetry.desired.labels(*labels),
-                self.telemetry.ready.labels(*labels),
-            )
-        state.gauges[0].set(record.desired)
-        state.gauges[1].set(status.ready)
+        counter.inc(count)
 
     # -------------------------------------------------------------------- adapters
     async def _sync_catalog(self, now: float) -> bool:
@@ -232,12 +378,19 @@ class ControlLoop:
             self._adapter_error("catalog", "services", error)
             return False
         self._catalog_at = now
-        for key in keys:
-            if key not in self.states:
-                self.states[key] = await self._new_state(key, now)
+        added = [key for key in keys if key not in self.states]
+        for key in added:
+            self.states[key] = await self._new_state(key, now)
+        if added:
+            # The services' long-lived state would otherwise be walked by every full garbage
+            # collection: ~200 ms per tick at 10,000 services. Freezing moves what exists now
+            # out of the collector's sight (a process-wide effect; Leadtime owns its process).
+            gc.collect()
+            gc.freeze()
         current = set(keys)
         for key in [k for k in self.states if k not in current]:
             del self.states[key]
+            self.fleet.remove(key)
             self.telemetry.forget(key.namespace, key.name)
             if self.forecasts is not None:
                 self.forecasts.forget(str(key))
@@ -246,8 +399,9 @@ class ControlLoop:
     async def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
         settings = self.config.policy_for(key.namespace, key.name)
         policy = Leadtime(settings.leadtime_config())
-        ring = SecondsRing(max(DISPLAY_S, int(math.ceil(policy.history_s))))
-        state = ServiceState(key, policy, None, ring, paused=settings.paused)
+        row = self.fleet.add(key)
+        shares = policy.config == self.fleet.policy.config
+        state = ServiceState(key, policy, None, row, paused=settings.paused, shares_policy=shares)
         await self._warm_start(state, now)
         return state
 
@@ -296,8 +450,7 @@ class ControlLoop:
         for key, message in failures.items():
             state = self.states.get(key)
             if state is not None and state.last is not None:
-                state.last.applied = False
-                state.last.detail += f"; apply failed: {message}"
+                state.amend(applied=False, detail=f"{state.last.detail}; apply failed: {message}")
         for key in changes.keys() - failures.keys():
             state = self.states[key]
             state.status = replace(state.status, desired=changes[key])
@@ -313,14 +466,14 @@ class ControlLoop:
         if pool is None:
             return
         for state in self.states.values():
-            ring_end = state.ring.end
+            ring_end = self.fleet.ring.end
             if ring_end is None:
                 continue
-            stored = state.ring.tail(state.ring.size).shape[1]
+            stored = int(self.fleet.ring.observed(np.array([state.row]))[0])
             fresh = stored if state.fed_until is None else min(stored, ring_end - state.fed_until)
             if fresh <= 0:
                 continue
-            arrivals = state.ring.tail(fresh)[1]
+            arrivals = self.fleet.tail(state.key, fresh)[1]
             pool.feed(str(state.key), arrivals.copy(), float(ring_end - arrivals.size))
             state.fed_until = ring_end
         pool.submit(now)
@@ -337,6 +490,7 @@ class ControlLoop:
             result.note,
         )
         state.forecast_mase, state.forecast_coverage = result.mase, result.coverage
+        self.fleet.set_forecast(state.row, result.forecast, result.at)
         labels = (key.namespace, key.name)
         if result.fit_s is not None:
             self.telemetry.fit_seconds.observe(result.fit_s)
@@ -354,3 +508,23 @@ class ControlLoop:
 def _parse_key(text: str) -> ServiceKey:
     namespace, _, name = text.partition("/")
     return ServiceKey(namespace, name)
+
+
+_REASON_CODES = {reason: code for code, reason in enumerate(leadtime_fleet.REASONS)}
+
+
+def _longest_hold(policy: Leadtime) -> float:
+    """The longest hold the fleet path keeps rings for: a cold start of up to twice the prior
+    (a service measured slower is decided by the scalar policy; rings sized for the rare slow
+    service would make every service's ring longer, and the tick slower)."""
+    cfg = policy.config
+    lead = 2 * cfg.cold_start_prior_s + cfg.actuation_delay_s
+    return max(cfg.scale_down_delay_s, cfg.hold_leads * lead)
+
+
+def _fleet_detail(fleet: Fleet, result: Any, row: int, ready: int) -> str:
+    """What the scalar policy would say, from the fleet path's arrays (built on changes only)."""
+    kpa = leadtime_fleet.kpa_fleet.detail(result.kpa, fleet.policy.config.kpa, row, ready)
+    base, total = int(result.base[row]), int(result.predictive[row])
+    reactive = int(result.kpa.desired[row])
+    return f"{kpa}; forecast -> {base} + headroom {total - base}; reactive {reactive}"

@@ -41,9 +41,9 @@ class MetricsChunk:
     """A request reached the service while it had no replica (Knative's activator poke)."""
 
     def __post_init__(self) -> None:
-        sizes = {self.concurrency.size, self.arrivals.size, self.queue.size}
-        if len(sizes) != 1:
-            raise ValueError(f"metrics chunk: series of unequal lengths {sorted(sizes)}")
+        if not self.concurrency.size == self.arrivals.size == self.queue.size:
+            sizes = (self.concurrency.size, self.arrivals.size, self.queue.size)
+            raise ValueError(f"metrics chunk: series of unequal lengths {sizes}")
 
     @property
     def end(self) -> int:

@@ -7,8 +7,13 @@ in one process never see each other's series. Names follow Prometheus convention
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 SERVICE_LABELS = ("namespace", "service")
 
@@ -32,15 +37,6 @@ class Telemetry:
             "Decisions taken, by reason (predictive, headroom, panic, stable, hold, ...).",
             ["reason"],
             registry=r,
-        )
-        self.desired = Gauge(
-            "leadtime_desired_replicas",
-            "Replicas Leadtime wants for the service.",
-            SERVICE_LABELS,
-            registry=r,
-        )
-        self.ready = Gauge(
-            "leadtime_ready_replicas", "Ready replicas of the service.", SERVICE_LABELS, registry=r
         )
         self.forecast_mase = Gauge(
             "leadtime_forecast_mase",
@@ -79,14 +75,17 @@ class Telemetry:
             registry=r,
         )
 
+    def watch(self, loop: Any) -> None:
+        """Export every service's desired and ready replicas from the loop's state at scrape
+        time: setting two gauges per service per tick would cost more than deciding."""
+        self.registry.register(_ReplicaCollector(loop))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
     def forget(self, namespace: str, service: str) -> None:
         """Drop a removed service's series."""
         for gauge in (
-            self.desired,
-            self.ready,
             self.forecast_mase,
             self.forecast_coverage,
             self.forecast_load,
@@ -95,3 +94,31 @@ class Telemetry:
                 gauge.remove(namespace, service)
             except KeyError:
                 pass
+
+
+class _ReplicaCollector(Collector):
+    """`leadtime_desired_replicas` and `leadtime_ready_replicas` per service, read from the
+    control loop when Prometheus scrapes."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+
+    def describe(self) -> list:
+        return []  # unchecked: the families are built at collect time
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        desired = GaugeMetricFamily(
+            "leadtime_desired_replicas",
+            "Replicas Leadtime wants for the service.",
+            labels=SERVICE_LABELS,
+        )
+        ready = GaugeMetricFamily(
+            "leadtime_ready_replicas", "Ready replicas of the service.", labels=SERVICE_LABELS
+        )
+        for state in list(self.loop.states.values()):
+            labels = [state.key.namespace, state.key.name]
+            wanted = state.last.desired if state.last is not None else state.status.desired
+            desired.add_metric(labels, wanted)
+            ready.add_metric(labels, state.status.ready)
+        yield desired
+        yield ready

@@ -32,7 +32,11 @@ def scenarios(draw):
         concurrency, np.array(draw(st.lists(st.integers(0, 40), min_size=n, max_size=n))) / 4
     )
     arrivals = np.array(draw(st.lists(st.integers(0, 80), min_size=n, max_size=n))) / 4
-    arrivals[-1] = max(arrivals[-1], 1.0)  # requests flowing: no idle period opens
+    if draw(st.booleans()):  # a quiet newest second opens an idle period, or extends one
+        arrivals[-1] = 0.0
+        concurrency = concurrency.copy()
+        concurrency[-1] = 0.0
+        queue[-1] = 0.0
     times = sorted(draw(st.lists(st.floats(NOW - 400, NOW - 2), max_size=6, unique=True)))
     counts = sorted(
         draw(st.lists(st.integers(0, 30), min_size=len(times), max_size=len(times), unique=True)),
@@ -45,6 +49,7 @@ def scenarios(draw):
         held=tuple(zip(times, counts, strict=True)),
         idle=keepalive.initial_state(config.idle),
         slots=slots,
+        idle_since=draw(st.one_of(st.none(), st.floats(NOW - 600, NOW - 2))),
     )
     forecast = None
     if draw(st.integers(0, 3)):
@@ -66,6 +71,14 @@ def scenarios(draw):
         cold_start_s=cold,
     )
     return Leadtime(config), state, observation
+
+
+def same_histogram(a, b) -> bool:
+    return (
+        np.array_equal(a.counts, b.counts)
+        and a.out_of_range == b.out_of_range
+        and a.recent_out_of_range == b.recent_out_of_range
+    )
 
 
 def fleet_inputs(policy, observations):
@@ -118,6 +131,13 @@ def test_the_fleet_path_decides_and_remembers_as_the_scalar_policy(scenario):
     )
     if result.leaves_regime[0]:
         return
+    if result.closed_idle[0]:  # the caller's part: the closed period goes into the histogram
+        idle = keepalive.observe_idle(state.idle, float(result.idle_length[0]))
+        assert same_histogram(idle, after.idle)
+    else:
+        assert same_histogram(state.idle, after.idle)
+    idle_since = result.state.idle_since[0]
+    assert (math.isnan(idle_since) and after.idle_since is None) or idle_since == after.idle_since
     assert int(result.desired[0]) == decision.desired
     assert leadtime_fleet.REASONS[int(result.reason[0])] == decision.reason.partition(":")[0]
     new = result.state

@@ -13,9 +13,10 @@ from adapters.simulator.live import LiveCluster
 from adapters.simulator.workload import Workload
 from autoscaler.clock import ManualClock
 from autoscaler.config import load_config
-from autoscaler.forecast_pool import ForecastPool, ShellSettings
+from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
 from autoscaler.loop import HOLD, WARMUP, ControlLoop
 from autoscaler.ports import NoData, ServiceKey
+from forecasting.forecast import Forecast
 
 CHAT = ServiceKey("default", "chat")
 CODE = ServiceKey("default", "code")
@@ -258,3 +259,36 @@ async def test_per_service_overrides_from_the_config_reach_the_loop():
     await run_for(loop, clock, 200)
     assert cluster.runs[CHAT].desired == 2  # 40 req/s would want ~8: capped by max_scale
     assert loop.states[CODE].paused and cluster.runs[CODE].desired == frozen
+
+
+async def test_the_fleet_path_scales_as_the_scalar_policy_does():
+    """Two loops on two identical clusters, one deciding steady services on arrays and one
+    service by service: the same replica counts, tick after tick."""
+    runs = []
+    for fleet_path in (True, False):
+        cluster = LiveCluster(
+            [
+                (CHAT, steady(20.0, 1200.0)),
+                (CODE, steady(2.0, 1200.0, 1)),
+                (ServiceKey("default", "batch"), steady(0.2, 1200.0, 2)),
+            ],
+            SimConfig(),
+        )
+        loop, clock = make_loop(cluster)
+        loop.fleet_path = fleet_path
+        counts = []
+        for tick in range(450):
+            if tick % 5 == 0:  # forecasts as the workers would deliver them, every 10 s
+                for key, rate in zip(cluster.runs, (22.0, 3.0, 0.5), strict=True):
+                    wave = rate * (1 + 0.5 * np.sin(np.arange(30) / 5 + tick / 50))
+                    forecast = Forecast(wave, {0.5: wave, 0.9: wave * 1.4}, 10.0)
+                    loop.forecast_arrived(ForecastResult(str(key), forecast, "", clock.now()))
+            await loop.tick()
+            counts.append(tuple(run.desired for run in cluster.runs.values()))
+            clock.advance(2.0)
+        runs.append((counts, loop))
+    (fast_counts, fast_loop), (scalar_counts, _) = runs
+    assert fast_loop.fleet.in_fleet[:3].any()  # the fleet path did decide
+    reasons = {state.last.reason for state in fast_loop.states.values()}
+    assert reasons & {"predictive", "headroom", "holding"}  # ...with the forecasts
+    assert fast_counts == scalar_counts

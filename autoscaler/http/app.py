@@ -20,7 +20,7 @@ from aiohttp import web
 from autoscaler.config import Config
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
-from autoscaler.service_state import ServiceState
+from autoscaler.service_state import DISPLAY_S, ServiceState
 
 log = logging.getLogger("leadtime.http")
 LOOP = web.AppKey("loop", ControlLoop)
@@ -107,7 +107,7 @@ async def _services(request: web.Request) -> web.Response:
 async def _service(request: web.Request) -> web.Response:
     loop = request.app[LOOP]
     state = _lookup(request)
-    return web.json_response(_detail(state, loop.clock.now()), dumps=_dumps)
+    return web.json_response(_detail(loop, state, loop.clock.now()), dumps=_dumps)
 
 
 async def _pause(request: web.Request) -> web.Response:
@@ -175,12 +175,12 @@ def _summary(state: ServiceState) -> dict[str, Any]:
     }
 
 
-def _detail(state: ServiceState, now: float) -> dict[str, Any]:
-    ring = state.ring
-    window = ring.tail(ring.size)
-    end = ring.end or 0
+def _detail(loop: ControlLoop, state: ServiceState, now: float) -> dict[str, Any]:
+    fleet = loop.fleet
+    window = fleet.tail(state.key, DISPLAY_S)
+    end = fleet.ring.end or 0
     times = [float(end - window.shape[1] + i) for i in range(window.shape[1])]
-    replicas = state.replicas.rows()
+    replicas = fleet.replicas(state.row)
     forecast = state.forecast
     config = state.policy.config
     cold = state.status.cold_start_s or config.cold_start_prior_s

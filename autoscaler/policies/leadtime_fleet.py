@@ -1,13 +1,14 @@
 """Leadtime for a whole fleet at once: the policy's steady regime on numpy arrays.
 
 The companion of `kpa_fleet.py` (read its docstring first). In the steady regime — the KPA
-floor in its own steady regime, requests flowing (no idle period open or closing, so the
-keep-alive histogram is untouched), the service's learned capacity and time in service being
-updated — `Leadtime.decide` is arithmetic on a few window sums and on the forecast's quantile
-rows, which this module does for every service in vector operations. The running maximum that
-holds forecast capacity for two lead times becomes a small per-row ring of (time, count).
-Everything else (idle services, pokes, no data) stays on the scalar `Leadtime`; the property
-tests check both paths agree.
+floor in its own steady regime (at least one replica wanted), the service's learned capacity,
+time in service and idle periods being tracked — `Leadtime.decide` is arithmetic on a few
+window sums and on the forecast's quantile rows, which this module does for every service in
+vector operations. The running maximum that
+holds forecast capacity for two lead times becomes a small per-row ring of (time, count). An
+idle period opens and closes here too; the caller records each closed one in the service's
+keep-alive histogram (a rare event, per service). Everything else (services going to or at
+zero, pokes, no data) stays on the scalar `Leadtime`; the property tests check both paths agree.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class FleetLeadtimeState:
     """(n, H) rings of recent predictive counts; NaN times are empty slots."""
     hold_next: np.ndarray
     """Per row, the ring slot written next."""
+    idle_since: np.ndarray
+    """When each service's current idle period began; NaN while requests flow."""
 
 
 def pack(states: Sequence[LeadtimeState], hold_slots: int) -> FleetLeadtimeState:
@@ -84,6 +87,7 @@ def pack(states: Sequence[LeadtimeState], hold_slots: int) -> FleetLeadtimeState
         hold_time,
         hold_count,
         np.array([min(len(s.held), hold_slots) % hold_slots for s in states], dtype=np.int64),
+        np.array([math.nan if s.idle_since is None else s.idle_since for s in states]),
     )
 
 
@@ -105,6 +109,10 @@ class FleetLeadtimeDecision:
     desired: np.ndarray
     reason: np.ndarray
     leaves_regime: np.ndarray
+    closed_idle: np.ndarray
+    """Rows whose idle period ended this tick, and how long it lasted (`idle_length`): the
+    caller records them in each service's keep-alive histogram."""
+    idle_length: np.ndarray
     state: FleetLeadtimeState
     kpa: kpa_fleet.FleetDecision
     base: np.ndarray
@@ -112,9 +120,18 @@ class FleetLeadtimeDecision:
 
 
 def decide(
-    policy: Leadtime, inputs: FleetInputs, state: FleetLeadtimeState
+    policy: Leadtime,
+    inputs: FleetInputs,
+    state: FleetLeadtimeState,
+    *,
+    in_place: np.ndarray | None = None,
 ) -> FleetLeadtimeDecision:
-    """`Leadtime.decide` for n services in the steady regime (see the module docstring)."""
+    """`Leadtime.decide` for n services in the steady regime (see the module docstring).
+
+    `in_place`, a row mask, writes this tick's predictive counts straight into `state`'s hold
+    rings for those rows (when they stay in the regime) and leaves the other rows' rings
+    untouched, instead of copying the rings: they are most of the state's bytes, and copying
+    them every tick cost more than the decision itself."""
     cfg = policy.config
     reactive = kpa_fleet.decide(
         cfg.kpa, inputs.stable, inputs.panic, inputs.ready, inputs.now, state.kpa
@@ -129,7 +146,11 @@ def decide(
     total = np.maximum(_replicas(inputs.upper, window, inputs.step_s, per_request, target), base)
     hold = np.maximum(cfg.scale_down_delay_s, cfg.hold_leads * lead)
     forecast = inputs.has_forecast
-    hold_time, hold_count, hold_next = _hold(state, inputs.now, total, forecast)
+    if in_place is None:
+        hold_time, hold_count, hold_next = _hold(state, inputs.now, total, forecast, False)
+    else:
+        writes = in_place & forecast & ~reactive.leaves_regime
+        hold_time, hold_count, hold_next = _hold(state, inputs.now, total, writes, True)
     valid = hold_time > (inputs.now - hold)[:, None]
     planned = np.where(valid, hold_count, np.iinfo(np.int64).min).max(axis=1)
     planned = np.where(forecast, planned, 0)
@@ -142,11 +163,20 @@ def decide(
     )
     reason = np.where(above, own, np.where(forecast, reactive.reason, FALLBACK))
     quiet = (inputs.concurrency_tail[:, -1] == 0) & (inputs.arrivals_last == 0)
-    new_state = FleetLeadtimeState(reactive.state, service, slots, hold_time, hold_count, hold_next)
+    open_before = ~np.isnan(state.idle_since)
+    closed = ~quiet & open_before
+    idle_since = np.where(
+        quiet & ~open_before, inputs.now, np.where(closed, np.nan, state.idle_since)
+    )
+    new_state = FleetLeadtimeState(
+        reactive.state, service, slots, hold_time, hold_count, hold_next, idle_since
+    )
     return FleetLeadtimeDecision(
         desired.astype(np.int64),
         reason,
-        reactive.leaves_regime | quiet,
+        reactive.leaves_regime,
+        closed,
+        np.where(closed, inputs.now - state.idle_since, 0.0),
         new_state,
         reactive,
         base,
@@ -208,14 +238,17 @@ def _replicas(
 
 
 def _hold(
-    state: FleetLeadtimeState, now: float, count: np.ndarray, forecast: np.ndarray
+    state: FleetLeadtimeState, now: float, count: np.ndarray, rows_mask: np.ndarray, in_place: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Write this tick's predictive count into each row's ring (rows with a forecast only)."""
-    hold_time, hold_count = state.hold_time.copy(), state.hold_count.copy()
-    rows = np.nonzero(forecast)[0]
-    slots = state.hold_next[rows]
+    """Write this tick's predictive count into the rings of the rows in `rows_mask`."""
+    if in_place:
+        hold_time, hold_count, hold_next = state.hold_time, state.hold_count, state.hold_next
+    else:
+        hold_time, hold_count = state.hold_time.copy(), state.hold_count.copy()
+        hold_next = state.hold_next.copy()
+    rows = np.flatnonzero(rows_mask)
+    slots = hold_next[rows]
     hold_time[rows, slots] = now
     hold_count[rows, slots] = count[rows]
-    hold_next = state.hold_next.copy()
     hold_next[rows] = (slots + 1) % hold_time.shape[1]
     return hold_time, hold_count, hold_next
