@@ -1,0 +1,180 @@
+"""An async client for Prometheus' HTTP API (`/api/v1/query`, `/api/v1/query_range`).
+
+Every way a Prometheus answer can be wrong — connection refused, timeout, 5xx, a body that is
+not JSON, `"status": "error"`, an unexpected result type, a value that is not a number — is
+one `PrometheusError` whose message says which; retries with backoff cover the transient
+ones. Tenant headers (Thanos, Cortex, Mimir), bearer tokens, basic auth and TLS options are
+the usual ways to reach a managed Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+
+class PrometheusError(Exception):
+    """Prometheus could not answer usefully; the message says why, in a few words."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    time: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    times: list[float]
+    values: list[float]
+
+
+@dataclass
+class PrometheusClient:
+    """Queries one Prometheus (or a compatible API) with retries; reuse one per process."""
+
+    url: str
+    timeout_s: float = 5.0
+    retries: int = 2
+    backoff_s: float = 0.2
+    bearer_token: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    ca_file: str | None = None
+    verify_tls: bool = True
+    requests: int = 0
+    """HTTP requests made so far (tests check batching with it)."""
+    _session: aiohttp.ClientSession | None = None
+
+    async def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        """An instant query; the result must be a vector."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = await self._get("/api/v1/query", params)
+        if data.get("resultType") != "vector":
+            raise PrometheusError(f"expected a vector, got {data.get('resultType')!r}")
+        return [_sample(item) for item in _results(data)]
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step_s: float
+    ) -> list[Series]:
+        """A range query; the result must be a matrix."""
+        params = {
+            "query": promql,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step_s:g}",
+        }
+        data = await self._get("/api/v1/query_range", params)
+        if data.get("resultType") != "matrix":
+            raise PrometheusError(f"expected a matrix, got {data.get('resultType')!r}")
+        return [_series(item) for item in _results(data)]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------------- HTTP
+    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        last: PrometheusError | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._get_once(path, params)
+            except PrometheusError as error:
+                last = error
+                if not getattr(error, "transient", True) or attempt == self.retries:
+                    break
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        assert last is not None
+        raise last
+
+    async def _get_once(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        session = self._open()
+        self.requests += 1
+        try:
+            async with session.get(self.url.rstrip("/") + path, params=params) as response:
+                body = await response.read()
+                status = response.status
+        except TimeoutError as error:
+            raise PrometheusError(f"timed out after {self.timeout_s:g}s") from error
+        except aiohttp.ClientError as error:
+            raise PrometheusError(f"unreachable: {error}") from error
+        return _payload(status, body)
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = dict(self.headers)
+            if self.bearer_token:
+                headers["Authorization"] = f"Bearer {self.bearer_token}"
+            auth = aiohttp.BasicAuth(*self.basic_auth) if self.basic_auth else None
+            context: ssl.SSLContext | bool = True
+            if self.ca_file:
+                context = ssl.create_default_context(cafile=self.ca_file)
+            elif not self.verify_tls:
+                context = False
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                auth=auth,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                connector=aiohttp.TCPConnector(ssl=context),
+            )
+        return self._session
+
+
+def _payload(status: int, body: bytes) -> dict[str, Any]:
+    """The `data` of an answer, or why there is none."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        problem = PrometheusError(f"HTTP {status}: not JSON ({error})")
+        problem.transient = status >= 500  # type: ignore[attr-defined]
+        raise problem from error
+    if not isinstance(document, dict):
+        raise PrometheusError(f"HTTP {status}: expected a JSON object")
+    if document.get("status") != "success" or status >= 400:
+        why = document.get("error") or document.get("status") or "no reason given"
+        problem = PrometheusError(f"HTTP {status}: {document.get('errorType', 'error')}: {why}")
+        problem.transient = status >= 500 or status == 429  # type: ignore[attr-defined]
+        raise problem
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise PrometheusError("answer without a data object")
+    return data
+
+
+def _results(data: dict[str, Any]) -> list[Any]:
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise PrometheusError("answer without a result list")
+    return result
+
+
+def _sample(item: Any) -> Sample:
+    try:
+        labels, (time, value) = item["metric"], item["value"]
+        return Sample(dict(labels), float(time), _number(value))
+    except (KeyError, TypeError, ValueError) as error:
+        raise PrometheusError(f"malformed sample {str(item)[:80]!r}") from error
+
+
+def _series(item: Any) -> Series:
+    try:
+        labels, values = item["metric"], item["values"]
+        return Series(dict(labels), [float(t) for t, _ in values], [_number(v) for _, v in values])
+    except (KeyError, TypeError, ValueError) as error:
+        raise PrometheusError(f"malformed series {str(item)[:80]!r}") from error
+
+
+def _number(text: Any) -> float:
+    """Prometheus writes sample values as strings, including NaN and ±Inf (kept as floats:
+    the source decides what a non-finite value means)."""
+    return float(text)

@@ -1,0 +1,118 @@
+"""Prometheus as the loop's `MetricsSource`: one batched query per signal per tick.
+
+Each snapshot asks the signal set's queries at once (concurrently), every service in each
+answer, and turns each service's instant values into the per-second samples the loop keeps:
+the value stands for every whole second since the previous snapshot. Nothing that goes wrong
+reaches the loop as an exception. Prometheus down or answering garbage → every service gets
+`NoData("prometheus: …")`; a service missing from an answer, or whose newest sample is older
+than `stale_after_s`, or NaN / infinite → `NoData` saying so. The loop then holds those
+services at their scale, and they recover by themselves on the next good answer.
+`history` pulls per-second arrivals in chunks of range queries, for forecasters' warm starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
+from adapters.prometheus.signals import SignalSet
+from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+
+MAX_POINTS = 10_000
+"""Points per range query (Prometheus refuses more than 11,000)."""
+
+
+class PrometheusSource:
+    """A `MetricsSource` (and a `Catalog` of the services it sees) over one Prometheus."""
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        signals: SignalSet,
+        *,
+        rate_window_s: float = 30.0,
+        stale_after_s: float = 60.0,
+    ) -> None:
+        self.client, self.signals = client, signals
+        self.rate_window_s, self.stale_after_s = rate_window_s, stale_after_s
+        self._next_second: dict[ServiceKey, int] = {}
+        self.seen: set[ServiceKey] = set()
+
+    async def services(self) -> list[ServiceKey]:
+        """The services the last answers named (a catalog for clusters without one)."""
+        if not self.seen:
+            await self.snapshot(time.time())
+        return sorted(self.seen)
+
+    async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
+        queries = self.signals.render(self.rate_window_s)
+        names = list(queries)
+        try:
+            answers = await asyncio.gather(
+                *(self.client.query(queries[name], at=now) for name in names)
+            )
+        except PrometheusError as error:
+            return dict.fromkeys(self.seen, NoData(f"prometheus: {error}"))
+        by_signal = {
+            name: self._by_service(answer) for name, answer in zip(names, answers, strict=True)
+        }
+        self.seen |= set(by_signal["arrivals"]) | set(by_signal["concurrency"])
+        return {key: self._chunk(key, by_signal, now) for key in self.seen}
+
+    def _by_service(self, samples: list[Sample]) -> dict[ServiceKey, Sample]:
+        out = {}
+        for sample in samples:
+            namespace = sample.labels.get(self.signals.namespace_label)
+            name = sample.labels.get(self.signals.service_label)
+            if namespace and name:
+                out[ServiceKey(namespace, name)] = sample
+        return out
+
+    def _chunk(
+        self, key: ServiceKey, by_signal: dict[str, dict[ServiceKey, Sample]], now: float
+    ) -> MetricsChunk | NoData:
+        values = {}
+        for signal in ("arrivals", "concurrency", "queue"):
+            sample = by_signal.get(signal, {}).get(key)
+            if sample is None:
+                if signal == "queue":
+                    values[signal] = 0.0  # a service that queues nowhere visible
+                    continue
+                return NoData(f"no {signal} series for this service")
+            if not math.isfinite(sample.value) or sample.value < 0:
+                return NoData(f"{signal} is {sample.value} (not a finite count)")
+            if now - sample.time > self.stale_after_s:
+                return NoData(f"{signal} stale: newest sample {now - sample.time:.0f}s old")
+            values[signal] = sample.value
+        end = math.floor(now)
+        start = self._next_second.get(key, end - 1)
+        seconds = max(1, end - start)
+        self._next_second[key] = start + seconds
+        return MetricsChunk(
+            start,
+            np.full(seconds, values["concurrency"]),
+            np.full(seconds, values["arrivals"]),
+            np.full(seconds, min(values["queue"], values["concurrency"])),
+        )
+
+    async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:
+        """Per-second arrivals of one service over [start, end), in chunks of range queries;
+        seconds Prometheus has nothing for are NaN (the forecasters treat them as missing)."""
+        wanted = {self.signals.namespace_label: key.namespace, self.signals.service_label: key.name}
+        promql = self.signals.render(self.rate_window_s)["arrivals"]
+        first, last = math.floor(start), math.floor(end)
+        out = np.full(max(0, last - first), np.nan)
+        for chunk_start in range(first, last, MAX_POINTS):
+            chunk_end = min(last, chunk_start + MAX_POINTS) - 1
+            series = await self.client.query_range(promql, chunk_start, chunk_end, 1.0)
+            for item in series:
+                if all(item.labels.get(name) == value for name, value in wanted.items()):
+                    index = np.asarray(item.times, dtype=np.int64) - first
+                    inside = (index >= 0) & (index < out.size)
+                    out[index[inside]] = np.asarray(item.values)[inside]
+        return out

@@ -1,0 +1,135 @@
+"""A real Prometheus (Debian's package) scraping a test exporter with known request rates.
+
+The exporter is a plain HTTP server in a thread: each service i has a request counter that
+grows at `rate(i)` requests/s from the moment it starts, and an in-flight gauge `inflight(i)`,
+in both the generic names the tests' custom signals read and Knative's ≤ 1.18 names. Prometheus
+scrapes it every second into a temporary data directory, on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+SERVICES = 40
+
+
+def rate(i: int) -> float:
+    return 0.5 + i * 0.25
+
+
+def inflight(i: int) -> float:
+    return float(i % 7)
+
+
+@dataclass
+class Exporter:
+    started: float = field(default_factory=time.time)
+    hidden: set[int] = field(default_factory=set)
+    """Services whose series have stopped (to test staleness)."""
+
+    def text(self) -> str:
+        elapsed = time.time() - self.started
+        lines = []
+        for i in range(SERVICES):
+            if i in self.hidden:
+                continue
+            labels = f'namespace="ns{i % 3}",service="svc-{i}"'
+            knative = f'namespace_name="ns{i % 3}",service_name="svc-{i}"'
+            count = rate(i) * elapsed
+            lines += [
+                f"leadtime_test_requests_total{{{labels}}} {count}",
+                f"leadtime_test_in_flight{{{labels}}} {inflight(i)}",
+                f"leadtime_test_queued{{{labels}}} {inflight(i) / 2}",
+                f"revision_request_count{{{knative}}} {count}",
+                f"revision_queue_depth{{{knative}}} {inflight(i)}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def serve_exporter(exporter: Exporter) -> tuple[ThreadingHTTPServer, int]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = exporter.text().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+@dataclass
+class PrometheusServer:
+    """A running Prometheus; `stop()` and `start()` for the outage tests."""
+
+    binary: str
+    config: Path
+    data: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail(f"prometheus on {self.url} not ready after 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+
+def start_prometheus(exporter_port: int) -> PrometheusServer:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not found: apt-get install prometheus (Debian's package)")
+    folder = Path(tempfile.mkdtemp(prefix="leadtime-prometheus-"))
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: exporter\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+    )
+    server = PrometheusServer(binary, config, folder / "data", free_port())
+    server.start()
+    return server

@@ -1,0 +1,279 @@
+"""The Prometheus metrics source against a real Prometheus (and a fake one for garbage)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from adapters.prometheus.client import PrometheusClient, PrometheusError
+from adapters.prometheus.signals import KNATIVE, SignalSet
+from adapters.prometheus.source import PrometheusSource
+from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+from tests.prometheus_fixture import (
+    SERVICES,
+    Exporter,
+    inflight,
+    rate,
+    serve_exporter,
+    start_prometheus,
+)
+
+pytestmark = pytest.mark.prometheus
+
+TEST_SIGNALS = SignalSet(
+    name="test",
+    arrivals="sum by (namespace, service) (rate(leadtime_test_requests_total[{window}]))",
+    concurrency="sum by (namespace, service) (leadtime_test_in_flight)",
+    queue="sum by (namespace, service) (leadtime_test_queued)",
+    namespace_label="namespace",
+    service_label="service",
+)
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    exporter = Exporter()
+    server, port = serve_exporter(exporter)
+    prom = start_prometheus(port)
+    try:
+        _wait_for_samples(prom.url, 8)
+        yield prom, exporter
+    finally:
+        prom.stop()
+        server.shutdown()
+
+
+def _wait_for_samples(url: str, seconds: int) -> None:
+    """Until every service has `seconds` of counter samples (a rate needs two)."""
+
+    async def count() -> int:
+        client = PrometheusClient(url)
+        try:
+            samples = await client.query("min(count_over_time(leadtime_test_requests_total[1m]))")
+            return int(samples[0].value) if samples else 0
+        finally:
+            await client.close()
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if asyncio.run(count()) >= seconds:
+            return
+        time.sleep(0.5)
+    pytest.fail("prometheus scraped too few samples in 60 s")
+
+
+async def test_one_query_per_signal_covers_every_service_with_the_right_numbers(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    assert client.requests == 3  # arrivals, concurrency, queue: batched across 40 services
+    assert len(snapshot) == SERVICES
+    for i in range(SERVICES):
+        chunk = snapshot[ServiceKey(f"ns{i % 3}", f"svc-{i}")]
+        assert isinstance(chunk, MetricsChunk), chunk
+        assert chunk.arrivals[-1] == pytest.approx(rate(i), rel=0.1)
+        assert chunk.concurrency[-1] == inflight(i)
+        assert chunk.queue[-1] == inflight(i) / 2
+
+
+async def test_knative_names_are_read_with_their_labels(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, KNATIVE, rate_window_s=5.0)
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    chunk = snapshot[ServiceKey("ns2", "svc-5")]
+    assert isinstance(chunk, MetricsChunk)
+    assert chunk.arrivals[-1] == pytest.approx(rate(5), rel=0.1)
+    assert chunk.concurrency[-1] == inflight(5)
+
+
+async def test_successive_snapshots_cover_every_second_once(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+    key = ServiceKey("ns0", "svc-3")
+    try:
+        first = (await source.snapshot(time.time()))[key]
+        await asyncio.sleep(2.2)
+        second = (await source.snapshot(time.time()))[key]
+    finally:
+        await client.close()
+    assert isinstance(first, MetricsChunk) and isinstance(second, MetricsChunk)
+    assert second.start == first.end
+    assert 2 <= second.arrivals.size <= 3
+
+
+async def test_history_pulls_per_second_arrivals_in_chunks(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+    now = time.time()
+    try:
+        history = await source.history(ServiceKey("ns1", "svc-4"), now - 8, now)
+    finally:
+        await client.close()
+    assert history.size == 8
+    known = history[~np.isnan(history)]
+    assert known.size >= 3
+    assert np.median(known) == pytest.approx(rate(4), rel=0.15)
+
+
+async def test_a_series_that_stops_is_no_data_not_zero(prometheus):
+    prom, exporter = prometheus
+    exporter.hidden.add(7)
+    try:
+        await asyncio.sleep(2.5)  # a scrape without it: Prometheus marks the series stale
+        client = PrometheusClient(prom.url)
+        source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+        source.seen.add(ServiceKey("ns1", "svc-7"))
+        try:
+            snapshot = await source.snapshot(time.time())
+        finally:
+            await client.close()
+        gone = snapshot[ServiceKey("ns1", "svc-7")]
+        assert isinstance(gone, NoData) and "no " in gone.reason and "series" in gone.reason
+        assert isinstance(snapshot[ServiceKey("ns2", "svc-8")], MetricsChunk)
+    finally:
+        exporter.hidden.discard(7)
+
+
+async def all_chunks(source: PrometheusSource, limit_s: float = 30.0) -> bool:
+    """Whether every service has usable data within `limit_s` (polling)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        snapshot = await source.snapshot(time.time())
+        if snapshot and all(isinstance(v, MetricsChunk) for v in snapshot.values()):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def test_prometheus_stopped_mid_run_gives_no_data_then_recovers(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url, timeout_s=1.0, retries=1, backoff_s=0.05)
+    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+    try:
+        assert await all_chunks(source)
+        prom.stop()
+        down = await source.snapshot(time.time())
+        assert len(down) == SERVICES
+        for item in down.values():
+            assert isinstance(item, NoData) and item.reason.startswith("prometheus: unreachable")
+        prom.start()
+        assert await all_chunks(source)  # recovers by itself once Prometheus is back
+    finally:
+        await client.close()
+
+
+# ----------------------------------------------------------- a fake Prometheus for garbage
+ANSWERS = {
+    "not json": (200, "<html>oops</html>"),
+    "server error": (
+        503,
+        json.dumps({"status": "error", "errorType": "unavailable", "error": "busy"}),
+    ),
+    "query error": (
+        400,
+        json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error"}),
+    ),
+    "matrix for an instant query": (
+        200,
+        json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}),
+    ),
+    "malformed sample": (
+        200,
+        json.dumps(
+            {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}}
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ANSWERS))
+async def test_garbage_answers_are_no_data_with_the_reason(aiohttp_server, case):
+    status, body = ANSWERS[case]
+    seen_headers = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen_headers.append(dict(request.headers))
+        return web.Response(status=status, text=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(
+        str(server.make_url("")),
+        retries=1,
+        backoff_s=0.01,
+        bearer_token="t0ken",
+        headers={"X-Scope-OrgID": "tenant-a"},
+    )
+    source = PrometheusSource(client, TEST_SIGNALS)
+    source.seen.add(ServiceKey("ns", "svc"))
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    item = snapshot[ServiceKey("ns", "svc")]
+    assert isinstance(item, NoData) and item.reason.startswith("prometheus: ")
+    assert seen_headers[0]["Authorization"] == "Bearer t0ken"
+    assert seen_headers[0]["X-Scope-OrgID"] == "tenant-a"
+    transient = case in ("server error", "not json") and status >= 500
+    assert len(seen_headers) == (3 * 2 if transient else 3)  # retried only when transient
+
+
+async def test_nan_negative_and_stale_values_are_refused_per_service(aiohttp_server):
+    now = time.time()
+
+    def vector(value: str, at: float) -> dict:
+        return {"metric": {"namespace": "ns", "service": "svc"}, "value": [at, value]}
+
+    answers = {
+        "rate(": [vector("NaN", now)],
+        "leadtime_test_in_flight": [vector("3", now)],
+        "leadtime_test_queued": [vector("1", now - 600)],
+    }
+
+    async def handler(request: web.Request) -> web.Response:
+        query = request.query["query"]
+        result = next(v for k, v in answers.items() if k in query)
+        payload = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return web.json_response(payload)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")))
+    source = PrometheusSource(client, TEST_SIGNALS)
+    try:
+        item = (await source.snapshot(now))[ServiceKey("ns", "svc")]
+        assert isinstance(item, NoData) and "arrivals is nan" in item.reason
+        answers["rate("] = [vector("2.5", now)]
+        item = (await source.snapshot(now))[ServiceKey("ns", "svc")]
+        assert isinstance(item, NoData) and "queue stale" in item.reason
+    finally:
+        await client.close()
+
+
+def test_a_client_error_is_one_exception_type():
+    async def go():
+        client = PrometheusClient("http://127.0.0.1:9", timeout_s=0.5, retries=0)
+        try:
+            await client.query("up")
+        finally:
+            await client.close()
+
+    with pytest.raises(PrometheusError, match="unreachable"):
+        asyncio.run(go())
