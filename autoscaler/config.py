@@ -149,6 +149,18 @@ class PrometheusConfig:
     """Where live metrics come from; no URL means the embedded simulator."""
 
     url: str | None = None
+    signals: str = "knative"
+    """Built-in PromQL for the demand signals: knative (≤ 1.18 names), knative-otel, vllm."""
+    rate_window_s: float = 30.0
+    """Window of the request-rate `rate()`: at least a few scrape intervals."""
+    stale_after_s: float = 60.0
+    """A service whose newest sample is older is held (no data), not scaled."""
+    timeout_s: float = 5.0
+    token_file: str | None = None
+    """File with a bearer token for Prometheus (e.g. a mounted service-account token)."""
+    tenant: str | None = None
+    """X-Scope-OrgID header for Thanos / Cortex / Mimir."""
+    verify_tls: bool = True
 
 
 def _no_services() -> Mapping[str, PolicyConfig]:
@@ -510,6 +522,13 @@ _SIMULATOR_KEYS: dict[str, _Key] = {
 
 _PROMETHEUS_KEYS: dict[str, _Key] = {
     "url": _Key("url", _optional(_url), text=True),
+    "signals": _Key("signals", _one_of(lambda: ("knative", "knative-otel", "vllm")), text=True),
+    "rate_window": _seconds("rate_window_s", _duration(1, 3600)),
+    "stale_after": _seconds("stale_after_s", _duration(1, 3600)),
+    "timeout": _seconds("timeout_s", _duration(0.1, 300)),
+    "token_file": _Key("token_file", _optional(_text("a file path, or null")), text=True),
+    "tenant": _Key("tenant", _optional(_text("a tenant id, or null")), text=True),
+    "verify_tls": _Key("verify_tls", _boolean),
 }
 
 _SECTIONS: dict[str, dict[str, _Key]] = {

@@ -38,9 +38,12 @@ class Exporter:
     started: float = field(default_factory=time.time)
     hidden: set[int] = field(default_factory=set)
     """Services whose series have stopped (to test staleness)."""
+    reset_at: float | None = None
+    """When the counters restarted from 0 (a restarted pod), if they did."""
 
     def text(self) -> str:
-        elapsed = time.time() - self.started
+        now = time.time()
+        elapsed = now - (self.reset_at or self.started)
         lines = []
         for i in range(SERVICES):
             if i in self.hidden:
@@ -54,6 +57,9 @@ class Exporter:
                 f"leadtime_test_queued{{{labels}}} {inflight(i) / 2}",
                 f"revision_request_count{{{knative}}} {count}",
                 f"revision_queue_depth{{{knative}}} {inflight(i)}",
+                f"vllm:request_success_total{{{labels}}} {count}",
+                f"vllm:num_requests_running{{{labels}}} {inflight(i) / 2}",
+                f"vllm:num_requests_waiting{{{labels}}} {inflight(i) / 2}",
             ]
         return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 
@@ -11,8 +12,10 @@ import pytest
 from aiohttp import web
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError
-from adapters.prometheus.signals import KNATIVE, SignalSet
-from adapters.prometheus.source import PrometheusSource
+from adapters.prometheus.signals import KNATIVE, VLLM, SignalSet
+from adapters.prometheus.source import PrometheusSource, source_from_config
+from autoscaler.config import config_from_mapping
+from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 from tests.prometheus_fixture import (
     SERVICES,
@@ -97,6 +100,36 @@ async def test_knative_names_are_read_with_their_labels(prometheus):
     assert isinstance(chunk, MetricsChunk)
     assert chunk.arrivals[-1] == pytest.approx(rate(5), rel=0.1)
     assert chunk.concurrency[-1] == inflight(5)
+
+
+async def test_vllm_names_are_read_running_plus_waiting(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, VLLM, rate_window_s=5.0)
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    chunk = snapshot[ServiceKey("ns0", "svc-6")]
+    assert isinstance(chunk, MetricsChunk)
+    assert chunk.arrivals[-1] == pytest.approx(rate(6), rel=0.1)
+    assert chunk.concurrency[-1] == inflight(6)  # running + waiting
+    assert chunk.queue[-1] == inflight(6) / 2  # waiting
+
+
+async def test_a_counter_reset_does_not_read_as_a_drop_in_demand(prometheus):
+    prom, exporter = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
+    exporter.reset_at = time.time()  # every pod restarted: counters from 0
+    try:
+        await asyncio.sleep(2.5)
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    chunk = snapshot[ServiceKey("ns2", "svc-11")]
+    assert isinstance(chunk, MetricsChunk)
+    assert chunk.arrivals[-1] == pytest.approx(rate(11), rel=0.25)
 
 
 async def test_successive_snapshots_cover_every_second_once(prometheus):
@@ -277,3 +310,51 @@ def test_a_client_error_is_one_exception_type():
 
     with pytest.raises(PrometheusError, match="unreachable"):
         asyncio.run(go())
+
+
+async def test_all_requests_waiting_and_none_in_service_is_a_poke(aiohttp_server):
+    now = time.time()
+    values = {"rate(": "0.5", "leadtime_test_in_flight": "2", "leadtime_test_queued": "2"}
+
+    async def handler(request: web.Request) -> web.Response:
+        value = next(v for k, v in values.items() if k in request.query["query"])
+        sample = {"metric": {"namespace": "ns", "service": "svc"}, "value": [now, value]}
+        result = {"resultType": "vector", "result": [sample]}
+        return web.json_response({"status": "success", "data": result})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")))
+    source = PrometheusSource(client, TEST_SIGNALS)
+    try:
+        woken = (await source.snapshot(now))[ServiceKey("ns", "svc")]
+        values["leadtime_test_in_flight"] = "5"
+        serving = (await source.snapshot(now + 2))[ServiceKey("ns", "svc")]
+    finally:
+        await client.close()
+    assert isinstance(woken, MetricsChunk) and woken.poke
+    assert isinstance(serving, MetricsChunk) and not serving.poke
+
+
+def test_the_source_is_built_from_the_configuration(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("abc123\n")
+    settings = config_from_mapping(
+        {
+            "prometheus": {
+                "url": "http://127.0.0.1:9090",
+                "signals": "vllm",
+                "token_file": str(token),
+                "tenant": "team-a",
+                "rate_window": "15s",
+            }
+        }
+    ).prometheus
+    source = source_from_config(settings)
+    assert source.client.bearer_token == "abc123"
+    assert source.client.headers == {"X-Scope-OrgID": "team-a"}
+    assert source.signals is VLLM and source.rate_window_s == 15.0
+    missing = dataclasses.replace(settings, token_file=str(tmp_path / "nope"))
+    with pytest.raises(InputError, match=r"prometheus\.token_file: cannot read it"):
+        source_from_config(missing)

@@ -16,11 +16,14 @@ import asyncio
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
-from adapters.prometheus.signals import SignalSet
+from adapters.prometheus.signals import SignalSet, signal_set
+from autoscaler.config import PrometheusConfig
+from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 
 MAX_POINTS = 10_000
@@ -93,11 +96,15 @@ class PrometheusSource:
         start = self._next_second.get(key, end - 1)
         seconds = max(1, end - start)
         self._next_second[key] = start + seconds
+        queue = min(values["queue"], values["concurrency"])
         return MetricsChunk(
             start,
             np.full(seconds, values["concurrency"]),
             np.full(seconds, values["arrivals"]),
-            np.full(seconds, min(values["queue"], values["concurrency"])),
+            np.full(seconds, queue),
+            # every request is waiting (at the activator) and none in service: the revision is
+            # at zero and needs waking now, as the activator's poke does
+            poke=queue > 0 and queue >= values["concurrency"],
         )
 
     async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:
@@ -116,3 +123,28 @@ class PrometheusSource:
                     inside = (index >= 0) & (index < out.size)
                     out[index[inside]] = np.asarray(item.values)[inside]
         return out
+
+
+def source_from_config(settings: PrometheusConfig) -> PrometheusSource:
+    """The source `leadtime run` uses for `prometheus:` in the configuration."""
+    if settings.url is None:
+        raise InputError("config prometheus.url: needed for the Prometheus metrics source")
+    token = None
+    if settings.token_file:
+        try:
+            token = Path(settings.token_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise InputError(f"config prometheus.token_file: cannot read it ({error})") from None
+    client = PrometheusClient(
+        settings.url,
+        timeout_s=settings.timeout_s,
+        bearer_token=token or None,
+        headers={"X-Scope-OrgID": settings.tenant} if settings.tenant else {},
+        verify_tls=settings.verify_tls,
+    )
+    return PrometheusSource(
+        client,
+        signal_set(settings.signals),
+        rate_window_s=settings.rate_window_s,
+        stale_after_s=settings.stale_after_s,
+    )
