@@ -14,6 +14,7 @@ from aiohttp import web
 from adapters.prometheus.client import PrometheusClient, PrometheusError
 from adapters.prometheus.signals import KNATIVE, VLLM, SignalSet
 from adapters.prometheus.source import PrometheusSource, source_from_config
+from autoscaler.cli import main
 from autoscaler.config import config_from_mapping
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
@@ -358,3 +359,24 @@ def test_the_source_is_built_from_the_configuration(tmp_path):
     missing = dataclasses.replace(settings, token_file=str(tmp_path / "nope"))
     with pytest.raises(InputError, match=r"prometheus\.token_file: cannot read it"):
         source_from_config(missing)
+
+
+def test_backtest_reads_its_history_from_prometheus(prometheus, capsys):
+    prom, _ = prometheus
+    end = time.time()
+    argv = ["backtest", "--prometheus", prom.url, "--query"]
+    argv += ["sum(rate(leadtime_test_requests_total[5s]))", "--start", str(end - 40)]
+    argv += ["--end", str(end), "--resolution", "1s", "--horizon", "3s"]
+    argv += ["--models", "naive,seasonal_naive", "--origins", "5", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["model"] for row in rows] == ["naive", "seasonal_naive"]
+    assert rows[0]["mase"] is not None
+
+
+def test_backtest_from_prometheus_names_a_missing_query_and_a_dead_server(capsys):
+    assert main(["backtest", "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "needs --query" in capsys.readouterr().err
+    argv = ["backtest", "--prometheus", "http://127.0.0.1:9", "--query", "up"]
+    assert main(argv) == 2
+    assert "unreachable" in capsys.readouterr().err

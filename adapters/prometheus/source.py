@@ -21,13 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
+from adapters.prometheus.history import MAX_POINTS
 from adapters.prometheus.signals import SignalSet, signal_set
 from autoscaler.config import PrometheusConfig
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
-
-MAX_POINTS = 10_000
-"""Points per range query (Prometheus refuses more than 11,000)."""
 
 
 class PrometheusSource:

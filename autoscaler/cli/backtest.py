@@ -8,14 +8,16 @@ nothing of traces or Kubernetes). One row per model; `auto` is the automatic cho
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import sys
+import time
+from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
 
-from adapters.simulator.workload import Workload
 from autoscaler.cli.options import add_workload_options, workload_from_args
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import align
@@ -62,16 +64,30 @@ def add_backtest_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.add_argument("--plot", metavar="FILE.png", help="draw the forecasts of the models")
+    source = parser.add_argument_group("history from Prometheus instead of a trace")
+    source.add_argument("--prometheus", metavar="URL", help="a Prometheus HTTP API")
+    source.add_argument(
+        "--query", metavar="PROMQL", help="one request-rate series (summed if several)"
+    )
+    source.add_argument(
+        "--start", metavar="T", help="Unix seconds or ISO 8601 (default: --end minus 7 days)"
+    )
+    source.add_argument("--end", metavar="T", help="Unix seconds or ISO 8601 (default: now)")
     parser.set_defaults(handler=run_backtest)
 
 
 def run_backtest(args: argparse.Namespace) -> int:
-    workload = workload_from_args(args)
     step_s = _positive_duration(args.resolution, "--resolution")
     horizon = max(1, math.ceil(_positive_duration(args.horizon, "--horizon") / step_s))
     names = _model_list(args.models)
-    y = workload.rate_series(step_s)
+    if args.prometheus:
+        label, y = _prometheus_series(args, step_s)
+    else:
+        workload = workload_from_args(args)
+        label, y = workload.source or workload.name, workload.rate_series(step_s)
     mask = idle_mask(y, parse_duration(args.mask_idle_over, field="--mask-idle-over"), step_s)
+    if np.isnan(y).any():  # steps Prometheus had no sample for: missing, not zero
+        mask = np.isnan(y) if mask is None else mask | np.isnan(y)
     plan = _plan(args, y.size, horizon, step_s)
     baseline_name = "seasonal_naive"
     to_run = [baseline_name] + [n for n in names if n != baseline_name]
@@ -101,12 +117,56 @@ def run_backtest(args: argparse.Namespace) -> int:
         {"model": name, **backtest.score(actual, runs[name], runs[baseline_name], keep)}
         for name in names
     ]
-    _emit(args, workload, rows, plan, step_s)
+    _emit(args, label, rows, plan, step_s)
     if args.plot:
         from autoscaler.cli.plot import plot_backtest
 
         plot_backtest(y, plan, {name: runs[name] for name in names}, step_s, args.plot)
     return 0
+
+
+def _prometheus_series(args: argparse.Namespace, step_s: float) -> tuple[str, np.ndarray]:
+    """The request-rate history a PromQL query gives, at the backtest's resolution."""
+    from adapters.prometheus.client import PrometheusClient, PrometheusError
+    from adapters.prometheus.history import pull_rate_series
+
+    if args.trace or args.workload:
+        raise InputError("--prometheus: give it instead of --trace / --workload, not with them")
+    if not args.query:
+        raise InputError("--prometheus: needs --query PROMQL (a request rate, e.g. sum(rate(...)))")
+    end = _moment(args.end, "--end") if args.end else time.time()
+    start = _moment(args.start, "--start") if args.start else end - 7 * DAY_S
+    if not start < end:
+        raise InputError(f"--start: must be before --end ({start:.0f} >= {end:.0f})")
+    client = PrometheusClient(args.prometheus, timeout_s=30.0)
+    try:
+        series = asyncio.run(_pull(client, args.query, start, end, step_s, pull_rate_series))
+    except PrometheusError as error:
+        raise InputError(f"--prometheus {args.prometheus}: {error}") from None
+    if not np.isfinite(series).any():
+        raise InputError("--query: Prometheus has no samples for it between --start and --end")
+    return f"prometheus: {args.query}", series
+
+
+async def _pull(client, query, start, end, step_s, pull):  # type: ignore[no-untyped-def]
+    try:
+        return await pull(client, query, start, end, step_s)
+    finally:
+        await client.close()
+
+
+def _moment(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag}: expected Unix seconds or ISO 8601, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def idle_mask(y: np.ndarray, longer_than_s: float, step_s: float) -> np.ndarray | None:
@@ -164,7 +224,7 @@ def _positive_duration(text: str, flag: str) -> float:
 
 def _emit(
     args: argparse.Namespace,
-    workload: Workload,
+    label: str,
     rows: list[dict],
     plan: backtest.Plan,
     step_s: float,
@@ -174,7 +234,7 @@ def _emit(
         sys.stdout.write("\n")
         return
     print(
-        f"workload: {workload.source or workload.name}  resolution {step_s:g}s  "
+        f"workload: {label}  resolution {step_s:g}s  "
         f"horizon {plan.horizon} steps  origins {plan.origins.size}"
     )
     header = ("model", *COLUMNS)
