@@ -150,7 +150,15 @@ class PrometheusConfig:
 
     url: str | None = None
     signals: str = "knative"
-    """Built-in PromQL for the demand signals: knative (≤ 1.18 names), knative-otel, vllm."""
+    """Built-in PromQL for the demand signals: knative (≤ 1.18 names), knative-otel, vllm; or
+    custom, with the three queries below."""
+    query_arrivals: str | None = None
+    query_concurrency: str | None = None
+    query_queue: str | None = None
+    """Custom PromQL (signals: custom), each aggregated by the two labels below; `{window}`
+    stands for the rate window."""
+    namespace_label: str = "namespace"
+    service_label: str = "service"
     rate_window_s: float = 30.0
     """Window of the request-rate `rate()`: at least a few scrape intervals."""
     stale_after_s: float = 60.0
@@ -161,6 +169,19 @@ class PrometheusConfig:
     tenant: str | None = None
     """X-Scope-OrgID header for Thanos / Cortex / Mimir."""
     verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        custom = (self.query_arrivals, self.query_concurrency, self.query_queue)
+        if self.signals == "custom" and not (self.query_arrivals and self.query_concurrency):
+            raise InputError(
+                "config prometheus.query_arrivals, prometheus.query_concurrency: both needed "
+                "with signals: custom"
+            )
+        if self.signals != "custom" and any(custom):
+            raise InputError(
+                "config prometheus.signals: must be custom when query_* are given "
+                f"(it is {self.signals!r})"
+            )
 
 
 def _no_services() -> Mapping[str, PolicyConfig]:
@@ -382,6 +403,12 @@ def _optional(parser: _Parser) -> _Parser:
     return parse
 
 
+def _promql(value: Any, where: _Where) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _reject(where, "a PromQL expression (a non-empty string)", value)
+    return value.strip()
+
+
 def _boolean(value: Any, where: _Where) -> bool:
     if not isinstance(value, bool):
         _reject(where, "true or false", value)
@@ -522,7 +549,14 @@ _SIMULATOR_KEYS: dict[str, _Key] = {
 
 _PROMETHEUS_KEYS: dict[str, _Key] = {
     "url": _Key("url", _optional(_url), text=True),
-    "signals": _Key("signals", _one_of(lambda: ("knative", "knative-otel", "vllm")), text=True),
+    "signals": _Key(
+        "signals", _one_of(lambda: ("knative", "knative-otel", "vllm", "custom")), text=True
+    ),
+    "query_arrivals": _Key("query_arrivals", _optional(_promql), text=True),
+    "query_concurrency": _Key("query_concurrency", _optional(_promql), text=True),
+    "query_queue": _Key("query_queue", _optional(_promql), text=True),
+    "namespace_label": _Key("namespace_label", _text("a Prometheus label name"), text=True),
+    "service_label": _Key("service_label", _text("a Prometheus label name"), text=True),
     "rate_window": _seconds("rate_window_s", _duration(1, 3600)),
     "stale_after": _seconds("stale_after_s", _duration(1, 3600)),
     "timeout": _seconds("timeout_s", _duration(0.1, 300)),

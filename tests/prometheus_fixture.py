@@ -50,6 +50,7 @@ class Exporter:
                 continue
             labels = f'namespace="ns{i % 3}",service="svc-{i}"'
             knative = f'namespace_name="ns{i % 3}",service_name="svc-{i}"'
+            otel = f'k8s_namespace_name="ns{i % 3}",kn_service_name="svc-{i}"'
             count = rate(i) * elapsed
             lines += [
                 f"leadtime_test_requests_total{{{labels}}} {count}",
@@ -57,6 +58,8 @@ class Exporter:
                 f"leadtime_test_queued{{{labels}}} {inflight(i) / 2}",
                 f"revision_request_count{{{knative}}} {count}",
                 f"revision_queue_depth{{{knative}}} {inflight(i)}",
+                f"kn_serving_invocation_duration_seconds_count{{{otel}}} {count}",
+                f"kn_serving_queue_depth{{{otel}}} {inflight(i)}",
                 f"vllm:request_success_total{{{labels}}} {count}",
                 f"vllm:num_requests_running{{{labels}}} {inflight(i) / 2}",
                 f"vllm:num_requests_waiting{{{labels}}} {inflight(i) / 2}",

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError
-from adapters.prometheus.signals import KNATIVE, VLLM, SignalSet
+from adapters.prometheus.signals import KNATIVE, KNATIVE_OTEL, VLLM, SignalSet
 from adapters.prometheus.source import PrometheusSource, source_from_config
 from autoscaler.cli import main
 from autoscaler.config import config_from_mapping
@@ -89,10 +89,11 @@ async def test_one_query_per_signal_covers_every_service_with_the_right_numbers(
         assert chunk.queue[-1] == inflight(i) / 2
 
 
-async def test_knative_names_are_read_with_their_labels(prometheus):
+@pytest.mark.parametrize("signals", [KNATIVE, KNATIVE_OTEL], ids=lambda s: s.name)
+async def test_knative_names_are_read_with_their_labels(prometheus, signals):
     prom, _ = prometheus
     client = PrometheusClient(prom.url)
-    source = PrometheusSource(client, KNATIVE, rate_window_s=5.0)
+    source = PrometheusSource(client, signals, rate_window_s=5.0)
     try:
         snapshot = await source.snapshot(time.time())
     finally:
@@ -207,6 +208,13 @@ async def test_prometheus_stopped_mid_run_gives_no_data_then_recovers(prometheus
             assert isinstance(item, NoData) and item.reason.startswith("prometheus: unreachable")
         prom.start()
         assert await all_chunks(source)  # recovers by itself once Prometheus is back
+        # a full rate window of scrapes again before the tests after this one
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            full = await client.query("min(count_over_time(leadtime_test_requests_total[5s]))")
+            if full and full[0].value >= 5:
+                break
+            await asyncio.sleep(0.5)
     finally:
         await client.close()
 
@@ -380,3 +388,61 @@ def test_backtest_from_prometheus_names_a_missing_query_and_a_dead_server(capsys
     argv = ["backtest", "--prometheus", "http://127.0.0.1:9", "--query", "up"]
     assert main(argv) == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+async def test_a_slow_prometheus_times_out_into_no_data(aiohttp_server):
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(2.0)
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "vector", "result": []}}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")), timeout_s=0.3, retries=0)
+    source = PrometheusSource(client, TEST_SIGNALS)
+    source.seen.add(ServiceKey("ns", "svc"))
+    try:
+        item = (await source.snapshot(time.time()))[ServiceKey("ns", "svc")]
+    finally:
+        await client.close()
+    assert isinstance(item, NoData) and "timed out after 0.3s" in item.reason
+
+
+async def test_custom_queries_from_the_configuration_run_as_given(prometheus):
+    prom, _ = prometheus
+    settings = config_from_mapping(
+        {
+            "prometheus": {
+                "url": prom.url,
+                "signals": "custom",
+                "query_arrivals": TEST_SIGNALS.arrivals,
+                "query_concurrency": TEST_SIGNALS.concurrency,
+                "rate_window": "5s",
+            }
+        }
+    ).prometheus
+    source = source_from_config(settings)
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await source.client.close()
+    assert source.client.requests == 2  # no queue query given: taken as 0
+    chunk = snapshot[ServiceKey("ns1", "svc-10")]
+    assert isinstance(chunk, MetricsChunk)
+    assert chunk.arrivals[-1] == pytest.approx(rate(10), rel=0.1)
+    assert chunk.queue[-1] == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"signals": "custom", "query_arrivals": "x"}, "both needed with signals: custom"),
+        ({"query_arrivals": "x"}, "must be custom when query_"),
+        ({"signals": "custom", "query_arrivals": "", "query_concurrency": "y"}, "PromQL"),
+    ],
+)
+def test_custom_query_settings_are_checked_at_load(section, message):
+    with pytest.raises(InputError, match=message):
+        config_from_mapping({"prometheus": section})

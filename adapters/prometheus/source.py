@@ -140,9 +140,21 @@ def source_from_config(settings: PrometheusConfig) -> PrometheusSource:
         headers={"X-Scope-OrgID": settings.tenant} if settings.tenant else {},
         verify_tls=settings.verify_tls,
     )
+    signals = (
+        SignalSet(
+            name="custom",
+            arrivals=settings.query_arrivals or "",
+            concurrency=settings.query_concurrency or "",
+            queue=settings.query_queue,
+            namespace_label=settings.namespace_label,
+            service_label=settings.service_label,
+        )
+        if settings.signals == "custom"
+        else signal_set(settings.signals)
+    )
     return PrometheusSource(
         client,
-        signal_set(settings.signals),
+        signals,
         rate_window_s=settings.rate_window_s,
         stale_after_s=settings.stale_after_s,
     )
