@@ -16,6 +16,7 @@ start-up, or when a thousand histories double at once) is staggered and never st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import multiprocessing
 import zlib
@@ -33,7 +34,8 @@ from forecasting.forecast import Forecast
 
 @dataclass(frozen=True)
 class ShellSettings:
-    """How every service's shell is built (picklable: it crosses to the workers)."""
+    """How every service's shell is built (picklable: it crosses to the workers); the fields
+    are `ForecastShell`'s own."""
 
     horizon_s: float
     model: str = "auto"
@@ -72,13 +74,7 @@ def _refresh(
     for key, seconds, origin, now in items:
         shell = _SHELLS.get(key)
         if shell is None:
-            shell = _SHELLS[key] = ForecastShell(
-                horizon_s=settings.horizon_s,
-                model=settings.model,
-                step_s=settings.step_s,
-                refit_every_s=settings.refit_every_s,
-                min_history_s=settings.min_history_s,
-            )
+            shell = _SHELLS[key] = ForecastShell(**dataclasses.asdict(settings))
         shell.feed(seconds, origin_s=origin)
         allow = fits_allowed > 0
         fitted_before = shell.last_fit_s

@@ -89,16 +89,20 @@ async def test_one_query_per_signal_covers_every_service_with_the_right_numbers(
         assert chunk.queue[-1] == inflight(i) / 2
 
 
+async def snapshot_of(url: str, signals: SignalSet, key: ServiceKey) -> MetricsChunk | NoData:
+    """One snapshot from a fresh source over the real Prometheus; the entry of `key`."""
+    client = PrometheusClient(url)
+    source = PrometheusSource(client, signals, rate_window_s=5.0)
+    try:
+        return (await source.snapshot(time.time()))[key]
+    finally:
+        await client.close()
+
+
 @pytest.mark.parametrize("signals", [KNATIVE, KNATIVE_OTEL], ids=lambda s: s.name)
 async def test_knative_names_are_read_with_their_labels(prometheus, signals):
     prom, _ = prometheus
-    client = PrometheusClient(prom.url)
-    source = PrometheusSource(client, signals, rate_window_s=5.0)
-    try:
-        snapshot = await source.snapshot(time.time())
-    finally:
-        await client.close()
-    chunk = snapshot[ServiceKey("ns2", "svc-5")]
+    chunk = await snapshot_of(prom.url, signals, ServiceKey("ns2", "svc-5"))
     assert isinstance(chunk, MetricsChunk)
     assert chunk.arrivals[-1] == pytest.approx(rate(5), rel=0.1)
     assert chunk.concurrency[-1] == inflight(5)
@@ -106,13 +110,7 @@ async def test_knative_names_are_read_with_their_labels(prometheus, signals):
 
 async def test_vllm_names_are_read_running_plus_waiting(prometheus):
     prom, _ = prometheus
-    client = PrometheusClient(prom.url)
-    source = PrometheusSource(client, VLLM, rate_window_s=5.0)
-    try:
-        snapshot = await source.snapshot(time.time())
-    finally:
-        await client.close()
-    chunk = snapshot[ServiceKey("ns0", "svc-6")]
+    chunk = await snapshot_of(prom.url, VLLM, ServiceKey("ns0", "svc-6"))
     assert isinstance(chunk, MetricsChunk)
     assert chunk.arrivals[-1] == pytest.approx(rate(6), rel=0.1)
     assert chunk.concurrency[-1] == inflight(6)  # running + waiting
@@ -121,15 +119,9 @@ async def test_vllm_names_are_read_running_plus_waiting(prometheus):
 
 async def test_a_counter_reset_does_not_read_as_a_drop_in_demand(prometheus):
     prom, exporter = prometheus
-    client = PrometheusClient(prom.url)
-    source = PrometheusSource(client, TEST_SIGNALS, rate_window_s=5.0)
     exporter.reset_at = time.time()  # every pod restarted: counters from 0
-    try:
-        await asyncio.sleep(2.5)
-        snapshot = await source.snapshot(time.time())
-    finally:
-        await client.close()
-    chunk = snapshot[ServiceKey("ns2", "svc-11")]
+    await asyncio.sleep(2.5)
+    chunk = await snapshot_of(prom.url, TEST_SIGNALS, ServiceKey("ns2", "svc-11"))
     assert isinstance(chunk, MetricsChunk)
     assert chunk.arrivals[-1] == pytest.approx(rate(11), rel=0.25)
 
