@@ -156,6 +156,9 @@ class ControlLoop:
         statuses, status_ok = await self._statuses(keys)
         fresh = self.fleet.ingest(snapshot) if metrics_ok else np.zeros(0, dtype=bool)
         ordered = [self.states[key] for key in keys]
+        for key, item in snapshot.items():
+            if isinstance(item, MetricsChunk) and item.extras and key in self.states:
+                self.states[key].signals.update(item.extras)
         for state in ordered:
             state.status = statuses.get(state.key, state.status)
         fast, result = self._decide_fleet(ordered, snapshot, fresh, now)

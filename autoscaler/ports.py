@@ -39,6 +39,8 @@ class MetricsChunk:
     queue: np.ndarray
     poke: bool = False
     """A request reached the service while it had no replica (Knative's activator poke)."""
+    extras: Mapping[str, float] | None = None
+    """Further signals' newest values (KV-cache use, tokens/s, GPU utilisation), if read."""
 
     def __post_init__(self) -> None:
         if not self.concurrency.size == self.arrivals.size == self.queue.size:

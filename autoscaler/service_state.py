@@ -64,6 +64,8 @@ class ServiceState:
     forecast_coverage: float = math.nan
     last: DecisionRecord | None = None
     decisions: deque[DecisionRecord] = field(default_factory=lambda: deque(maxlen=50))
+    signals: dict[str, float] = field(default_factory=dict)
+    """Newest values of the further signals the source reads (KV-cache use, tokens/s, ...)."""
     fed_until: int | None = None
     """The second up to which arrivals were handed to the forecasting workers."""
 

@@ -33,6 +33,10 @@ def inflight(i: int) -> float:
     return float(i % 7)
 
 
+def kv_cache(i: int) -> float:
+    return (i % 10) / 10
+
+
 @dataclass
 class Exporter:
     started: float = field(default_factory=time.time)
@@ -63,7 +67,12 @@ class Exporter:
                 f"vllm:request_success_total{{{labels}}} {count}",
                 f"vllm:num_requests_running{{{labels}}} {inflight(i) / 2}",
                 f"vllm:num_requests_waiting{{{labels}}} {inflight(i) / 2}",
+                f"vllm:gpu_cache_usage_perc{{{labels}}} {kv_cache(i)}",
+                f"vllm:generation_tokens_total{{{labels}}} {count * 100}",
+                f"vllm:prompt_tokens_total{{{labels}}} {count * 1000}",
             ]
+            if i % 2 == 0:  # DCGM runs on some nodes only
+                lines.append(f"DCGM_FI_DEV_GPU_UTIL{{{labels}}} {40 + i}")
         return "\n".join(lines) + "\n"
 
 

@@ -89,6 +89,7 @@ async def test_services_list_and_detail(aiohttp_client):
     assert detail["replicas"]["time"] and detail["decisions"]
     assert detail["forecast"] is None and detail["forecast_note"]  # no forecasting workers here
     assert detail["lead_time_s"] > 0
+    assert detail["signals"] == {}  # the simulator reads no KV-cache or token signals
 
 
 async def test_unknown_service_and_unknown_path_are_json_404s(aiohttp_client):

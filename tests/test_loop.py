@@ -292,3 +292,20 @@ async def test_the_fleet_path_scales_as_the_scalar_policy_does():
     reasons = {state.last.reason for state in fast_loop.states.values()}
     assert reasons & {"predictive", "headroom", "holding"}  # ...with the forecasts
     assert fast_counts == scalar_counts
+
+
+async def test_further_signals_from_the_source_are_kept_for_the_api():
+    cluster = two_services()
+
+    class WithExtras(CountingSource):
+        async def snapshot(self, now):
+            chunks = await super().snapshot(now)
+            return {
+                key: dataclasses.replace(chunk, extras={"kv_cache_usage": 0.42})
+                for key, chunk in chunks.items()
+            }
+
+    loop, clock = make_loop(cluster)
+    loop.source = WithExtras(cluster)
+    await run_for(loop, clock, 4)
+    assert loop.states[CHAT].signals == {"kv_cache_usage": 0.42}

@@ -22,6 +22,7 @@ from tests.prometheus_fixture import (
     SERVICES,
     Exporter,
     inflight,
+    kv_cache,
     rate,
     serve_exporter,
     start_prometheus,
@@ -115,6 +116,14 @@ async def test_vllm_names_are_read_running_plus_waiting(prometheus):
     assert chunk.arrivals[-1] == pytest.approx(rate(6), rel=0.1)
     assert chunk.concurrency[-1] == inflight(6)  # running + waiting
     assert chunk.queue[-1] == inflight(6) / 2  # waiting
+    extras = chunk.extras or {}
+    assert extras["kv_cache_usage"] == kv_cache(6)
+    assert extras["generation_tokens_per_s"] == pytest.approx(100 * rate(6), rel=0.1)
+    assert extras["prompt_tokens_per_s"] == pytest.approx(1000 * rate(6), rel=0.1)
+    assert extras["gpu_utilisation"] == pytest.approx(0.46)
+    odd = await snapshot_of(prom.url, VLLM, ServiceKey("ns1", "svc-7"))
+    assert isinstance(odd, MetricsChunk)
+    assert "gpu_utilisation" not in (odd.extras or {})  # no DCGM there: left out, not zero
 
 
 async def test_a_counter_reset_does_not_read_as_a_drop_in_demand(prometheus):
@@ -438,3 +447,30 @@ async def test_custom_queries_from_the_configuration_run_as_given(prometheus):
 def test_custom_query_settings_are_checked_at_load(section, message):
     with pytest.raises(InputError, match=message):
         config_from_mapping({"prometheus": section})
+
+
+async def test_a_failing_extra_signal_is_left_out_and_demand_still_counts(aiohttp_server):
+    now = time.time()
+
+    async def handler(request: web.Request) -> web.Response:
+        query = request.query["query"]
+        if "DCGM" in query:
+            return web.json_response(
+                {"status": "error", "errorType": "bad_data", "error": "x"}, status=400
+            )
+        sample = {"metric": {"namespace": "ns", "service": "svc"}, "value": [now, "1"]}
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "vector", "result": [sample]}}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")))
+    try:
+        item = (await PrometheusSource(client, VLLM).snapshot(now))[ServiceKey("ns", "svc")]
+    finally:
+        await client.close()
+    assert isinstance(item, MetricsChunk)
+    assert item.extras is not None
+    assert "gpu_utilisation" not in item.extras and item.extras["kv_cache_usage"] == 1.0

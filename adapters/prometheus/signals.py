@@ -7,7 +7,8 @@ service (never one query per service). `{window}` is the rate window. Names:
   zero (reference: knative.md §5);
 - `knative-otel`: Knative ≥ 1.19 (OpenTelemetry names, dots as underscores);
 - `vllm`: vLLM's own metrics (running and waiting requests, finished requests as the rate),
-  with the namespace and service labels a Kubernetes scrape config adds;
+  with the namespace and service labels a Kubernetes scrape config adds; also KV-cache use,
+  token throughput and DCGM's GPU utilisation, for the API and the capacity rules;
 - a custom set: any three PromQL expressions from the configuration.
 """
 
@@ -31,12 +32,16 @@ class SignalSet:
     """Requests waiting, per service (None: not available, taken as 0)."""
     namespace_label: str
     service_label: str
+    extras: tuple[tuple[str, str], ...] = ()
+    """Further per-service signals (name, PromQL) read in the same batch and shown by the API:
+    KV-cache use, token throughput, GPU utilisation. Optional: a failing one is left out."""
 
     def render(self, window_s: float) -> dict[str, str]:
         window = f"{max(1, round(window_s))}s"
         queries = {"arrivals": self.arrivals, "concurrency": self.concurrency}
         if self.queue:
             queries["queue"] = self.queue
+        queries.update(self.extras)
         return {name: query.replace("{window}", window) for name, query in queries.items()}
 
 
@@ -67,6 +72,18 @@ VLLM = SignalSet(
     queue="sum by (namespace, service) (vllm:num_requests_waiting)",
     namespace_label="namespace",
     service_label="service",
+    extras=(
+        ("kv_cache_usage", "avg by (namespace, service) (vllm:gpu_cache_usage_perc)"),
+        (
+            "generation_tokens_per_s",
+            "sum by (namespace, service) (rate(vllm:generation_tokens_total[{window}]))",
+        ),
+        (
+            "prompt_tokens_per_s",
+            "sum by (namespace, service) (rate(vllm:prompt_tokens_total[{window}]))",
+        ),
+        ("gpu_utilisation", "avg by (namespace, service) (DCGM_FI_DEV_GPU_UTIL) / 100"),
+    ),
 )
 BUILT_IN = {signals.name: signals for signals in (KNATIVE, KNATIVE_OTEL, VLLM)}
 

@@ -53,15 +53,19 @@ class PrometheusSource:
     async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
         queries = self.signals.render(self.rate_window_s)
         names = list(queries)
-        try:
-            answers = await asyncio.gather(
-                *(self.client.query(queries[name], at=now) for name in names)
-            )
-        except PrometheusError as error:
-            return dict.fromkeys(self.seen, NoData(f"prometheus: {error}"))
-        by_signal = {
-            name: self._by_service(answer) for name, answer in zip(names, answers, strict=True)
-        }
+        answers = await asyncio.gather(
+            *(self.client.query(queries[name], at=now) for name in names), return_exceptions=True
+        )
+        extras = {name for name, _ in self.signals.extras}
+        by_signal: dict[str, dict[ServiceKey, Sample]] = {}
+        for name, answer in zip(names, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if name in extras:  # optional: left out, the demand signals still count
+                    continue
+                if isinstance(answer, PrometheusError):
+                    return dict.fromkeys(self.seen, NoData(f"prometheus: {answer}"))
+                raise answer
+            by_signal[name] = self._by_service(answer)
         self.seen |= set(by_signal["arrivals"]) | set(by_signal["concurrency"])
         return {key: self._chunk(key, by_signal, now) for key in self.seen}
 
@@ -95,6 +99,11 @@ class PrometheusSource:
         seconds = max(1, end - start)
         self._next_second[key] = start + seconds
         queue = min(values["queue"], values["concurrency"])
+        extras = {
+            name: by_signal[name][key].value
+            for name, _ in self.signals.extras
+            if key in by_signal.get(name, {}) and math.isfinite(by_signal[name][key].value)
+        }
         return MetricsChunk(
             start,
             np.full(seconds, values["concurrency"]),
@@ -103,6 +112,7 @@ class PrometheusSource:
             # every request is waiting (at the activator) and none in service: the revision is
             # at zero and needs waking now, as the activator's poke does
             poke=queue > 0 and queue >= values["concurrency"],
+            extras=extras or None,
         )
 
     async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:

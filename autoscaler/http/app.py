@@ -208,6 +208,7 @@ def _detail(loop: ControlLoop, state: ServiceState, now: float) -> dict[str, Any
             "quantiles": {f"{q:g}": values.tolist() for q, values in forecast.quantiles.items()},
         },
         "forecast_note": state.forecast_note,
+        "signals": dict(state.signals),
         "forecast_quality": {"mase": state.forecast_mase, "coverage": state.forecast_coverage},
         "lead_time_s": cold + config.actuation_delay_s,
     }
