@@ -474,3 +474,27 @@ async def test_a_failing_extra_signal_is_left_out_and_demand_still_counts(aiohtt
     assert isinstance(item, MetricsChunk)
     assert item.extras is not None
     assert "gpu_utilisation" not in item.extras and item.extras["kv_cache_usage"] == 1.0
+
+
+async def test_a_service_with_its_own_query_template(prometheus):
+    prom, _ = prometheus
+    client = PrometheusClient(prom.url)
+    source = PrometheusSource(client, KNATIVE, rate_window_s=5.0)
+    own = ServiceKey("ns1", "svc-13")
+    source.service_queries[own] = {
+        "arrivals": 'sum(rate(leadtime_test_requests_total{namespace="{namespace}",'
+        'service="{service}"}[{window}]))',
+    }
+    broken = ServiceKey("ns2", "svc-14")
+    source.service_queries[broken] = {"arrivals": "sum(rate(nonsense{[1m]))"}
+    try:
+        snapshot = await source.snapshot(time.time())
+    finally:
+        await client.close()
+    chunk = snapshot[own]
+    assert isinstance(chunk, MetricsChunk)
+    assert chunk.arrivals[-1] == pytest.approx(rate(13), rel=0.1)
+    assert chunk.concurrency[-1] == inflight(13)  # the shared Knative query still serves
+    failed = snapshot[broken]
+    assert isinstance(failed, NoData) and "arrivals of ns2/svc-14" in failed.reason
+    assert isinstance(snapshot[ServiceKey("ns0", "svc-3")], MetricsChunk)  # the others go on

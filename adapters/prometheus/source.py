@@ -43,6 +43,11 @@ class PrometheusSource:
         self.rate_window_s, self.stale_after_s = rate_window_s, stale_after_s
         self._next_second: dict[ServiceKey, int] = {}
         self.seen: set[ServiceKey] = set()
+        self.service_queries: dict[ServiceKey, dict[str, str]] = {}
+        """Per-service PromQL templates replacing the shared ones (`arrivals`, `concurrency`,
+        `queue`), for services with metrics of their own (an annotation's `leadtime.dev/query`).
+        `{namespace}`, `{service}` and `{window}` are filled in; each is one more query per
+        tick, so the batched signal sets stay the rule."""
 
     async def services(self) -> list[ServiceKey]:
         """The services the last answers named (a catalog for clusters without one)."""
@@ -66,8 +71,41 @@ class PrometheusSource:
                     return dict.fromkeys(self.seen, NoData(f"prometheus: {answer}"))
                 raise answer
             by_signal[name] = self._by_service(answer)
+        problems = await self._own_queries(by_signal, now)
         self.seen |= set(by_signal["arrivals"]) | set(by_signal["concurrency"])
-        return {key: self._chunk(key, by_signal, now) for key in self.seen}
+        self.seen |= set(self.service_queries)
+        return {
+            key: problems[key] if key in problems else self._chunk(key, by_signal, now)
+            for key in self.seen
+        }
+
+    async def _own_queries(
+        self, by_signal: dict[str, dict[ServiceKey, Sample]], now: float
+    ) -> dict[ServiceKey, NoData]:
+        """Run the per-service templates; their answers replace the shared ones for that
+        service (whatever labels they carry). Returns the services whose own query failed."""
+        window = f"{max(1, round(self.rate_window_s))}s"
+        jobs = []
+        for key, templates in self.service_queries.items():
+            for signal, template in templates.items():
+                promql = (
+                    template.replace("{namespace}", key.namespace)
+                    .replace("{service}", key.name)
+                    .replace("{window}", window)
+                )
+                jobs.append((key, signal, self.client.query(promql, at=now)))
+        answers = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
+        problems: dict[ServiceKey, NoData] = {}
+        for (key, signal, _), answer in zip(jobs, answers, strict=True):
+            if isinstance(answer, PrometheusError):
+                problems[key] = NoData(f"prometheus ({signal} of {key}): {answer}")
+            elif isinstance(answer, BaseException):
+                raise answer
+            elif len(answer) != 1:
+                problems[key] = NoData(f"its own {signal} query gave {len(answer)} series, not 1")
+            else:
+                by_signal.setdefault(signal, {})[key] = answer[0]
+        return problems
 
     def _by_service(self, samples: list[Sample]) -> dict[ServiceKey, Sample]:
         out = {}
