@@ -186,9 +186,7 @@ class Fleet:
         return result
 
     def _holds_too_long(self, cold_start: np.ndarray) -> np.ndarray:
-        cfg = self.policy.config
-        lead = np.where(np.isnan(cold_start), cfg.cold_start_prior_s, cold_start)
-        hold = np.maximum(cfg.scale_down_delay_s, cfg.hold_leads * (lead + cfg.actuation_delay_s))
+        _, hold = leadtime_fleet.lead_and_hold(self.policy.config, cold_start)
         return hold > self.hold_limit_s
 
     def _tail(self, seconds: int) -> np.ndarray:
@@ -239,14 +237,14 @@ class Fleet:
         s.idle_since[row] = packed.idle_since[0]
         self.in_fleet[row] = True
 
-    def leave(self, row: int, idle: Any, now: float, lead: float) -> LeadtimeState:
+    def leave(self, row: int, idle: Any, now: float, cold_start_s: float | None) -> LeadtimeState:
         """A service goes back to the scalar path: its state as the scalar policy holds it."""
         cfg = self.policy.config
         s = self.state
         slots = float(s.slots[row])
         idle_since = float(s.idle_since[row])
         self.in_fleet[row] = False
-        cutoff = now - max(cfg.scale_down_delay_s, cfg.hold_leads * lead)
+        cutoff = now - cfg.hold_s(cfg.lead_time_s(cold_start_s))
         return LeadtimeState(
             kpa=kpa_fleet.unpack(s.kpa, row),
             service_time_s=float(s.service_time[row]),

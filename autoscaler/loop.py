@@ -200,10 +200,9 @@ class ControlLoop:
         observation = self._observation(state, item, now)
         fleet = self.fleet
         if fleet.in_fleet[state.row]:  # leaving the fleet path: its state as the policy holds it
-            lead = (state.status.cold_start_s or state.policy.config.cold_start_prior_s) + (
-                state.policy.config.actuation_delay_s
+            state.policy_state = fleet.leave(
+                state.row, state.policy_state.idle, now, state.status.cold_start_s
             )
-            state.policy_state = fleet.leave(state.row, state.policy_state.idle, now, lead)
         if state.policy_state is None:  # first data: start as Knative starts a new decider
             state.policy_state = state.policy.initial_state(now, state.status.ready)
         try:
@@ -521,8 +520,7 @@ def _longest_hold(policy: Leadtime) -> float:
     (a service measured slower is decided by the scalar policy; rings sized for the rare slow
     service would make every service's ring longer, and the tick slower)."""
     cfg = policy.config
-    lead = 2 * cfg.cold_start_prior_s + cfg.actuation_delay_s
-    return max(cfg.scale_down_delay_s, cfg.hold_leads * lead)
+    return cfg.hold_s(cfg.lead_time_s(2 * cfg.cold_start_prior_s))
 
 
 def _fleet_detail(fleet: Fleet, result: Any, row: int, ready: int) -> str:

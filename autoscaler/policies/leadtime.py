@@ -72,6 +72,16 @@ class LeadtimeConfig:
     placeholders: bool = True
     """Whether this service's forecast growth sizes the cluster's GPU placeholder pool."""
 
+    def lead_time_s(self, cold_start_s: float | None) -> float:
+        """From asking for a replica to its serving: the measured cold start (the prior until
+        one is measured) plus the actuation delay."""
+        return (cold_start_s or self.cold_start_prior_s) + self.actuation_delay_s
+
+    def hold_s(self, lead_s: float) -> float:
+        """How long a forecast-driven count is held: `hold_leads` lead times, at least the
+        scale-down delay."""
+        return max(self.scale_down_delay_s, self.hold_leads * lead_s)
+
     def __post_init__(self) -> None:
         if not 0.5 <= self.quantile < 1:
             raise InputError(f"leadtime.quantile: must be in [0.5, 1), got {self.quantile!r}")
@@ -166,9 +176,7 @@ class Leadtime:
             return replace(reactive, reason=f"fallback:{why}"), state
         predictive, base, detail = self._predictive(observation, state)
         now = observation.now
-        hold = max(
-            self.config.scale_down_delay_s, self.config.hold_leads * self._lead_time(observation)
-        )
+        hold = self.config.hold_s(self._lead_time(observation))
         held = _hold(state.held, now, predictive, now - hold)
         planned = held[0][1]
         state = replace(state, held=held)
@@ -212,8 +220,7 @@ class Leadtime:
         return Decision(1, reason, f"{plan.reason}: {plan.detail}")
 
     def _lead_time(self, observation: Observation) -> float:
-        cfg = self.config
-        return (observation.cold_start_s or cfg.cold_start_prior_s) + cfg.actuation_delay_s
+        return self.config.lead_time_s(observation.cold_start_s)
 
     def _predictive(self, observation: Observation, state: LeadtimeState) -> tuple[int, int, str]:
         """Replicas for the forecast over [now, now + lead + horizon]: the median's peak, plus

@@ -22,7 +22,7 @@ import numpy as np
 from autoscaler.policies import kpa_fleet
 from autoscaler.policies.capacity import SATURATION_QUEUE, SMOOTHING, TOLERANCE
 from autoscaler.policies.kpa import RPS
-from autoscaler.policies.leadtime import Leadtime, LeadtimeState
+from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig, LeadtimeState
 
 PREDICTIVE, HEADROOM, HOLDING, FALLBACK = 3, 4, 5, 6
 REASONS = (*kpa_fleet.REASONS, "predictive", "headroom", "holding", "fallback")
@@ -138,13 +138,11 @@ def decide(
     )
     service = _service_time(cfg.service_time_window_s, inputs, state.service_time)
     slots = _slots(inputs, state.slots) if cfg.learn_capacity else np.full(len(service), np.nan)
-    lead = np.where(np.isnan(inputs.cold_start), cfg.cold_start_prior_s, inputs.cold_start)
-    lead = lead + cfg.actuation_delay_s
+    lead, hold = lead_and_hold(cfg, inputs.cold_start)
     per_request, target = _load_unit(policy, service, slots)
     window = lead + cfg.horizon_s
     base = _replicas(inputs.p50, window, inputs.step_s, per_request, target)
     total = np.maximum(_replicas(inputs.upper, window, inputs.step_s, per_request, target), base)
-    hold = np.maximum(cfg.scale_down_delay_s, cfg.hold_leads * lead)
     forecast = inputs.has_forecast
     if in_place is None:
         hold_time, hold_count, hold_next = _hold(state, inputs.now, total, forecast, False)
@@ -182,6 +180,13 @@ def decide(
         base,
         total,
     )
+
+
+def lead_and_hold(cfg: LeadtimeConfig, cold_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`LeadtimeConfig.lead_time_s` and `hold_s` per row (NaN cold start: not measured)."""
+    lead = np.where(np.isnan(cold_start), cfg.cold_start_prior_s, cold_start)
+    lead = lead + cfg.actuation_delay_s
+    return lead, np.maximum(cfg.scale_down_delay_s, cfg.hold_leads * lead)
 
 
 def _service_time(window_s: float, inputs: FleetInputs, previous: np.ndarray) -> np.ndarray:
