@@ -221,6 +221,14 @@ async def test_prometheus_stopped_mid_run_gives_no_data_then_recovers(prometheus
 
 
 # ----------------------------------------------------------- a fake Prometheus for garbage
+async def fake_prometheus(aiohttp_server, handler, **options) -> PrometheusClient:
+    """A client of a test server answering `/api/v1/query` with `handler`."""
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    return PrometheusClient(str(server.make_url("")), **options)
+
+
 ANSWERS = {
     "not json": (200, "<html>oops</html>"),
     "server error": (
@@ -253,11 +261,9 @@ async def test_garbage_answers_are_no_data_with_the_reason(aiohttp_server, case)
         seen_headers.append(dict(request.headers))
         return web.Response(status=status, text=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", handler)
-    server = await aiohttp_server(app)
-    client = PrometheusClient(
-        str(server.make_url("")),
+    client = await fake_prometheus(
+        aiohttp_server,
+        handler,
         retries=1,
         backoff_s=0.01,
         bearer_token="t0ken",
@@ -295,10 +301,7 @@ async def test_nan_negative_and_stale_values_are_refused_per_service(aiohttp_ser
         payload = {"status": "success", "data": {"resultType": "vector", "result": result}}
         return web.json_response(payload)
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", handler)
-    server = await aiohttp_server(app)
-    client = PrometheusClient(str(server.make_url("")))
+    client = await fake_prometheus(aiohttp_server, handler)
     source = PrometheusSource(client, TEST_SIGNALS)
     try:
         item = (await source.snapshot(now))[ServiceKey("ns", "svc")]
@@ -332,10 +335,7 @@ async def test_all_requests_waiting_and_none_in_service_is_a_poke(aiohttp_server
         result = {"resultType": "vector", "result": [sample]}
         return web.json_response({"status": "success", "data": result})
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", handler)
-    server = await aiohttp_server(app)
-    client = PrometheusClient(str(server.make_url("")))
+    client = await fake_prometheus(aiohttp_server, handler)
     source = PrometheusSource(client, TEST_SIGNALS)
     try:
         woken = (await source.snapshot(now))[ServiceKey("ns", "svc")]
@@ -398,10 +398,7 @@ async def test_a_slow_prometheus_times_out_into_no_data(aiohttp_server):
             {"status": "success", "data": {"resultType": "vector", "result": []}}
         )
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", handler)
-    server = await aiohttp_server(app)
-    client = PrometheusClient(str(server.make_url("")), timeout_s=0.3, retries=0)
+    client = await fake_prometheus(aiohttp_server, handler, timeout_s=0.3, retries=0)
     source = PrometheusSource(client, TEST_SIGNALS)
     source.seen.add(ServiceKey("ns", "svc"))
     try:
@@ -463,10 +460,7 @@ async def test_a_failing_extra_signal_is_left_out_and_demand_still_counts(aiohtt
             {"status": "success", "data": {"resultType": "vector", "result": [sample]}}
         )
 
-    app = web.Application()
-    app.router.add_get("/api/v1/query", handler)
-    server = await aiohttp_server(app)
-    client = PrometheusClient(str(server.make_url("")))
+    client = await fake_prometheus(aiohttp_server, handler)
     try:
         item = (await PrometheusSource(client, VLLM).snapshot(now))[ServiceKey("ns", "svc")]
     finally:

@@ -9,6 +9,7 @@ forecasters treat them as missing, not as zero demand). Several series in an ans
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,9 +19,15 @@ MAX_POINTS = 10_000
 
 
 async def pull_rate_series(
-    client: PrometheusClient, promql: str, start: float, end: float, step_s: float
+    client: PrometheusClient,
+    promql: str,
+    start: float,
+    end: float,
+    step_s: float,
+    keep: Callable[[dict[str, str]], bool] | None = None,
 ) -> np.ndarray:
-    """`promql` evaluated every `step_s` over [start, end), one value per step."""
+    """`promql` evaluated every `step_s` over [start, end), one value per step; only the series
+    whose labels `keep` accepts (all when None) are summed."""
     steps = max(0, math.floor((end - start) / step_s))
     out = np.full(steps, np.nan)
     for first in range(0, steps, MAX_POINTS):
@@ -29,6 +36,8 @@ async def pull_rate_series(
             promql, start + first * step_s, start + last * step_s, step_s
         )
         for item in series:
+            if keep is not None and not keep(item.labels):
+                continue
             index = np.rint((np.asarray(item.times) - start) / step_s).astype(np.int64)
             inside = (index >= 0) & (index < steps)
             values = np.asarray(item.values)[inside]

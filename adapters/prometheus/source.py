@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
-from adapters.prometheus.history import MAX_POINTS
+from adapters.prometheus.history import pull_rate_series
 from adapters.prometheus.signals import SignalSet, signal_set
 from autoscaler.config import PrometheusConfig
 from autoscaler.errors import InputError
@@ -158,17 +158,14 @@ class PrometheusSource:
         seconds Prometheus has nothing for are NaN (the forecasters treat them as missing)."""
         wanted = {self.signals.namespace_label: key.namespace, self.signals.service_label: key.name}
         promql = self.signals.render(self.rate_window_s)["arrivals"]
-        first, last = math.floor(start), math.floor(end)
-        out = np.full(max(0, last - first), np.nan)
-        for chunk_start in range(first, last, MAX_POINTS):
-            chunk_end = min(last, chunk_start + MAX_POINTS) - 1
-            series = await self.client.query_range(promql, chunk_start, chunk_end, 1.0)
-            for item in series:
-                if all(item.labels.get(name) == value for name, value in wanted.items()):
-                    index = np.asarray(item.times, dtype=np.int64) - first
-                    inside = (index >= 0) & (index < out.size)
-                    out[index[inside]] = np.asarray(item.values)[inside]
-        return out
+        return await pull_rate_series(
+            self.client,
+            promql,
+            math.floor(start),
+            math.floor(end),
+            1.0,
+            keep=lambda labels: all(labels.get(k) == v for k, v in wanted.items()),
+        )
 
 
 def source_from_config(settings: PrometheusConfig) -> PrometheusSource:
