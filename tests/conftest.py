@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.cluster.fixtures"]
+
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 
 

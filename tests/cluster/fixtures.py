@@ -1,0 +1,157 @@
+"""pytest fixtures for the real control plane (registered by tests/conftest.py).
+
+`control_plane` (session): etcd + kube-apiserver + controller manager + scheduler, with Knative's
+CRDs from ../shared/reference/knative-crds/ installed. In CI (`CI` set) a missing build or a
+failed start is a test failure; elsewhere a missing build skips with the command that builds it.
+`kubelet` (session): the stand-in that runs pods on fake GPU nodes.
+`kube_configuration`: a kubernetes_asyncio Configuration for the admin; `kube`: an ApiClient
+on the test's own event loop; `namespace`: a fresh namespace per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from tests.cluster.control_plane import BUILD_COMMAND, ControlPlane, ControlPlaneError, find_binaries
+from tests.cluster.kubelet import FakeKubelet
+
+KNATIVE_CRDS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "knative-crds"
+KNATIVE_CRD_FILES = ("podautoscaler.yaml", "serverlessservice.yaml", "metric.yaml",
+                     "revision.yaml", "service.yaml")
+
+
+def client_configuration(plane: ControlPlane, token: str | None = None) -> client.Configuration:
+    """How kubernetes_asyncio talks to the test API server with a bearer token."""
+    configuration = client.Configuration(
+        host=plane.url,
+        api_key={"BearerToken": token or plane.admin_token},
+        api_key_prefix={"BearerToken": "Bearer"},
+    )
+    configuration.ssl_ca_cert = str(plane.ca_file)
+    return configuration
+
+
+def without_empty_string_defaults(node: object) -> object:
+    """The schema minus `default: ""` on strings. Kubernetes 1.20 reads an empty-string default
+    as null and rejects the CRD ("in body must be of type string: \"null\""); later versions
+    accept it. Only the Revision and Service CRDs have such defaults (on core/v1 name fields);
+    the PodAutoscaler, ServerlessService and Metric CRDs go in byte for byte unchanged. A list-map
+    key must then be required instead (1.20 insists on one or the other)."""
+    if isinstance(node, dict):
+        out = {k: without_empty_string_defaults(v) for k, v in node.items()
+               if not (k == "default" and v == "" and node.get("type") == "string")}
+        keys = out.get("x-kubernetes-list-map-keys")
+        if keys and isinstance(out.get("items"), dict):
+            items = out["items"]
+            items["required"] = sorted(set(items.get("required", [])) | set(keys))
+        return out
+    if isinstance(node, list):
+        return [without_empty_string_defaults(v) for v in node]
+    return node
+
+
+async def install_crds(configuration: client.Configuration, folder: Path = KNATIVE_CRDS) -> list[str]:
+    """Create Knative's CRDs and wait until the API server serves them."""
+    documents = []
+    for name in KNATIVE_CRD_FILES:
+        documents += [without_empty_string_defaults(d)
+                      for d in yaml.safe_load_all((folder / name).read_text()) if d]
+    async with client.ApiClient(configuration) as api:
+        extensions = client.ApiextensionsV1Api(api)
+        for document in documents:
+            try:
+                await extensions.create_custom_resource_definition(document)
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+        names = [d["metadata"]["name"] for d in documents]
+        for name in names:
+            for _ in range(100):
+                crd = await extensions.read_custom_resource_definition(name)
+                if any(c.type == "Established" and c.status == "True"
+                       for c in crd.status.conditions or []):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise ControlPlaneError(f"CRD {name} not established")
+    return names
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI runs {BUILD_COMMAND} in .ci/run)")
+    pytest.skip(f"{reason}; build it with: {BUILD_COMMAND}")
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    binaries = find_binaries()
+    if binaries is None or not (binaries / "kube-apiserver").exists():
+        _unavailable("the Kubernetes control plane is not built")
+    if not KNATIVE_CRDS.is_dir():
+        pytest.fail(f"{KNATIVE_CRDS} is missing: the Knative CRDs come from ../shared")
+    plane = ControlPlane(binaries)
+    try:
+        plane.start()
+        asyncio.run(install_crds(client_configuration(plane)))
+    except ControlPlaneError as error:
+        plane.stop()
+        pytest.fail(f"the control plane did not start: {error}")
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(control_plane: ControlPlane) -> Iterator[FakeKubelet]:
+    stand_in = FakeKubelet(client_configuration(control_plane))
+    stand_in.start()
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture
+def kube_configuration(control_plane: ControlPlane) -> client.Configuration:
+    control_plane.check_running()
+    return client_configuration(control_plane)
+
+
+@pytest.fixture
+async def kube(kube_configuration: client.Configuration) -> AsyncIterator[client.ApiClient]:
+    async with client.ApiClient(kube_configuration) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(kube: client.ApiClient) -> AsyncIterator[str]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube)
+    await core.create_namespace({"metadata": {"name": name}})
+    yield name
+    await core.delete_namespace(name)
+
+
+@pytest.fixture
+def gpu_pool(kubelet: FakeKubelet, namespace: str) -> Iterator[Callable[..., str]]:
+    """Make fake GPU nodes of this test's own: `gpu_pool(gpus, nodes=1)` returns the pool name to
+    pin pods to (`gpu_deployment(..., pool=...)`); the nodes go when the test ends."""
+    made: list[str] = []
+
+    def make(gpus: int = 8, nodes: int = 1) -> str:
+        pool = f"{namespace}-{len(made)}"
+        for i in range(nodes):
+            name = f"{pool}-node-{i}"
+            kubelet.add_node(name, gpus=gpus, labels={"leadtime.test/pool": pool})
+            made.append(name)
+        return pool
+
+    yield make
+    for name in made:
+        kubelet.remove_node(name)
