@@ -102,11 +102,13 @@ def control_plane() -> Iterator[ControlPlane]:
     try:
         plane.start()
         asyncio.run(install_crds(client_configuration(plane)))
-    except ControlPlaneError as error:
+    except Exception as error:  # whatever went wrong, leave no process behind
         plane.stop()
         pytest.fail(f"the control plane did not start: {error}")
-    yield plane
-    plane.stop()
+    try:
+        yield plane
+    finally:
+        plane.stop()
 
 
 @pytest.fixture(scope="session")
