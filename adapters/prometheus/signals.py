@@ -47,22 +47,22 @@ class SignalSet:
 
 KNATIVE = SignalSet(
     name="knative",
-    arrivals="sum by (namespace_name, service_name) (rate(revision_request_count[{window}]))",
-    concurrency="sum by (namespace_name, service_name) (revision_queue_depth) "
-    "or sum by (namespace_name, service_name) (activator_request_concurrency)",
-    queue="sum by (namespace_name, service_name) (activator_request_concurrency)",
+    arrivals="sum by (namespace_name, revision_name) (rate(revision_request_count[{window}]))",
+    concurrency="sum by (namespace_name, revision_name) (revision_queue_depth) "
+    "or sum by (namespace_name, revision_name) (activator_request_concurrency)",
+    queue="sum by (namespace_name, revision_name) (activator_request_concurrency)",
     namespace_label="namespace_name",
-    service_label="service_name",
+    service_label="revision_name",
 )
 KNATIVE_OTEL = SignalSet(
     name="knative-otel",
-    arrivals="sum by (k8s_namespace_name, kn_service_name) "
+    arrivals="sum by (k8s_namespace_name, kn_revision_name) "
     "(rate(kn_serving_invocation_duration_seconds_count[{window}]))",
-    concurrency="sum by (k8s_namespace_name, kn_service_name) (kn_serving_queue_depth) "
-    "or sum by (k8s_namespace_name, kn_service_name) (kn_revision_request_concurrency)",
-    queue="sum by (k8s_namespace_name, kn_service_name) (kn_revision_request_queued)",
+    concurrency="sum by (k8s_namespace_name, kn_revision_name) (kn_serving_queue_depth) "
+    "or sum by (k8s_namespace_name, kn_revision_name) (kn_revision_request_concurrency)",
+    queue="sum by (k8s_namespace_name, kn_revision_name) (kn_revision_request_queued)",
     namespace_label="k8s_namespace_name",
-    service_label="kn_service_name",
+    service_label="kn_revision_name",
 )
 VLLM = SignalSet(
     name="vllm",
