@@ -226,6 +226,34 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> C
     return _build(data, source, {})
 
 
+def policy_with_overrides(
+    base: PolicyConfig, overrides: Mapping[str, tuple[str, str]]
+) -> tuple[PolicyConfig, dict[str, str]]:
+    """`base` with text overrides applied one key at a time (`overrides`: policy key →
+    (label, text), as Kubernetes annotations give them). Each text is read as a YAML scalar and
+    checked exactly as the config file's key is. A refused value keeps `base`'s, and its message,
+    starting with the label, is returned under that label — so one bad annotation is reported
+    and the rest still apply. If the accepted values do not go together (min above max), none
+    of them apply and every label gets the message."""
+    accepted: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, (label, text) in overrides.items():
+        key = _POLICY_KEYS[name]
+        try:
+            accepted[key.attr] = key.parse(_env_value(text, key), _Where(label))
+        except InputError as error:
+            problems[label] = str(error)
+    policy = replace(base, **accepted)
+    try:
+        policy.leadtime_config(path="policy")
+    except InputError as error:
+        head, _, rest = str(error).partition(": ")
+        culprit = overrides.get(head.removeprefix("policy."), (head, ""))[0]
+        message = f"{culprit}: {rest}"
+        return base, {label: message for label, _ in overrides.values()}
+    return policy, problems
+
+
 def override_variables(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The variables of `env` (default: the process environment) that override the config."""
     return tuple(variable for variable, _ in _env_overrides(os.environ if env is None else env))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.config import Config
+from autoscaler.config import Config, PolicyConfig
 from autoscaler.fleet import Fleet
 from autoscaler.forecast_pool import ForecastPool, ForecastResult
 from autoscaler.forecasts import shift_forecast
@@ -84,6 +84,8 @@ class ControlLoop:
         warmup_s: float | None = None,
         history_s: float = 86_400.0,
         fleet_path: bool = True,
+        policy_settings: Callable[[ServiceKey], PolicyConfig] | None = None,
+        catalog_every_s: float = 30.0,
     ) -> None:
         self.config = config
         self.source, self.actuator, self.catalog, self.clock = source, actuator, catalog, clock
@@ -92,6 +94,12 @@ class ControlLoop:
         self.warmup_s = config.policy.stable_window_s if warmup_s is None else warmup_s
         self.history_s = history_s
         self.fleet_path = fleet_path
+        self.policy_settings = policy_settings or (
+            lambda key: config.policy_for(key.namespace, key.name)
+        )
+        """Each service's policy settings: the config's, or (Knative) its PA's annotations over
+        them; asked again at every catalog sync, so an edited annotation takes effect."""
+        self.catalog_every_s = catalog_every_s
         """Decide steady services together on arrays (off: every service by the scalar
         policy, the reference the fleet path is tested against)."""
         self.states: dict[ServiceKey, ServiceState] = {}
@@ -372,7 +380,7 @@ class ControlLoop:
 
     # -------------------------------------------------------------------- adapters
     async def _sync_catalog(self, now: float) -> bool:
-        if now - self._catalog_at < 30.0 and self.states:
+        if now - self._catalog_at < self.catalog_every_s and self.states:
             return True
         try:
             keys = await self.catalog.services()
@@ -381,6 +389,8 @@ class ControlLoop:
             return False
         self._catalog_at = now
         added = [key for key in keys if key not in self.states]
+        for state in self.states.values():
+            self._refresh_policy(state, now)
         for key in added:
             self.states[key] = await self._new_state(key, now)
         if added:
@@ -398,12 +408,28 @@ class ControlLoop:
                 self.forecasts.forget(str(key))
         return True
 
+    def _refresh_policy(self, state: ServiceState, now: float) -> None:
+        """Rebuild a service's policy when its settings changed (a new decider, as Knative
+        builds one when a PA's annotations change)."""
+        settings = self.policy_settings(state.key)
+        if settings is state.settings or settings == state.settings:
+            return
+        config = settings.leadtime_config()
+        state.settings = settings
+        if self.fleet.in_fleet[state.row]:
+            self.fleet.leave(state.row, state.policy_state.idle, now, state.status.cold_start_s)
+        state.policy, state.policy_state = Leadtime(config), None
+        state.paused = settings.paused
+        state.shares_policy = config == self.fleet.policy.config
+
     async def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
-        settings = self.config.policy_for(key.namespace, key.name)
+        settings = self.policy_settings(key)
         policy = Leadtime(settings.leadtime_config())
         row = self.fleet.add(key)
         shares = policy.config == self.fleet.policy.config
-        state = ServiceState(key, policy, None, row, paused=settings.paused, shares_policy=shares)
+        state = ServiceState(
+            key, policy, None, row, paused=settings.paused, settings=settings, shares_policy=shares
+        )
         await self._warm_start(state, now)
         return state
 

@@ -51,6 +51,8 @@ class ServiceState:
     row: int
     """This service's row in the loop's `Fleet` (metrics ring, forecasts, history)."""
     paused: bool = False
+    settings: Any = None
+    """The PolicyConfig its policy was built from (to notice when it changes)."""
     shares_policy: bool = True
     """Whether its policy settings are the shared ones (only then can the fleet path decide
     for it; a service with its own overrides is always decided by the scalar policy)."""

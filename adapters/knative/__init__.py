@@ -1,0 +1,4 @@
+"""Leadtime as a Knative custom PodAutoscaler class (reference: ../shared/reference/knative.md §2).
+
+Pure decisions (annotations, conditions, scaler, pods, status) are kept apart from the parts
+that talk to the API server (informer, reconciler, adapter, probe, events)."""

@@ -1,0 +1,234 @@
+"""The Knative adapter: Leadtime's `Catalog` and `Actuator` for Knative Serving.
+
+It keeps informers on PodAutoscalers, ServerlessServices and revision pods, and reconciles every
+PA of Leadtime's class — whenever one of them changes, every `resync_s`, after a timer the
+scale-to-zero rules ask for, and when the control loop applies a decision (the decision is the
+`want` the scaler bounds). PAs of other classes (the KPA's, the HPA's) are never touched.
+A revision's policy comes from its PA's annotations over the config's defaults; its cold start
+is learned from its pods' readiness and fed back through `status()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from adapters.knative.annotations import RevisionSettings, revision_settings
+from adapters.knative.informer import Informer, Key
+from adapters.knative.names import (
+    CLASS_ANNOTATION, DEFAULT_CLASS, PA_GROUP, PA_PLURAL, PA_VERSION, REVISION_LABEL, SKS_GROUP,
+    SKS_PLURAL, SKS_VERSION, valid_class_name,
+)
+from adapters.knative.pods import PodInfo, cold_start_s, count
+from adapters.knative.reconciler import Outcome, ReconcileSettings, Reconciler, RevisionMemory
+from autoscaler.config import PolicyConfig
+from autoscaler.errors import InputError
+from autoscaler.ports import ReplicaStatus, ServiceKey
+
+log = logging.getLogger(__name__)
+
+
+def pod_info(pod: client.V1Pod) -> tuple[str, PodInfo]:
+    """(revision, plain facts) of a pod."""
+    ready_at = None
+    for condition in pod.status.conditions or []:
+        if condition.type == "Ready" and condition.status == "True":
+            ready_at = condition.last_transition_time.timestamp()
+    created = pod.metadata.creation_timestamp
+    return (pod.metadata.labels or {}).get(REVISION_LABEL, ""), PodInfo(
+        name=pod.metadata.name, phase=pod.status.phase or "Pending", ready=ready_at is not None,
+        terminating=pod.metadata.deletion_timestamp is not None,
+        created_s=created.timestamp() if created else time.time(), ready_at_s=ready_at,
+    )
+
+
+class KnativeAdapter:
+    """`start()` / `stop()`; `services()`, `policy_for()` (Catalog); `apply()`, `status()`
+    (Actuator)."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        defaults: PolicyConfig,
+        *,
+        class_name: str = DEFAULT_CLASS,
+        settings: ReconcileSettings | None = None,
+        resync_s: float = 30.0,
+        workers: int = 4,
+        on_queries: Callable[[ServiceKey, Mapping[str, str]], None] | None = None,
+    ) -> None:
+        if not valid_class_name(class_name):
+            raise InputError(f"knative.class: must not be empty or end in .knative.dev, "
+                             f"got {class_name!r}")
+        self.api = api
+        self.defaults = defaults
+        self.class_name = class_name
+        self.settings = settings or ReconcileSettings()
+        self.resync_s = resync_s
+        self.workers = workers
+        self.on_queries = on_queries
+        custom = client.CustomObjectsApi(api)
+        self.pas: Informer[dict] = Informer(
+            "podautoscalers", custom.list_cluster_custom_object, dict, self._pa_changed,
+            group=PA_GROUP, version=PA_VERSION, plural=PA_PLURAL)
+        self.sks: Informer[dict] = Informer(
+            "serverlessservices", custom.list_cluster_custom_object, dict, self._sks_changed,
+            group=SKS_GROUP, version=SKS_VERSION, plural=SKS_PLURAL)
+        self.pods: Informer[tuple[str, PodInfo]] = Informer(
+            "pods", client.CoreV1Api(api).list_pod_for_all_namespaces, pod_info,
+            self._pod_changed, label_selector=REVISION_LABEL)
+        self.by_revision: dict[Key, dict[str, PodInfo]] = {}
+        self.desired: dict[Key, int] = {}
+        self.settings_of: dict[Key, RevisionSettings] = {}
+        self.memory: dict[Key, RevisionMemory] = {}
+        self.outcomes: dict[Key, Outcome] = {}
+        self._dirty: set[Key] = set()
+        self._wake = asyncio.Event()
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._reconciler: Reconciler | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+    async def start(self, timeout_s: float = 30.0) -> None:
+        self._session = aiohttp.ClientSession()
+        self._reconciler = Reconciler(self.api, self._session, self.settings)
+        informers = (self.pas, self.sks, self.pods)
+        self._tasks = [asyncio.create_task(i.run(), name=f"informer-{i.name}") for i in informers]
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout_s)
+        self._tasks += [asyncio.create_task(self._work(), name=f"reconcile-{n}")
+                        for n in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # ------------------------------------------------------------------------ Catalog
+    def ours(self, pa: dict | None) -> bool:
+        annotations = (pa or {}).get("metadata", {}).get("annotations") or {}
+        return annotations.get(CLASS_ANNOTATION) == self.class_name
+
+    async def services(self) -> list[ServiceKey]:
+        return sorted(ServiceKey(*key) for key, pa in self.pas.objects.items() if self.ours(pa))
+
+    def policy_for(self, key: ServiceKey) -> PolicyConfig:
+        """The revision's policy (its PA's annotations over the defaults)."""
+        found = self.settings_of.get((key.namespace, key.name))
+        return found.policy if found else self.defaults
+
+    # ------------------------------------------------------------------------ Actuator
+    async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        """Record each decision and reconcile its PA now; returns the failures."""
+        for key, replicas in decisions.items():
+            self.desired[(key.namespace, key.name)] = replicas
+        results = await asyncio.gather(
+            *(self.reconcile((key.namespace, key.name)) for key in decisions))
+        return {key: outcome.error for key, outcome in zip(decisions, results, strict=True)
+                if outcome.error}
+
+    async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
+        statuses = {}
+        for key in keys:
+            pods = list(self.by_revision.get((key.namespace, key.name), {}).values())
+            counts = count(pods)
+            pa = self.pas.objects.get((key.namespace, key.name)) or {}
+            desired = (pa.get("status") or {}).get("desiredScale")
+            statuses[key] = ReplicaStatus(
+                ready=counts.ready, pending=counts.pending + counts.not_ready,
+                desired=desired if isinstance(desired, int) and desired >= 0 else counts.ready,
+                cold_start_s=cold_start_s(pods),
+            )
+        return statuses
+
+    # ------------------------------------------------------------------------ reconciling
+    async def reconcile(self, key: Key) -> Outcome:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            outcome = await self._reconcile(key)
+        self.outcomes[key] = outcome
+        if outcome.requeue_after_s is not None:
+            asyncio.get_running_loop().call_later(outcome.requeue_after_s, self._enqueue, key)
+        return outcome
+
+    async def _reconcile(self, key: Key) -> Outcome:
+        pa = self.pas.objects.get(key)
+        if pa is None or not self.ours(pa):
+            return Outcome()
+        assert self._reconciler is not None
+        spec = pa.get("spec") or {}
+        revision = revision_settings(
+            (pa["metadata"].get("annotations") or {}), spec.get("containerConcurrency") or 0,
+            self.defaults)
+        self.settings_of[key] = revision
+        if self.on_queries is not None:
+            self.on_queries(ServiceKey(*key), revision.queries)
+        counts = count(self.by_revision.get(key, {}).values())
+
+        async def read_pa() -> dict:
+            return await client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                PA_GROUP, PA_VERSION, key[0], PA_PLURAL, key[1])
+
+        try:
+            return await self._reconciler.reconcile(
+                pa, revision, self.sks.objects.get(key), counts, self.desired.get(key),
+                self.memory.setdefault(key, RevisionMemory()), read_pa)
+        except client.ApiException as error:
+            return Outcome(error=f"API error {error.status} {error.reason}",
+                           requeue_after_s=2.0)
+        except Exception as error:
+            log.exception("reconcile %s/%s failed", *key)
+            return Outcome(error=f"{error.__class__.__name__}: {error}", requeue_after_s=2.0)
+
+    def _enqueue(self, key: Key) -> None:
+        self._dirty.add(key)
+        self._wake.set()
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._dirty:
+                self._wake.clear()
+                continue
+            key = self._dirty.pop()
+            await self.reconcile(key)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_s)
+            for key, pa in list(self.pas.objects.items()):
+                if self.ours(pa):
+                    self._enqueue(key)
+
+    # ------------------------------------------------------------------------ informers
+    def _pa_changed(self, key: Key, old: dict | None, new: dict | None) -> None:
+        if new is None:
+            for table in (self.desired, self.settings_of, self.memory, self.outcomes, self._locks):
+                table.pop(key, None)
+            return
+        if self.ours(new):
+            self._enqueue(key)
+
+    def _sks_changed(self, key: Key, old: Any, new: Any) -> None:
+        if key in self.pas.objects:
+            self._enqueue(key)
+
+    def _pod_changed(self, key: Key, old: tuple[str, PodInfo] | None,
+                     new: tuple[str, PodInfo] | None) -> None:
+        namespace, name = key
+        if old is not None:
+            self.by_revision.get((namespace, old[0]), {}).pop(name, None)
+        if new is not None:
+            self.by_revision.setdefault((namespace, new[0]), {})[name] = new[1]
+        revision = (namespace, (new or old)[0])  # type: ignore[index]
+        if revision in self.pas.objects:
+            self._enqueue(revision)

@@ -1,0 +1,97 @@
+"""A PodAutoscaler's annotations → the revision's policy settings, with every refused value
+named (knative.md §4 for Knative's meanings).
+
+Knative's own keys keep Knative's meanings; Leadtime's knobs live under `leadtime.dev/`. Values
+are checked exactly as the same keys of the config file are (`policy_with_overrides`), so an
+annotation and a config key can never disagree about what is allowed. A refused annotation
+is reported (PA condition + Event) and the default applies for it; the others still apply.
+Knative's keys that only its KPA reads (`panic-*`, `activation-scale`, retention period) are
+left to Knative's webhook, which validates them for every class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from autoscaler.config import PolicyConfig, policy_with_overrides
+from autoscaler.errors import InputError
+from adapters.knative.names import AUTOSCALING, LEADTIME
+
+POLICY_ANNOTATIONS: dict[str, str] = {
+    AUTOSCALING + "min-scale": "min_scale",
+    AUTOSCALING + "max-scale": "max_scale",
+    AUTOSCALING + "initial-scale": "initial_scale",
+    AUTOSCALING + "target": "target",
+    AUTOSCALING + "metric": "metric",
+    AUTOSCALING + "window": "stable_window",
+    AUTOSCALING + "scale-down-delay": "scale_down_delay",
+    LEADTIME + "quantile": "quantile",
+    LEADTIME + "horizon": "horizon",
+    LEADTIME + "cold-start-prior": "cold_start_prior",
+    LEADTIME + "hold-leads": "hold_leads",
+    LEADTIME + "paused": "paused",
+}
+"""Annotation → policy config key (`examples/leadtime.yaml` documents each)."""
+
+UTILIZATION = AUTOSCALING + "target-utilization-percentage"
+QUERY_ANNOTATIONS: dict[str, str] = {
+    LEADTIME + "query": "arrivals",
+    LEADTIME + "query-concurrency": "concurrency",
+    LEADTIME + "query-queue": "queue",
+}
+"""Per-revision PromQL templates ({namespace}, {service} = the revision, {window})."""
+
+LEADTIME_ANNOTATIONS = sorted(
+    [a for a in POLICY_ANNOTATIONS if a.startswith(LEADTIME)] + list(QUERY_ANNOTATIONS)
+)
+
+
+@dataclass(frozen=True)
+class RevisionSettings:
+    policy: PolicyConfig
+    queries: Mapping[str, str] = field(default_factory=dict)
+    problems: Mapping[str, str] = field(default_factory=dict)
+    """Annotation → why its value was refused (the default applies instead)."""
+
+
+def revision_settings(
+    annotations: Mapping[str, str], container_concurrency: int, defaults: PolicyConfig
+) -> RevisionSettings:
+    """The policy for one revision: `defaults`, then its PA's spec and annotations."""
+    overrides: dict[str, tuple[str, str]] = {
+        "container_concurrency": ("spec.containerConcurrency", str(container_concurrency or 0))
+    }
+    problems: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    for annotation, text in annotations.items():
+        if annotation in POLICY_ANNOTATIONS:
+            if annotation == AUTOSCALING + "metric" and text == "":
+                continue  # Knative's webhook writes metric: "" for classes it does not know
+            overrides[POLICY_ANNOTATIONS[annotation]] = (annotation, text)
+        elif annotation == UTILIZATION:
+            try:
+                overrides["target_utilization"] = (annotation, str(_percentage(text)))
+            except InputError as error:
+                problems[annotation] = f"{annotation}: {error}"
+        elif annotation in QUERY_ANNOTATIONS:
+            if text.strip():
+                queries[QUERY_ANNOTATIONS[annotation]] = text.strip()
+            else:
+                problems[annotation] = f"{annotation}: expected a PromQL template, got ''"
+        elif annotation.startswith(LEADTIME):
+            known = ", ".join(LEADTIME_ANNOTATIONS)
+            problems[annotation] = f"{annotation}: unknown annotation (Leadtime's are {known})"
+    policy, refused = policy_with_overrides(defaults, overrides)
+    return RevisionSettings(policy, queries, {**problems, **refused})
+
+
+def _percentage(text: str) -> float:
+    allowed = "expected a number in (0, 100] (percent of the target)"
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{allowed}, got {text!r}") from None
+    if not 0 < value <= 100:
+        raise InputError(f"{allowed}, got {text!r}")
+    return value / 100
