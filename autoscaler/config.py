@@ -184,6 +184,28 @@ class PrometheusConfig:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class KnativeConfig:
+    """Leadtime as a Knative PodAutoscaler class (needs `prometheus.url` for demand)."""
+
+    enabled: bool = False
+    class_name: str = "leadtime.dev"
+    """The `autoscaling.knative.dev/class` value Leadtime reconciles; never `*.knative.dev`."""
+    kubeconfig: str | None = None
+    """None: the in-cluster service account."""
+    scale_to_zero_grace_period_s: float = 30.0
+    activator_probe_url: str = "http://{service}.{namespace}.svc.cluster.local:{port}/healthz"
+    probe_timeout_s: float = 2.0
+    resync_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.class_name.endswith(".knative.dev"):
+            raise InputError(
+                "config knative.class: must not end in .knative.dev (Knative's webhook rejects "
+                f"such classes but its own), got {self.class_name!r}"
+            )
+
+
 def _no_services() -> Mapping[str, PolicyConfig]:
     return MappingProxyType({})
 
@@ -201,6 +223,7 @@ class Config:
     """`namespace/name` → that service's full policy (the defaults with its overrides)."""
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
+    knative: KnativeConfig = field(default_factory=KnativeConfig)
 
     def policy_for(self, namespace: str, name: str) -> PolicyConfig:
         """The service's override if it has one, else the defaults."""
@@ -593,16 +616,32 @@ _PROMETHEUS_KEYS: dict[str, _Key] = {
     "verify_tls": _Key("verify_tls", _boolean),
 }
 
+_KNATIVE_KEYS: dict[str, _Key] = {
+    "enabled": _Key("enabled", _boolean),
+    "class": _Key("class_name", _text("a class name such as leadtime.dev"), text=True),
+    "kubeconfig": _Key("kubeconfig", _optional(_text("a file path, or null (in-cluster)")),
+                       text=True),
+    "scale_to_zero_grace_period": _seconds("scale_to_zero_grace_period_s", _duration(0, 3600)),
+    "activator_probe_url": _Key(
+        "activator_probe_url",
+        _text("a URL template with {service}, {namespace} and {port}"), text=True),
+    "probe_timeout": _seconds("probe_timeout_s", _duration(0.1, 60)),
+    "resync": _seconds("resync_s", _duration(1, 3600)),
+}
+
 _SECTIONS: dict[str, dict[str, _Key]] = {
     "http": _HTTP_KEYS,
     "forecasting": _FORECASTING_KEYS,
     "policy": _POLICY_KEYS,
     "simulator": _SIMULATOR_KEYS,
     "prometheus": _PROMETHEUS_KEYS,
+    "knative": _KNATIVE_KEYS,
 }
 """Sections the environment can set (`services` is read from the file only)."""
 
-_TOP_LEVEL = (*_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus")
+_TOP_LEVEL = (
+    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative"
+)
 
 _POLICY_ATTR_KEYS = {key.attr: name for name, key in _POLICY_KEYS.items()}
 """LeadtimeConfig / KpaConfig attribute → config key, for their re-raised errors."""
@@ -640,6 +679,9 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
         simulator=_simulator(merged.get("simulator"), where.key("simulator")),
         prometheus=PrometheusConfig(
             **_values(merged.get("prometheus"), _PROMETHEUS_KEYS, where.key("prometheus"))
+        ),
+        knative=KnativeConfig(
+            **_values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative"))
         ),
     )
 

@@ -698,3 +698,15 @@ def test_junk_files_raise_only_input_error(tmp_path_factory, text):
         load_config(str(path), env={})
     except InputError as error:
         assert "\n" not in str(error)
+
+
+def test_knative_section_defaults_environment_and_class_check():
+    config = config_from_mapping({"knative": {"enabled": True, "scale_to_zero_grace_period": "10s"}})
+    assert config.knative.enabled and config.knative.class_name == "leadtime.dev"
+    assert config.knative.scale_to_zero_grace_period_s == 10.0
+    assert load_config(None, env={"LEADTIME_KNATIVE__CLASS": "gpu.example.com"}).knative.class_name \
+        == "gpu.example.com"
+    with pytest.raises(InputError, match=r"knative.class: must not end in .knative.dev"):
+        config_from_mapping({"knative": {"class": "leadtime.knative.dev"}})
+    with pytest.raises(InputError, match=r"knative.resync: expected a duration"):
+        config_from_mapping({"knative": {"resync": "never"}})

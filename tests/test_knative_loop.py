@@ -1,0 +1,168 @@
+"""The whole live path on real components: an exporter's Knative metrics → a real Prometheus →
+the Prometheus source → the control loop → the Knative adapter → the real API server,
+controller manager and scheduler → pods on fake GPU nodes → the adapter's status. And
+`leadtime run` itself, configured for Knative, as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import pytest
+import yaml
+
+from adapters.prometheus.source import source_from_config
+from autoscaler.cli.run_knative import knative_adapter
+from autoscaler.clock import WallClock
+from autoscaler.config import config_from_mapping
+from autoscaler.loop import ControlLoop
+from tests.cluster.knative import Activator, create_revision, serve_sks_status
+from tests.cluster.objects import eventually
+from tests.conftest import free_port
+from tests.prometheus_fixture import serve_exporter, start_prometheus
+from tests.test_knative import read_pa, replicas
+
+pytestmark = [pytest.mark.kubernetes, pytest.mark.knative, pytest.mark.prometheus]
+
+FAST = {  # a revision that reacts within seconds, so the test does too
+    "autoscaling.knative.dev/target": "1",
+    "autoscaling.knative.dev/target-utilization-percentage": "100",
+    "autoscaling.knative.dev/window": "6s",
+    "autoscaling.knative.dev/min-scale": "1",
+    "autoscaling.knative.dev/scale-down-delay": "0s",
+    "leadtime.dev/cold-start-prior": "2s",
+}
+
+
+@dataclass
+class RevisionExporter:
+    """Knative's queue-proxy series (≤ 1.18 names) for revisions whose in-flight requests the
+    test sets."""
+
+    in_flight: dict[tuple[str, str], float] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def text(self) -> str:
+        lines = []
+        for (namespace, revision), value in self.in_flight.items():
+            labels = f'namespace_name="{namespace}",revision_name="{revision}"'
+            count = 2.0 * (time.time() - self.started)
+            lines += [f"revision_queue_depth{{{labels}}} {value}",
+                      f"revision_request_count{{{labels}}} {count}"]
+        return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def prometheus_with_exporter():
+    exporter = RevisionExporter()
+    server, port = serve_exporter(exporter)
+    prometheus = start_prometheus(port)
+    yield exporter, prometheus
+    prometheus.stop()
+    server.shutdown()
+
+
+def live_config(prometheus_url: str, activator: Activator, **knative):
+    return config_from_mapping({
+        "tick": "500ms",
+        "prometheus": {"url": prometheus_url, "rate_window": "5s", "stale_after": "30s"},
+        "knative": {"enabled": True, "scale_to_zero_grace_period": "1s",
+                    "activator_probe_url": activator.url_template, "resync": "2s", **knative},
+    })
+
+
+async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
+    kube, namespace, gpu_pool, prometheus_with_exporter
+):
+    exporter, prometheus = prometheus_with_exporter
+    activator = Activator()
+    await activator.start()
+    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
+    pool = gpu_pool(gpus=8)
+    await create_revision(kube, namespace, "llm-00001", pool=pool, annotations=FAST)
+    exporter.in_flight[(namespace, "llm-00001")] = 0.0
+    config = live_config(prometheus.url, activator)
+    source = source_from_config(config.prometheus)
+    adapter = knative_adapter(config, kube, source)
+    await adapter.start()
+    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
+                       clock=WallClock(), policy_settings=adapter.policy_for,
+                       catalog_every_s=1.0, warmup_s=0.0)
+    running = asyncio.create_task(loop.run())
+    try:
+        exporter.in_flight[(namespace, "llm-00001")] = 4.0
+
+        async def four_ready():
+            pa = await read_pa(kube, namespace, "llm-00001")
+            return (pa.get("status") or {}).get("actualScale") == 4 and pa
+
+        pa = await eventually(four_ready, timeout_s=60, what="4 ready replicas for 4 in flight")
+        assert pa["status"]["desiredScale"] == 4
+        state = loop.states[next(k for k in loop.states if k.name == "llm-00001")]
+        assert state.data_status == "ok"
+        assert state.policy.config.kpa.target == 1.0  # the PA's annotation reached the policy
+
+        exporter.in_flight[(namespace, "llm-00001")] = 0.0
+
+        async def back_to_min():
+            return await replicas(kube, namespace, "llm-00001") == 1
+
+        await eventually(back_to_min, timeout_s=90, what="back to min-scale when load goes")
+        assert loop.ready
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, 10)
+        await adapter.stop()
+        await source.client.close()
+        sks_task.cancel()
+        await activator.stop()
+
+
+async def test_leadtime_run_serves_a_knative_class(
+    kube, control_plane, namespace, gpu_pool, prometheus_with_exporter, tmp_path
+):
+    exporter, prometheus = prometheus_with_exporter
+    activator = Activator()
+    await activator.start()
+    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
+    pool = gpu_pool(gpus=4)
+    await create_revision(kube, namespace, "run-00001", pool=pool, annotations=FAST)
+    exporter.in_flight[(namespace, "run-00001")] = 2.0
+    port = free_port()
+    config_file = tmp_path / "leadtime.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "tick": "500ms",
+        "http": {"port": port},
+        "forecasting": {"workers": 1},
+        "prometheus": {"url": prometheus.url, "rate_window": "5s"},
+        "knative": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig),
+                    "activator_probe_url": activator.url_template},
+    }))
+    process = subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
+                                str(config_file)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        async def two_ready():
+            pa = await read_pa(kube, namespace, "run-00001")
+            return (pa.get("status") or {}).get("actualScale") == 2
+
+        await eventually(two_ready, timeout_s=90, what="leadtime run scaling the revision to 2")
+
+        def services() -> list:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/services", timeout=5) as r:
+                return json.load(r)["services"]
+
+        listed = await asyncio.to_thread(services)
+        assert any(s["name"] == "run-00001" and s["namespace"] == namespace for s in listed)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        sks_task.cancel()
+        await activator.stop()
+    assert process.returncode == 0, output[-2000:]
+    assert "Knative class leadtime.dev" in output
