@@ -41,10 +41,11 @@ FAST = {  # a revision that reacts within seconds, so the test does too
 
 @dataclass
 class RevisionExporter:
-    """Knative's queue-proxy series (≤ 1.18 names) for revisions whose in-flight requests the
-    test sets."""
+    """Knative's series (≤ 1.18 names) for revisions whose in-flight requests (queue-proxy)
+    and requests waiting at the activator the test sets."""
 
     in_flight: dict[tuple[str, str], float] = field(default_factory=dict)
+    waiting: dict[tuple[str, str], float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
     def text(self) -> str:
@@ -54,6 +55,9 @@ class RevisionExporter:
             count = 2.0 * (time.time() - self.started)
             lines += [f"revision_queue_depth{{{labels}}} {value}",
                       f"revision_request_count{{{labels}}} {count}"]
+        for (namespace, revision), value in self.waiting.items():
+            labels = f'namespace_name="{namespace}",revision_name="{revision}"'
+            lines.append(f"activator_request_concurrency{{{labels}}} {value}")
         return "\n".join(lines) + "\n"
 
 
@@ -114,6 +118,61 @@ async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
 
         await eventually(back_to_min, timeout_s=90, what="back to min-scale when load goes")
         assert loop.ready
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, 10)
+        await adapter.stop()
+        await source.client.close()
+        sks_task.cancel()
+        await activator.stop()
+
+
+async def test_scale_from_zero_on_the_activators_demand(
+    kube, namespace, gpu_pool, prometheus_with_exporter
+):
+    """A revision at zero gets a request: the activator's concurrency reaches Prometheus, the
+    source pokes, the loop decides 1, the adapter scales, the pod loads (2 s) and is Ready."""
+    exporter, prometheus = prometheus_with_exporter
+    activator = Activator()
+    await activator.start()
+    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
+    pool = gpu_pool(gpus=2)
+    await create_revision(kube, namespace, "zero-00001", pool=pool, cold_start_s=2.0,
+                          annotations={**FAST, "autoscaling.knative.dev/min-scale": "0",
+                                       "autoscaling.knative.dev/initial-scale": "0"})
+    key = (namespace, "zero-00001")
+    exporter.waiting[key] = 0.0
+    config = live_config(prometheus.url, activator)
+    source = source_from_config(config.prometheus)
+    adapter = knative_adapter(config, kube, source)
+    await adapter.start()
+    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
+                       clock=WallClock(), policy_settings=adapter.policy_for,
+                       catalog_every_s=1.0, warmup_s=0.0)
+    running = asyncio.create_task(loop.run())
+    try:
+        async def inactive():
+            pa = await read_pa(kube, namespace, "zero-00001")
+            active = [c for c in (pa.get("status") or {}).get("conditions", [])
+                      if c["type"] == "Active"]
+            return active and active[0]["reason"] == "NoTraffic"
+
+        await eventually(inactive, what="the revision at zero, NoTraffic")
+        assert await replicas(kube, namespace, "zero-00001") == 0
+        await asyncio.sleep(2.0)  # settled at zero
+        started = time.monotonic()
+        exporter.waiting[key] = 1.0  # one request waiting at the activator
+
+        async def ready():
+            pa = await read_pa(kube, namespace, "zero-00001")
+            conditions = (pa.get("status") or {}).get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        await eventually(ready, timeout_s=60, what="Ready from zero")
+        latency = time.monotonic() - started
+        print(f"\nscale-from-zero: {latency:.1f} s from the activator's first waiting request "
+              "to a Ready PA (pod cold start 2 s, Prometheus scrape 1 s, tick 0.5 s)")
+        assert 2.0 <= latency < 30.0
     finally:
         loop.stop()
         await asyncio.wait_for(running, 10)

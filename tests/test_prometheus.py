@@ -347,6 +347,26 @@ async def test_all_requests_waiting_and_none_in_service_is_a_poke(aiohttp_server
     assert isinstance(serving, MetricsChunk) and not serving.poke
 
 
+async def test_a_revision_at_zero_has_only_the_activators_waiting_requests(aiohttp_server):
+    """No pod, so no request-count series: the waiting requests alone wake it (not no-data)."""
+    now = time.time()
+
+    async def handler(request: web.Request) -> web.Response:
+        query = request.query["query"]
+        sample = {"metric": {"namespace": "ns", "service": "svc"}, "value": [now, "1"]}
+        found = [] if "rate(" in query else [sample]  # no arrivals series at all
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "vector", "result": found}})
+
+    client = await fake_prometheus(aiohttp_server, handler)
+    try:
+        chunk = (await PrometheusSource(client, TEST_SIGNALS).snapshot(now))[ServiceKey("ns", "svc")]
+    finally:
+        await client.close()
+    assert isinstance(chunk, MetricsChunk) and chunk.poke
+    assert chunk.arrivals.sum() == 0 and chunk.queue[-1] == 1
+
+
 def test_the_source_is_built_from_the_configuration(tmp_path):
     token = tmp_path / "token"
     token.write_text("abc123\n")

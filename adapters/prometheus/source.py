@@ -126,6 +126,11 @@ class PrometheusSource:
                 if signal == "queue":
                     values[signal] = 0.0  # a service that queues nowhere visible
                     continue
+                if signal == "arrivals" and key in by_signal.get("queue", {}):
+                    # At zero no queue-proxy counts requests: the requests waiting at the
+                    # activator are the whole signal (and poke the revision awake below).
+                    values[signal] = 0.0
+                    continue
                 return NoData(f"no {signal} series for this service")
             if not math.isfinite(sample.value) or sample.value < 0:
                 return NoData(f"{signal} is {sample.value} (not a finite count)")
