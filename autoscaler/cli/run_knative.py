@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Mapping
 
@@ -36,7 +37,7 @@ async def kubernetes_api(kubeconfig: str | None) -> client.ApiClient:
     """A client from the kubeconfig file, or the pod's service account when None."""
     configuration = client.Configuration()
     if kubeconfig:
-        await kube_config.load_kube_config(config_file=kubeconfig,
+        await kube_config.load_kube_config(config_file=os.path.expanduser(kubeconfig),
                                            client_configuration=configuration)
     else:
         kube_config.load_incluster_config(client_configuration=configuration)
