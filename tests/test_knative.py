@@ -30,22 +30,6 @@ from tests.cluster.objects import eventually
 pytestmark = [pytest.mark.kubernetes, pytest.mark.knative]
 
 
-@pytest.fixture
-async def activator():
-    stand_in = Activator()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
-
-
-@pytest.fixture
-async def sks_status(kube, namespace):
-    task = asyncio.create_task(serve_sks_status(kube, namespace))
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 def make_adapter(api: client.ApiClient, activator: Activator, **kwargs) -> KnativeAdapter:
     settings = ReconcileSettings(grace_s=1.0, probe_url_template=activator.url_template)
     return KnativeAdapter(api, PolicyConfig(), settings=settings, resync_s=2.0, **kwargs)

@@ -6,11 +6,13 @@ controller manager and scheduler → pods on fake GPU nodes → the adapter's st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,7 +23,7 @@ from autoscaler.cli.run_knative import knative_adapter
 from autoscaler.clock import WallClock
 from autoscaler.config import config_from_mapping
 from autoscaler.loop import ControlLoop
-from tests.cluster.knative import Activator, create_revision, serve_sks_status
+from tests.cluster.knative import Activator, create_revision
 from tests.cluster.objects import eventually
 from tests.conftest import free_port
 from tests.prometheus_fixture import serve_exporter, start_prometheus
@@ -80,17 +82,11 @@ def live_config(prometheus_url: str, activator: Activator, **knative):
     })
 
 
-async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
-    kube, namespace, gpu_pool, prometheus_with_exporter
-):
-    exporter, prometheus = prometheus_with_exporter
-    activator = Activator()
-    await activator.start()
-    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
-    pool = gpu_pool(gpus=8)
-    await create_revision(kube, namespace, "llm-00001", pool=pool, annotations=FAST)
-    exporter.in_flight[(namespace, "llm-00001")] = 0.0
-    config = live_config(prometheus.url, activator)
+@contextlib.asynccontextmanager
+async def live_loop(kube, prometheus_url: str, activator: Activator) -> AsyncIterator[ControlLoop]:
+    """The composition `leadtime run` makes for Knative, on the test's event loop, with fast
+    settings; stopped and closed on the way out."""
+    config = live_config(prometheus_url, activator)
     source = source_from_config(config.prometheus)
     adapter = knative_adapter(config, kube, source)
     await adapter.start()
@@ -99,6 +95,22 @@ async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
                        catalog_every_s=1.0, warmup_s=0.0)
     running = asyncio.create_task(loop.run())
     try:
+        yield loop
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, 10)
+        await adapter.stop()
+        await source.client.close()
+
+
+async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
+    kube, namespace, gpu_pool, prometheus_with_exporter, activator, sks_status
+):
+    exporter, prometheus = prometheus_with_exporter
+    pool = gpu_pool(gpus=8)
+    await create_revision(kube, namespace, "llm-00001", pool=pool, annotations=FAST)
+    exporter.in_flight[(namespace, "llm-00001")] = 0.0
+    async with live_loop(kube, prometheus.url, activator) as loop:
         exporter.in_flight[(namespace, "llm-00001")] = 4.0
 
         async def four_ready():
@@ -118,39 +130,21 @@ async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
 
         await eventually(back_to_min, timeout_s=90, what="back to min-scale when load goes")
         assert loop.ready
-    finally:
-        loop.stop()
-        await asyncio.wait_for(running, 10)
-        await adapter.stop()
-        await source.client.close()
-        sks_task.cancel()
-        await activator.stop()
 
 
 async def test_scale_from_zero_on_the_activators_demand(
-    kube, namespace, gpu_pool, prometheus_with_exporter
+    kube, namespace, gpu_pool, prometheus_with_exporter, activator, sks_status
 ):
     """A revision at zero gets a request: the activator's concurrency reaches Prometheus, the
     source pokes, the loop decides 1, the adapter scales, the pod loads (2 s) and is Ready."""
     exporter, prometheus = prometheus_with_exporter
-    activator = Activator()
-    await activator.start()
-    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
     pool = gpu_pool(gpus=2)
     await create_revision(kube, namespace, "zero-00001", pool=pool, cold_start_s=2.0,
                           annotations={**FAST, "autoscaling.knative.dev/min-scale": "0",
                                        "autoscaling.knative.dev/initial-scale": "0"})
     key = (namespace, "zero-00001")
     exporter.waiting[key] = 0.0
-    config = live_config(prometheus.url, activator)
-    source = source_from_config(config.prometheus)
-    adapter = knative_adapter(config, kube, source)
-    await adapter.start()
-    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
-                       clock=WallClock(), policy_settings=adapter.policy_for,
-                       catalog_every_s=1.0, warmup_s=0.0)
-    running = asyncio.create_task(loop.run())
-    try:
+    async with live_loop(kube, prometheus.url, activator):
         async def inactive():
             pa = await read_pa(kube, namespace, "zero-00001")
             active = [c for c in (pa.get("status") or {}).get("conditions", [])
@@ -173,22 +167,13 @@ async def test_scale_from_zero_on_the_activators_demand(
         print(f"\nscale-from-zero: {latency:.1f} s from the activator's first waiting request "
               "to a Ready PA (pod cold start 2 s, Prometheus scrape 1 s, tick 0.5 s)")
         assert 2.0 <= latency < 30.0
-    finally:
-        loop.stop()
-        await asyncio.wait_for(running, 10)
-        await adapter.stop()
-        await source.client.close()
-        sks_task.cancel()
-        await activator.stop()
 
 
 async def test_leadtime_run_serves_a_knative_class(
-    kube, control_plane, namespace, gpu_pool, prometheus_with_exporter, tmp_path
+    kube, control_plane, namespace, gpu_pool, prometheus_with_exporter, activator, sks_status,
+    tmp_path
 ):
     exporter, prometheus = prometheus_with_exporter
-    activator = Activator()
-    await activator.start()
-    sks_task = asyncio.create_task(serve_sks_status(kube, namespace))
     pool = gpu_pool(gpus=4)
     await create_revision(kube, namespace, "run-00001", pool=pool, annotations=FAST)
     exporter.in_flight[(namespace, "run-00001")] = 2.0
@@ -221,7 +206,5 @@ async def test_leadtime_run_serves_a_knative_class(
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
-        sks_task.cancel()
-        await activator.stop()
     assert process.returncode == 0, output[-2000:]
     assert "Knative class leadtime.dev" in output

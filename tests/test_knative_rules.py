@@ -160,8 +160,9 @@ def test_scale_to_zero_waits_for_proxy_probe_and_grace():
     assert done.replicas == 0
 
 
-def test_min_scale_forbids_zero():
+def test_min_scale_forbids_zero_unless_the_revision_is_unreachable():
     assert plan(inputs(want=0, min_scale=1)).replicas == 1
+    assert plan(inputs(want=0, min_scale=1, current=0, reachable=False)).replicas == 0
 
 
 # --- status ----------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ class Reconciler:
             current=current, ready=counts.ready, sks_mode=mode_now,
             proxy_since=memory.proxy_since, activator_ok=None, now=time.time(),
             grace_s=self.settings.grace_s,
+            reachable=pa["spec"].get("reachability") != "Unreachable",
         )
         decided = plan(inputs)
         if decided.probe:

@@ -37,6 +37,9 @@ class ScaleInputs:
     now: float
     grace_s: float
     """scale-to-zero-grace-period (Knative's default 30 s)."""
+    reachable: bool = True
+    """False when no route sends it traffic any more (`spec.reachability: Unreachable`, an old
+    revision after a rollout): then min-scale no longer holds it up, as in Knative."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def bounded(inputs: ScaleInputs) -> int:
         want = inputs.want
     else:
         want = inputs.current if inputs.initialized else inputs.initial_scale
-    want = max(want, inputs.min_scale)
+    if inputs.reachable:
+        want = max(want, inputs.min_scale)
     if inputs.max_scale > 0:
         want = min(want, inputs.max_scale)
     if not inputs.initialized:

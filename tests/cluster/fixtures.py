@@ -21,6 +21,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from tests.cluster.control_plane import BUILD_COMMAND, ControlPlane, ControlPlaneError, find_binaries
+from tests.cluster.knative import Activator, serve_sks_status
 from tests.cluster.kubelet import FakeKubelet
 
 KNATIVE_CRDS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "knative-crds"
@@ -157,3 +158,21 @@ def gpu_pool(kubelet: FakeKubelet, namespace: str) -> Iterator[Callable[..., str
     yield make
     for name in made:
         kubelet.remove_node(name)
+
+
+@pytest.fixture
+async def activator() -> AsyncIterator[Activator]:
+    """Knative's activator answering the scale-to-zero probe, on loopback."""
+    stand_in = Activator()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
+
+
+@pytest.fixture
+async def sks_status(kube: client.ApiClient, namespace: str) -> AsyncIterator[None]:
+    """Knative's SKS reconciler writing the status of the namespace's ServerlessServices."""
+    task = asyncio.create_task(serve_sks_status(kube, namespace))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
