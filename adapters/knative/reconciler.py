@@ -28,7 +28,7 @@ from adapters.knative.names import (
     SKS_READY, SKS_VERSION,
 )
 from adapters.knative.pods import PodCounts
-from adapters.knative.probe import activator_answers, probe_url
+from adapters.knative.probe import DEFAULT_URL, activator_answers, probe_url
 from adapters.knative.scaler import ScaleInputs, ScalePlan, plan
 from adapters.knative.status import StatusInputs, pa_status
 
@@ -45,7 +45,7 @@ def rfc3339(seconds: float | None = None) -> str:
 @dataclass
 class ReconcileSettings:
     grace_s: float = 30.0
-    probe_url_template: str = "http://{service}.{namespace}.svc.cluster.local:{port}/healthz"
+    probe_url_template: str = DEFAULT_URL
     probe_timeout_s: float = 2.0
 
 
