@@ -31,6 +31,7 @@ from adapters.knative.pods import PodCounts
 from adapters.knative.probe import DEFAULT_URL, activator_answers, probe_url
 from adapters.knative.scaler import ScaleInputs, ScalePlan, plan
 from adapters.knative.status import StatusInputs, pa_status
+from autoscaler.config import PolicyConfig
 
 log = logging.getLogger(__name__)
 MERGE = "application/merge-patch+json"
@@ -114,28 +115,7 @@ class Reconciler:
                                requeue_after_s=5.0)
             raise
         current = scale.spec.replicas or 0
-        mode_now = (sks or {}).get("spec", {}).get("mode")
-        if mode_now == PROXY:
-            memory.proxy_since = memory.proxy_since or time.time()
-        else:
-            memory.proxy_since = None
-        policy = revision.policy
-        inputs = ScaleInputs(
-            want=want, min_scale=policy.min_scale, max_scale=policy.max_scale,
-            initial_scale=policy.initial_scale,
-            initialized=status_of((pa.get("status") or {}).get("conditions") or [],
-                                  SCALE_TARGET_INITIALIZED) == TRUE,
-            current=current, ready=counts.ready, sks_mode=mode_now,
-            proxy_since=memory.proxy_since, activator_ok=None, now=time.time(),
-            grace_s=self.settings.grace_s,
-            reachable=pa["spec"].get("reachability") != "Unreachable",
-        )
-        decided = plan(inputs)
-        if decided.probe:
-            ok, why = await self._probe(pa, sks)
-            decided = plan(replace(inputs, activator_ok=ok))
-            if not ok:
-                log.info("%s/%s: %s", namespace, name, why)
+        decided = await self._plan(pa, revision.policy, sks, counts, want, memory, current)
         sks = await self._ensure_sks(pa, sks, decided.mode)
         if decided.replicas != current:
             await self.apps.patch_namespaced_deployment_scale(
@@ -154,12 +134,35 @@ class Reconciler:
             metrics_service_name=sks_status.get("privateServiceName", ""),
             sks_ready=_sks_ready(sks), sks_message=_sks_message(sks),
             desired_scale=decided.desired_scale, ready=counts.ready,
-            min_scale=policy.min_scale, initial_scale=policy.initial_scale,
+            min_scale=revision.policy.min_scale, initial_scale=revision.policy.initial_scale,
             now=rfc3339(), problems=revision.problems,
         )))
         return Outcome(plan=decided, requeue_after_s=decided.requeue_after_s)
 
     # ------------------------------------------------------------------------ pieces
+    async def _plan(self, pa: dict, policy: PolicyConfig, sks: dict | None, counts: PodCounts,
+                    want: int | None, memory: RevisionMemory, current: int) -> ScalePlan:
+        """The scaler's plan; when it asks, the activator is probed and it plans again."""
+        mode_now = (sks or {}).get("spec", {}).get("mode")
+        memory.proxy_since = (memory.proxy_since or time.time()) if mode_now == PROXY else None
+        inputs = ScaleInputs(
+            want=want, min_scale=policy.min_scale, max_scale=policy.max_scale,
+            initial_scale=policy.initial_scale,
+            initialized=status_of((pa.get("status") or {}).get("conditions") or [],
+                                  SCALE_TARGET_INITIALIZED) == TRUE,
+            current=current, ready=counts.ready, sks_mode=mode_now,
+            proxy_since=memory.proxy_since, activator_ok=None, now=time.time(),
+            grace_s=self.settings.grace_s,
+            reachable=pa["spec"].get("reachability") != "Unreachable",
+        )
+        decided = plan(inputs)
+        if not decided.probe:
+            return decided
+        ok, why = await self._probe(pa, sks)
+        if not ok:
+            log.info("%s/%s: %s", pa["metadata"]["namespace"], pa["metadata"]["name"], why)
+        return plan(replace(inputs, activator_ok=ok))
+
     async def _report_problems(self, pa: dict, problems: Mapping[str, str],
                                memory: RevisionMemory) -> None:
         message = "; ".join(problems[k] for k in sorted(problems))
