@@ -1,0 +1,48 @@
+"""The external metrics' values, read from the control loop's state of each service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from adapters.hpa.metrics_api import DESIRED_REPLICAS, FORECAST_LOAD, Sample
+from autoscaler.loop import ControlLoop
+from autoscaler.service_state import ServiceState
+
+
+def loop_provider(loop: ControlLoop):
+    """A `Provider` over the loop: one sample per service of the namespace that has a value."""
+
+    def samples(namespace: str, metric: str) -> list[Sample]:
+        now = loop.clock.now()
+        stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = []
+        for key, state in loop.states.items():
+            if key.namespace != namespace:
+                continue
+            value = (desired(state) if metric == DESIRED_REPLICAS
+                     else forecast_load(state, now) if metric == FORECAST_LOAD else None)
+            if value is not None and math.isfinite(value):
+                labels = {"service": key.name, "namespace": key.namespace}
+                found.append(Sample(metric, labels, value, stamp))
+        return found
+
+    return samples
+
+
+def desired(state: ServiceState) -> float | None:
+    """Leadtime's latest decision (held decisions included), else what the cluster runs."""
+    if state.last is not None:
+        return float(state.last.desired)
+    return float(state.status.desired) if state.status.desired else None
+
+
+def forecast_load(state: ServiceState, now: float) -> float | None:
+    """The forecast mean arrivals per second one lead time from now: the load Leadtime is
+    provisioning for at this moment. None without a forecast."""
+    forecast = state.forecast
+    if forecast is None or forecast.horizon_steps == 0:
+        return None
+    lead = state.policy.config.lead_time_s(state.status.cold_start_s)
+    step = math.ceil((now + lead - state.forecast_at) / forecast.step_s) - 1
+    return float(forecast.mean[min(max(step, 0), forecast.horizon_steps - 1)])

@@ -1,0 +1,136 @@
+"""Leadtime's external metrics API: the exact shapes (no network), and end to end on the real
+control plane — registered with an APIService behind the aggregation layer, read by the real
+HPA controller, which scales a real Deployment as Leadtime's metric moves (marker `hpa`)."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from kubernetes_asyncio import client
+
+from adapters.hpa.discovery import hpa_group_version
+from adapters.hpa.metrics_api import (
+    DESIRED_REPLICAS, GROUP, VERSION, Sample, SelectorError, matches, parse_selector, quantity,
+)
+from adapters.hpa.server import metrics_app
+from tests.cluster.aggregation import register_api_service, server_tls
+from tests.cluster.objects import eventually, gpu_deployment
+from tests.conftest import free_port
+
+STAMP = "2026-11-29T00:00:00Z"
+
+
+def provider_of(values: dict[tuple[str, str], float]):
+    """Samples of `leadtime_desired_replicas` from {(namespace, service): value}."""
+
+    def samples(namespace: str, metric: str) -> list[Sample]:
+        return [Sample(metric, {"service": service, "namespace": ns}, value, STAMP)
+                for (ns, service), value in values.items() if ns == namespace]
+
+    return samples
+
+
+# --- shapes, no network --------------------------------------------------------------------------
+
+async def test_discovery_values_and_errors_have_the_shapes_the_hpa_controller_reads(
+    aiohttp_client
+):
+    api = await aiohttp_client(metrics_app(provider_of(
+        {("prod", "chat"): 3, ("prod", "embed"): 1.5, ("dev", "chat"): 7})))
+    base = f"/apis/{GROUP}/{VERSION}"
+    listing = await (await api.get(base)).json()
+    assert listing["kind"] == "APIResourceList" and listing["groupVersion"] == f"{GROUP}/{VERSION}"
+    assert {r["name"] for r in listing["resources"]} == {"leadtime_desired_replicas",
+                                                         "leadtime_forecast_load"}
+    assert all(r["namespaced"] and r["verbs"] == ["get"] for r in listing["resources"])
+
+    answer = await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}",
+                           params={"labelSelector": "service=chat"})
+    body = await answer.json()
+    assert body["kind"] == "ExternalMetricValueList" and body["apiVersion"] == f"{GROUP}/{VERSION}"
+    assert body["items"] == [{"metricName": DESIRED_REPLICAS,
+                              "metricLabels": {"service": "chat", "namespace": "prod"},
+                              "timestamp": STAMP, "value": "3"}]
+    every = await (await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}")).json()
+    assert sorted(i["value"] for i in every["items"]) == ["1500m", "3"]  # namespace-scoped
+
+    unknown = await api.get(f"{base}/namespaces/prod/requests_per_second")
+    status = await unknown.json()
+    assert unknown.status == 404 and status["kind"] == "Status" and status["code"] == 404
+    assert "leadtime_desired_replicas" in status["message"]
+    bad = await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}",
+                        params={"labelSelector": "service=(chat"})
+    assert bad.status == 400 and (await bad.json())["reason"] == "BadRequest"
+
+
+def test_label_selectors_read_as_kubernetes_writes_them():
+    labels = {"service": "chat", "namespace": "prod"}
+    assert matches(parse_selector("service=chat"), labels)
+    assert matches(parse_selector("service==chat,namespace in (prod, dev)"), labels)
+    assert not matches(parse_selector("service!=chat"), labels)
+    assert matches(parse_selector("service notin (embed),namespace"), labels)
+    assert not matches(parse_selector("!namespace"), labels)
+    assert matches(parse_selector(""), labels)
+    with pytest.raises(SelectorError, match="labelSelector"):
+        parse_selector("service=(chat")
+
+
+def test_quantities_are_whole_or_thousandths():
+    assert (quantity(4), quantity(0.25), quantity(2.0004)) == ("4", "250m", "2000m")
+    with pytest.raises(ValueError):
+        quantity(float("nan"))
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+@pytest.mark.kubernetes
+@pytest.mark.hpa
+async def test_the_real_hpa_controller_follows_leadtimes_metric(
+    kube, control_plane, namespace, gpu_pool
+):
+    values = {(namespace, "chat"): 4.0}
+    runner = web.AppRunner(metrics_app(provider_of(values)))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port,
+                      ssl_context=server_tls(control_plane, "leadtime-metrics", namespace)).start()
+    registration = None
+    try:
+        registration = await register_api_service(kube, control_plane, GROUP, VERSION,
+                                                  "leadtime-metrics", namespace, port)
+        pool = gpu_pool(gpus=8)
+        apps = client.AppsV1Api(kube)
+        await apps.create_namespaced_deployment(
+            namespace, gpu_deployment("chat", 1, pool=pool, cold_start_s=0.5))
+        version = await hpa_group_version(kube)
+        assert version == "autoscaling/v2beta2"  # Kubernetes 1.20 serves no autoscaling/v2
+        hpa = {
+            "apiVersion": version, "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "chat"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
+                "minReplicas": 1, "maxReplicas": 8,
+                "metrics": [{"type": "External", "external": {
+                    "metric": {"name": DESIRED_REPLICAS,
+                               "selector": {"matchLabels": {"service": "chat"}}},
+                    "target": {"type": "AverageValue", "averageValue": "1"}}}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+            },
+        }
+        await kube.call_api(f"/apis/{version}/namespaces/{namespace}/horizontalpodautoscalers",
+                            "POST", body=hpa, auth_settings=["BearerToken"],
+                            response_types_map={201: "object"})
+
+        async def replicas(wanted: int):
+            deployment = await apps.read_namespaced_deployment("chat", namespace)
+            return deployment.spec.replicas == wanted
+
+        await eventually(lambda: replicas(4), timeout_s=60,
+                         what="the HPA controller scaling to Leadtime's 4")
+        values[(namespace, "chat")] = 2.0
+        await eventually(lambda: replicas(2), timeout_s=60,
+                         what="the HPA controller following Leadtime down to 2")
+    finally:
+        if registration is not None:
+            await client.ApiregistrationV1Api(kube).delete_api_service(registration)
+        await runner.cleanup()
