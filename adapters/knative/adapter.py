@@ -20,7 +20,7 @@ import aiohttp
 from kubernetes_asyncio import client
 
 from adapters.knative.annotations import RevisionSettings, revision_settings
-from adapters.knative.informer import Informer, Key
+from adapters.kubernetes.informer import Informer, Key
 from adapters.knative.names import (
     CLASS_ANNOTATION, DEFAULT_CLASS, PA_GROUP, PA_PLURAL, PA_VERSION, REVISION_LABEL, SKS_GROUP,
     SKS_PLURAL, SKS_VERSION, valid_class_name,

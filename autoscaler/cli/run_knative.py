@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Mapping
 
 from aiohttp import web
 from kubernetes_asyncio import client
-from kubernetes_asyncio import config as kube_config
 
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.reconciler import ReconcileSettings
+from adapters.kubernetes.api import kubernetes_api
 from adapters.prometheus.source import PrometheusSource, source_from_config
 from autoscaler.clock import WallClock
 from autoscaler.config import Config
@@ -31,17 +30,6 @@ from autoscaler.ports import ServiceKey
 log = logging.getLogger("leadtime")
 CATALOG_EVERY_S = 5.0
 """New revisions join the loop within this; the adapter reconciles them at once regardless."""
-
-
-async def kubernetes_api(kubeconfig: str | None) -> client.ApiClient:
-    """A client from the kubeconfig file, or the pod's service account when None."""
-    configuration = client.Configuration()
-    if kubeconfig:
-        await kube_config.load_kube_config(config_file=os.path.expanduser(kubeconfig),
-                                           client_configuration=configuration)
-    else:
-        kube_config.load_incluster_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 def shell_settings(config: Config) -> ShellSettings:

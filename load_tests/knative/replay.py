@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from adapters.knative.names import PA_GROUP, PA_PLURAL, PA_VERSION  # noqa: E402
 from adapters.simulator.sources import load_workload  # noqa: E402
-from autoscaler.cli.run_knative import kubernetes_api  # noqa: E402
+from adapters.kubernetes.api import kubernetes_api  # noqa: E402
 from autoscaler.durations import parse_duration  # noqa: E402
 
 
