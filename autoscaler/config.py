@@ -206,6 +206,32 @@ class KnativeConfig:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class HpaConfig:
+    """Leadtime without Knative: floors on opted-in HPAs, plain workloads through /scale, and
+    the external metrics API an HPA can scale on."""
+
+    enabled: bool = False
+    kubeconfig: str | None = None
+    """None: the in-cluster service account."""
+    metrics_api_port: int = 0
+    """TLS port of external.metrics.k8s.io for the aggregation layer; 0 = not served."""
+    metrics_api_host: str = "0.0.0.0"
+    """The API server must reach it, so not loopback by default (TLS, client certificates)."""
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    client_ca_file: str | None = None
+    """The aggregation layer's client CA (requestheader-client-ca-file): when set, only the
+    API server's front proxy may call."""
+
+    def __post_init__(self) -> None:
+        if self.metrics_api_port and not (self.tls_cert_file and self.tls_key_file):
+            raise InputError(
+                "config hpa.tls_cert_file, hpa.tls_key_file: both needed when "
+                "hpa.metrics_api_port is set (the aggregation layer speaks TLS only)"
+            )
+
+
 def _no_services() -> Mapping[str, PolicyConfig]:
     return MappingProxyType({})
 
@@ -224,6 +250,7 @@ class Config:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     knative: KnativeConfig = field(default_factory=KnativeConfig)
+    hpa: HpaConfig = field(default_factory=HpaConfig)
 
     def policy_for(self, namespace: str, name: str) -> PolicyConfig:
         """The service's override if it has one, else the defaults."""
@@ -629,6 +656,19 @@ _KNATIVE_KEYS: dict[str, _Key] = {
     "resync": _seconds("resync_s", _duration(1, 3600)),
 }
 
+_FILE = _optional(_text("a file path, or null"))
+
+_HPA_KEYS: dict[str, _Key] = {
+    "enabled": _Key("enabled", _boolean),
+    "kubeconfig": _Key("kubeconfig", _optional(_text("a file path, or null (in-cluster)")),
+                       text=True),
+    "metrics_api_port": _Key("metrics_api_port", _integer(0, 65535, " (0 = not served)")),
+    "metrics_api_host": _Key("metrics_api_host", _text(), text=True),
+    "tls_cert_file": _Key("tls_cert_file", _FILE, text=True),
+    "tls_key_file": _Key("tls_key_file", _FILE, text=True),
+    "client_ca_file": _Key("client_ca_file", _FILE, text=True),
+}
+
 _SECTIONS: dict[str, dict[str, _Key]] = {
     "http": _HTTP_KEYS,
     "forecasting": _FORECASTING_KEYS,
@@ -636,11 +676,12 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
     "simulator": _SIMULATOR_KEYS,
     "prometheus": _PROMETHEUS_KEYS,
     "knative": _KNATIVE_KEYS,
+    "hpa": _HPA_KEYS,
 }
 """Sections the environment can set (`services` is read from the file only)."""
 
 _TOP_LEVEL = (
-    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative"
+    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative", "hpa"
 )
 
 _POLICY_ATTR_KEYS = {key.attr: name for name, key in _POLICY_KEYS.items()}
@@ -683,6 +724,7 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
         knative=KnativeConfig(
             **_values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative"))
         ),
+        hpa=HpaConfig(**_values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))),
     )
 
 

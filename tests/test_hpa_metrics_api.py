@@ -4,18 +4,23 @@ HPA controller, which scales a real Deployment as Leadtime's metric moves (marke
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
 
 from adapters.hpa.discovery import hpa_group_version
 from adapters.hpa.metrics_api import (
-    DESIRED_REPLICAS, GROUP, VERSION, Sample, SelectorError, matches, parse_selector, quantity,
+    DESIRED_REPLICAS, FORECAST_LOAD, GROUP, VERSION, Sample, SelectorError, matches,
+    parse_selector, quantity,
 )
+from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import metrics_app
+from forecasting.forecast import Forecast
 from tests.cluster.aggregation import register_api_service, server_tls
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
+from tests.test_loop import CHAT, make_loop, run_for, two_services
 
 STAMP = "2026-11-29T00:00:00Z"
 
@@ -134,3 +139,24 @@ async def test_the_real_hpa_controller_follows_leadtimes_metric(
         if registration is not None:
             await client.ApiregistrationV1Api(kube).delete_api_service(registration)
         await runner.cleanup()
+
+
+# --- values from the loop ------------------------------------------------------------------------
+
+async def test_the_loop_provider_serves_each_services_decision_and_forecast_load():
+    loop, clock = make_loop(two_services(), warmup_s=0.0)
+    await run_for(loop, clock, 120)
+    provider = loop_provider(loop)
+    desired = {s.labels["service"]: s.value for s in provider(CHAT.namespace, DESIRED_REPLICAS)}
+    assert desired == {key.name: float(state.last.desired) for key, state in loop.states.items()
+                       if key.namespace == CHAT.namespace}
+    assert provider("elsewhere", DESIRED_REPLICAS) == []
+    assert provider(CHAT.namespace, FORECAST_LOAD) == []  # no forecast yet: no value, not 0
+
+    state = loop.states[CHAT]
+    mean = np.arange(30, dtype=float)
+    state.forecast = Forecast(mean=mean, quantiles={0.5: mean}, step_s=10.0)
+    state.forecast_at = clock.now()
+    lead = state.policy.config.lead_time_s(state.status.cold_start_s)  # 62 s with the prior
+    loads = {s.labels["service"]: s.value for s in provider(CHAT.namespace, FORECAST_LOAD)}
+    assert loads == {CHAT.name: mean[int(np.ceil(lead / 10.0)) - 1]}

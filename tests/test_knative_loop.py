@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from adapters.prometheus.source import source_from_config
-from autoscaler.cli.run_knative import knative_adapter
+from autoscaler.cli.run_live import knative_adapter
 from autoscaler.clock import WallClock
 from autoscaler.config import config_from_mapping
 from autoscaler.loop import ControlLoop

@@ -24,7 +24,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.live import LiveCluster
 from adapters.simulator.sources import load_workload
 from adapters.simulator.workload import Workload
-from autoscaler.cli.run_knative import serve_knative
+from autoscaler.cli.run_live import serve_live
 from autoscaler.cli.table import render_results
 from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
@@ -58,16 +58,16 @@ def add_run_command(commands: argparse._SubParsersAction) -> None:
 def run_service(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.embedded:
-        if not config.knative.enabled:
+        if not (config.knative.enabled or config.hpa.enabled):
             raise InputError(
-                "config knative.enabled: Prometheus is configured but no actuator is; set "
-                "knative.enabled: true (the HPA adapter is not built yet), or leave "
-                "prometheus.url unset to run the embedded simulator"
+                "config knative.enabled, hpa.enabled: Prometheus is configured but no actuator "
+                "is; enable one (or both), or leave prometheus.url unset to run the embedded "
+                "simulator"
             )
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        return asyncio.run(serve_knative(config))
-    if config.knative.enabled:
-        raise InputError("config prometheus.url: the Knative adapter reads demand from "
+        return asyncio.run(serve_live(config))
+    if config.knative.enabled or config.hpa.enabled:
+        raise InputError("config prometheus.url: the cluster adapters read demand from "
                          "Prometheus; set prometheus.url")
     duration = parse_duration(args.duration, field="--duration") if args.duration else None
     if duration is not None and duration <= 0:

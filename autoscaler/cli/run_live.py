@@ -1,0 +1,160 @@
+"""`leadtime run` on a cluster: the composition root for live scaling.
+
+Demand from Prometheus (`prometheus:`), decisions by the control loop, actuation through the
+enabled adapters: Knative (`knative:`; the catalog is every PA of Leadtime's class, each
+revision's policy comes from its annotations) and/or the HPA adapter (`hpa:`; floors on opted-in
+HPAs, plain workloads, and the external metrics API on its own TLS listener). Wall-clock time;
+SIGTERM/Ctrl-C finish the tick in progress and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Mapping
+
+from aiohttp import web
+from kubernetes_asyncio import client
+
+from adapters.hpa.adapter import KubernetesWorkloads
+from adapters.hpa.provider import loop_provider
+from adapters.hpa.server import metrics_app
+from adapters.knative.adapter import KnativeAdapter
+from adapters.knative.reconciler import ReconcileSettings
+from adapters.kubernetes.api import kubernetes_api
+from adapters.prometheus.source import PrometheusSource, source_from_config
+from autoscaler.clock import WallClock
+from autoscaler.composite import CompositeAdapter
+from autoscaler.config import Config, HpaConfig
+from autoscaler.forecast_pool import ForecastPool, ShellSettings
+from autoscaler.http.app import make_app
+from autoscaler.loop import ControlLoop
+from autoscaler.ports import ServiceKey
+
+log = logging.getLogger("leadtime")
+CATALOG_EVERY_S = 5.0
+"""New revisions join the loop within this; the adapter reconciles them at once regardless."""
+
+
+def shell_settings(config: Config) -> ShellSettings:
+    """Forecasts reach far enough for cold starts up to three times the prior."""
+    policy, forecasting = config.policy, config.forecasting
+    return ShellSettings(
+        horizon_s=3 * policy.cold_start_prior_s + policy.horizon_s + 2.0,
+        model=forecasting.model,
+        step_s=forecasting.step_s,
+        refit_every_s=forecasting.refit_every_s,
+        min_history_s=forecasting.min_history_s,
+    )
+
+
+def query_setter(source: PrometheusSource):
+    """Keeps the source's per-revision PromQL in step with the `leadtime.dev/query*`
+    annotations."""
+
+    def set_queries(key: ServiceKey, queries: Mapping[str, str]) -> None:
+        if queries:
+            source.service_queries[key] = dict(queries)
+        else:
+            source.service_queries.pop(key, None)
+
+    return set_queries
+
+
+def knative_adapter(config: Config, api: client.ApiClient,
+                    source: PrometheusSource) -> KnativeAdapter:
+    knative = config.knative
+    return KnativeAdapter(
+        api, config.policy, class_name=knative.class_name,
+        settings=ReconcileSettings(
+            grace_s=knative.scale_to_zero_grace_period_s,
+            probe_url_template=knative.activator_probe_url,
+            probe_timeout_s=knative.probe_timeout_s,
+        ),
+        resync_s=knative.resync_s, on_queries=query_setter(source),
+    )
+
+
+async def serve_live(config: Config) -> int:
+    """Run against a cluster until SIGTERM/Ctrl-C; every listener and client closed after."""
+    source = source_from_config(config.prometheus)
+    apis, members = await _adapters(config, source)
+    adapter = CompositeAdapter(members, lambda k: config.policy_for(k.namespace, k.name))
+    aio = asyncio.get_running_loop()
+    box: list[ControlLoop] = []
+    pool = ForecastPool(shell_settings(config), config.forecasting.workers,
+                        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result))
+    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
+                       clock=WallClock(), forecasts=pool, policy_settings=adapter.policy_for,
+                       catalog_every_s=CATALOG_EVERY_S)
+    box.append(loop)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        aio.add_signal_handler(signum, loop.stop)
+    runners = [await _listen(make_app(loop, config), config.http.host, config.http.port)]
+    if config.hpa.metrics_api_port:
+        runners.append(await _listen(metrics_app(loop_provider(loop)),
+                                     config.hpa.metrics_api_host, config.hpa.metrics_api_port,
+                                     metrics_api_tls(config.hpa)))
+    print(f"leadtime: serving http://{config.http.host}:{config.http.port}/ — "
+          f"{_actuators(config)}; metrics from {config.prometheus.url}, mode {config.mode}",
+          flush=True)
+    try:
+        await loop.run()
+    finally:
+        pool.close()
+        for runner in runners:
+            await runner.cleanup()
+        for member in members:
+            await member.stop()
+        await source.client.close()
+        for api in apis:
+            await api.close()
+    return 0
+
+
+async def _adapters(config: Config, source: PrometheusSource) -> tuple[list, list]:
+    """The enabled adapters, started (Knative first: a revision is Knative's when both list it)."""
+    apis, members = [], []
+    if config.knative.enabled:
+        api = await kubernetes_api(config.knative.kubeconfig)
+        apis.append(api)
+        members.append(knative_adapter(config, api, source))
+    if config.hpa.enabled:
+        api = await kubernetes_api(config.hpa.kubeconfig)
+        apis.append(api)
+        members.append(KubernetesWorkloads(api))
+    for member in members:
+        await member.start()
+    return apis, members
+
+
+def metrics_api_tls(hpa: HpaConfig) -> ssl.SSLContext:
+    """TLS for the external metrics API; with a client CA, only its holders (the API server's
+    front proxy) are let in."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(hpa.tls_cert_file or "", hpa.tls_key_file)
+    if hpa.client_ca_file:
+        context.load_verify_locations(hpa.client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def _listen(app: web.Application, host: str, port: int,
+                  tls: ssl.SSLContext | None = None) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    return runner
+
+
+def _actuators(config: Config) -> str:
+    parts = []
+    if config.knative.enabled:
+        parts.append(f"Knative class {config.knative.class_name}")
+    if config.hpa.enabled:
+        parts.append("HPA floors and plain workloads")
+    if config.hpa.metrics_api_port:
+        parts.append(f"external metrics API on :{config.hpa.metrics_api_port}")
+    return ", ".join(parts)

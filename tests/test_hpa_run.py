@@ -1,0 +1,99 @@
+"""`leadtime run` on a cluster without Knative, as a process: demand from a real Prometheus
+(custom PromQL), an opted-in Deployment scaled through /scale, and Leadtime's decision served
+over TLS as an external metric that the real API server's aggregation layer proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from adapters.hpa.metrics_api import DESIRED_REPLICAS, GROUP, VERSION
+from adapters.hpa.workloads import AUTOSCALE
+from tests.cluster.aggregation import register_api_service
+from tests.cluster.certificates import make_serving_certificate
+from tests.cluster.objects import eventually, gpu_deployment
+from tests.conftest import free_port
+from tests.prometheus_fixture import serve_exporter, start_prometheus
+
+pytestmark = [pytest.mark.kubernetes, pytest.mark.hpa, pytest.mark.prometheus]
+
+
+@dataclass
+class AppExporter:
+    """An application's own request series, labelled by namespace and service."""
+
+    in_flight: dict[tuple[str, str], float] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def text(self) -> str:
+        lines = []
+        for (namespace, service), value in self.in_flight.items():
+            labels = f'namespace="{namespace}",service="{service}"'
+            lines += [f"app_in_flight{{{labels}}} {value}",
+                      f"app_requests_total{{{labels}}} {time.time() - self.started}"]
+        return "\n".join(lines) + "\n"
+
+
+async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_hpas(
+    kube, control_plane, namespace, gpu_pool, tmp_path
+):
+    exporter = AppExporter({(namespace, "chat"): 3.0})
+    server, exporter_port = serve_exporter(exporter)
+    prometheus = start_prometheus(exporter_port)
+    pool = gpu_pool(gpus=8)
+    deployment = gpu_deployment("chat", 1, pool=pool)
+    deployment["metadata"]["annotations"] = {AUTOSCALE: "true"}
+    await client.AppsV1Api(kube).create_namespaced_deployment(namespace, deployment)
+    assert control_plane.certificates is not None
+    cert, key = make_serving_certificate(control_plane.certificates, f"metrics-{namespace}",
+                                         [f"leadtime-metrics.{namespace}.svc", "localhost"])
+    metrics_port, http_port = free_port(), free_port()
+    config_file = tmp_path / "leadtime.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "tick": "500ms",
+        "http": {"port": http_port},
+        "forecasting": {"workers": 1},
+        "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
+        "prometheus": {
+            "url": prometheus.url, "signals": "custom", "rate_window": "5s",
+            "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+            "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+        },
+        "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig),
+                "metrics_api_port": metrics_port, "metrics_api_host": "127.0.0.1",
+                "tls_cert_file": str(cert), "tls_key_file": str(key),
+                "client_ca_file": str(control_plane.certificates.front_proxy_ca)},
+    }))
+    process = subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
+                                str(config_file)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    registration = None
+    try:
+        async def three():
+            d = await client.AppsV1Api(kube).read_namespaced_deployment("chat", namespace)
+            return d.spec.replicas == 3
+
+        await eventually(three, timeout_s=90, what="leadtime run scaling chat to 3 for 3 in flight")
+        registration = await register_api_service(kube, control_plane, GROUP, VERSION,
+                                                  "leadtime-metrics", namespace, metrics_port)
+        body = await kube.call_api(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{DESIRED_REPLICAS}", "GET",
+            query_params=[("labelSelector", "service=chat")], auth_settings=["BearerToken"],
+            response_types_map={200: "object"}, _return_http_data_only=True)
+        assert [(i["metricLabels"]["service"], i["value"]) for i in body["items"]] == [("chat", "3")]
+    finally:
+        if registration is not None:
+            await client.ApiregistrationV1Api(kube).delete_api_service(registration)
+        process.terminate()
+        output, _ = await asyncio.to_thread(process.communicate, None, 30)
+        prometheus.stop()
+        server.shutdown()
+    assert process.returncode == 0, output[-2000:]
+    assert "HPA floors and plain workloads" in output and "external metrics API" in output
