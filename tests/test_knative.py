@@ -5,7 +5,6 @@ controllers that do not run here (tests/cluster/knative.py)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 
 import aiohttp
@@ -23,7 +22,7 @@ from adapters.knative.rbac import RULES
 from adapters.knative.reconciler import ReconcileSettings, Reconciler, RevisionMemory
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
-from tests.cluster.fixtures import client_configuration
+from tests.cluster.fixtures import client_configuration, service_account_token
 from tests.cluster.knative import Activator, create_revision, ready_pods, serve_sks_status
 from tests.cluster.objects import eventually
 
@@ -341,14 +340,8 @@ async def test_the_shipped_rbac_rules_are_enough(
         "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
     })
     try:
-        async def token():
-            account = await core.read_namespaced_service_account("leadtime", namespace)
-            if not account.secrets:
-                return None
-            secret = await core.read_namespaced_secret(account.secrets[0].name, namespace)
-            return base64.b64decode(secret.data["token"]).decode()
-
-        bearer = await eventually(token, what="the ServiceAccount's token")
+        bearer = await eventually(lambda: service_account_token(kube, namespace, "leadtime"),
+                                  what="the ServiceAccount's token")
         pool = gpu_pool(gpus=2)
         async with client.ApiClient(client_configuration(control_plane, bearer)) as limited:
             with pytest.raises(client.ApiException) as forbidden:

@@ -11,6 +11,7 @@ on the test's own event loop; `namespace`: a fresh namespace per test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -84,6 +85,17 @@ async def install_crds(configuration: client.Configuration, folder: Path = KNATI
             else:
                 raise ControlPlaneError(f"CRD {name} not established")
     return names
+
+
+async def service_account_token(api: client.ApiClient, namespace: str, name: str) -> str | None:
+    """The token Kubernetes 1.20's token controller put in the ServiceAccount's secret (None
+    until it has)."""
+    core = client.CoreV1Api(api)
+    account = await core.read_namespaced_service_account(name, namespace)
+    if not account.secrets:
+        return None
+    secret = await core.read_namespaced_secret(account.secrets[0].name, namespace)
+    return base64.b64decode(secret.data["token"]).decode()
 
 
 def _unavailable(reason: str) -> None:

@@ -1,0 +1,21 @@
+"""The exact Kubernetes permissions the HPA adapter uses (the chart's Role is made from these;
+a test runs the adapter as a ServiceAccount bound to exactly them), and the one the HPA
+controller needs to read Leadtime's external metrics."""
+
+from __future__ import annotations
+
+RULES: list[dict] = [
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
+     "verbs": ["list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
+     "verbs": ["patch"]},
+]
+
+EXTERNAL_METRICS_READER: list[dict] = [
+    {"apiGroups": ["external.metrics.k8s.io"], "resources": ["*"], "verbs": ["get", "list"]},
+]
+"""Bound to kube-system's `horizontal-pod-autoscaler` ServiceAccount (as KEDA does), so the HPA
+controller may read the external metrics API; the wildcard is the metric names, which an
+external metrics API defines itself."""
