@@ -4,6 +4,8 @@ controller needs to read Leadtime's external metrics."""
 
 from __future__ import annotations
 
+from adapters.hpa.metrics_api import METRICS
+
 RULES: list[dict] = [
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
      "verbs": ["get", "list", "watch", "patch"]},
@@ -14,8 +16,8 @@ RULES: list[dict] = [
 ]
 
 EXTERNAL_METRICS_READER: list[dict] = [
-    {"apiGroups": ["external.metrics.k8s.io"], "resources": ["*"], "verbs": ["get", "list"]},
+    {"apiGroups": ["external.metrics.k8s.io"], "resources": list(METRICS),
+     "verbs": ["get", "list"]},
 ]
 """Bound to kube-system's `horizontal-pod-autoscaler` ServiceAccount (as KEDA does), so the HPA
-controller may read the external metrics API; the wildcard is the metric names, which an
-external metrics API defines itself."""
+controller may read Leadtime's external metrics (the resources are the metric names)."""
