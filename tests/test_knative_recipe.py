@@ -46,7 +46,7 @@ async def test_the_replay_script_reports_what_a_streaming_server_gave():
             return web.Response(status=503)
         response = web.StreamResponse()
         await response.prepare(request)
-        for _ in range(min(body["max_tokens"], 3)):
+        for _ in range(min(body["max_tokens"], 3)):  # tokens drawn as the simulator draws them
             await response.write(b'data: {"choices":[{"text":"x"}]}\n\n')
         return response
 

@@ -19,52 +19,23 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from adapters.knative.names import PA_GROUP, PA_PLURAL, PA_VERSION  # noqa: E402
+from adapters.local.loadgen import Outcomes, replay  # noqa: E402
+from adapters.simulator.config import SimConfig  # noqa: E402
+from adapters.simulator.requests import build_requests  # noqa: E402
 from adapters.simulator.sources import load_workload  # noqa: E402
 from adapters.kubernetes.api import kubernetes_api  # noqa: E402
 from autoscaler.durations import parse_duration  # noqa: E402
 
 
-@dataclass
-class Outcome:
-    ttft_s: list[float] = field(default_factory=list)
-    latency_s: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    replica_seconds: float = 0.0
-
-
-async def one_request(session: aiohttp.ClientSession, url: str, host: str | None,
-                      max_tokens: int, outcome: Outcome, timeout_s: float) -> None:
-    body = {"model": "default", "prompt": "Write a function that", "max_tokens": max_tokens,
-            "stream": True}
-    headers = {"Host": host} if host else {}
-    started = time.perf_counter()
-    try:
-        async with session.post(url + "/v1/completions", json=body, headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
-            if response.status != 200:
-                outcome.errors[str(response.status)] = outcome.errors.get(str(response.status), 0) + 1
-                return
-            first = None
-            async for _ in response.content.iter_any():
-                if first is None:
-                    first = time.perf_counter() - started
-            outcome.ttft_s.append(first if first is not None else math.inf)
-            outcome.latency_s.append(time.perf_counter() - started)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-        name = error.__class__.__name__
-        outcome.errors[name] = outcome.errors.get(name, 0) + 1
-
-
-async def watch_replicas(args: argparse.Namespace, outcome: Outcome, stop: asyncio.Event) -> None:
+async def watch_replicas(args: argparse.Namespace, total: list[float],
+                         stop: asyncio.Event) -> None:
     if not args.revision:
         return
     from kubernetes_asyncio import client
@@ -77,48 +48,47 @@ async def watch_replicas(args: argparse.Namespace, outcome: Outcome, stop: async
             pa = await custom.get_namespaced_custom_object(
                 PA_GROUP, PA_VERSION, args.namespace, PA_PLURAL, args.revision)
             now = time.monotonic()
-            outcome.replica_seconds += (pa.get("status") or {}).get("actualScale", 0) * (now - last)
+            total[0] += (pa.get("status") or {}).get("actualScale", 0) * (now - last)
             last = now
             await asyncio.sleep(1.0)
     finally:
         await api.close()
 
 
-async def replay(args: argparse.Namespace) -> Outcome:
+async def run(args: argparse.Namespace) -> tuple[Outcomes, float]:
+    """Replay the workload while the PA's ready replicas are read; (outcomes, replica-seconds)."""
     workload = load_workload(
         trace=args.trace, workload=None if args.trace else args.workload, seed=args.seed,
-        offset=parse_duration(args.offset), duration=parse_duration(args.duration)
-        if args.duration else None)
-    outputs = (workload.output_tokens if workload.output_tokens is not None
-               else np.full(workload.times.size, 128))
-    outcome, stop = Outcome(), asyncio.Event()
-    watcher = asyncio.create_task(watch_replicas(args, outcome, stop))
-    timeout_s = parse_duration(args.timeout)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        start, tasks = time.monotonic(), []
-        for at, tokens in zip(workload.times, outputs, strict=True):
-            delay = start + float(at) / args.speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one_request(
-                session, args.url.rstrip("/"), args.host, int(tokens), outcome, timeout_s)))
-        await asyncio.gather(*tasks)
+        offset=parse_duration(args.offset),
+        duration=parse_duration(args.duration) if args.duration else None)
+    requests = build_requests(workload, SimConfig(seed=args.seed))
+    replica_seconds, stop = [0.0], asyncio.Event()
+    watcher = asyncio.create_task(watch_replicas(args, replica_seconds, stop))
+    outcomes = await replay(args.url, requests.arrival, requests.prompt_tokens, requests.output_tokens,
+                            speed=args.speed, host=args.host,
+                            timeout_s=parse_duration(args.timeout))
     stop.set()
     await watcher
-    return outcome
+    return outcomes, replica_seconds[0]
 
 
-def summary(outcome: Outcome, slo_s: float, gpus_per_replica: int) -> dict:
-    ttft = np.array(outcome.ttft_s)
-    sent = ttft.size + sum(outcome.errors.values())
+def summary(outcomes: Outcomes, replica_seconds: float, slo_s: float,
+            gpus_per_replica: int) -> dict:
+    served = outcomes.served
+    ttft = outcomes.ttft[served]
+    errors: dict[str, int] = {}
+    for status in outcomes.status[~served]:
+        name = "connection" if status == 0 else str(int(status))
+        errors[name] = errors.get(name, 0) + 1
+    sent = int(outcomes.arrival.size)
     return {
         "requests": sent,
-        "served": int(ttft.size),
+        "served": int(served.sum()),
         "slo_attainment": float((ttft <= slo_s).sum() / sent) if sent else math.nan,
         "ttft_p50_s": float(np.percentile(ttft, 50)) if ttft.size else math.nan,
         "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else math.nan,
-        "gpu_seconds": outcome.replica_seconds * gpus_per_replica,
-        "errors": outcome.errors,
+        "gpu_seconds": replica_seconds * gpus_per_replica,
+        "errors": errors,
     }
 
 
@@ -140,7 +110,8 @@ def main() -> int:
     parser.add_argument("--gpus-per-replica", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = summary(asyncio.run(replay(args)), parse_duration(args.slo_ttft),
+    outcomes, replica_seconds = asyncio.run(run(args))
+    result = summary(outcomes, replica_seconds, parse_duration(args.slo_ttft),
                      args.gpus_per_replica)
     if args.json:
         print(json.dumps(result, indent=2))

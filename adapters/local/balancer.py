@@ -1,0 +1,91 @@
+"""A small load balancer in front of the local replicas that queues like Knative's activator:
+a request waits (first come, first served) until a ready replica has a free slot, then goes to
+the least-loaded one; with no replica at all it waits for one to come up. It exports what
+Leadtime's `custom` signals read: requests arrived, in the system, and waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import aiohttp
+from aiohttp import web
+
+from adapters.local.replicas import Replica, ReplicaManager
+
+LABELS = 'namespace="local",service="model"'
+
+
+class Balancer:
+    def __init__(self, replicas: ReplicaManager, *, queue_timeout_s: float = 600.0) -> None:
+        self.replicas = replicas
+        self.queue_timeout_s = queue_timeout_s
+        self.arrived = 0
+        self.waiting: deque[asyncio.Future] = deque()
+        self.in_service = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_get("/metrics", self._metrics)
+        app.on_startup.append(self._open)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _open(self, app: web.Application) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        app["dispatcher"] = asyncio.create_task(self._dispatch_forever())
+
+    async def _close(self, app: web.Application) -> None:
+        app["dispatcher"].cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        lines = [f"lb_requests_total{{{LABELS}}} {self.arrived}",
+                 f"lb_in_flight{{{LABELS}}} {len(self.waiting) + self.in_service}",
+                 f"lb_queued{{{LABELS}}} {len(self.waiting)}"]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    def _free(self) -> Replica | None:
+        ready = [r for r in self.replicas.ready if r.in_flight < self.replicas.slots]
+        return min(ready, key=lambda r: r.in_flight) if ready else None
+
+    async def _dispatch_forever(self) -> None:
+        """Hand waiting requests to replicas as slots free up (polled: replicas come and go)."""
+        while True:
+            while self.waiting and (replica := self._free()) is not None:
+                waiter = self.waiting.popleft()
+                if not waiter.done():
+                    replica.in_flight += 1
+                    waiter.set_result(replica)
+            await asyncio.sleep(0.002)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        self.arrived += 1
+        body = await request.read()
+        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiting.append(waiter)
+        try:
+            replica = await asyncio.wait_for(waiter, self.queue_timeout_s)
+        except asyncio.TimeoutError:
+            return web.json_response({"error": "no replica in time"}, status=503)
+        self.in_service += 1
+        try:
+            return await self._proxy(request, replica, body)
+        finally:
+            self.in_service -= 1
+            replica.in_flight -= 1
+
+    async def _proxy(self, request: web.Request, replica: Replica, body: bytes) -> web.StreamResponse:
+        assert self._session is not None
+        async with self._session.post(replica.url + "/v1/completions", data=body,
+                                      headers={"Content-Type": "application/json"}) as upstream:
+            response = web.StreamResponse(status=upstream.status,
+                                          headers={"Content-Type": upstream.content_type})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            return response

@@ -1,0 +1,69 @@
+"""An open-loop load generator: requests leave at the workload's times (divided by `speed`)
+whether or not earlier ones were answered — users do not wait for each other — each an
+OpenAI-style streaming completion. Every request's TTFT (first streamed byte) and latency are
+recorded, in the workload's own time (multiplied back by `speed`)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+
+
+@dataclass
+class Outcomes:
+    """Per request, in workload seconds: NaN where it never got a first token / an end."""
+
+    arrival: np.ndarray
+    ttft: np.ndarray
+    latency: np.ndarray
+    status: np.ndarray
+    """HTTP status, or 0 for a connection error or timeout."""
+
+    @property
+    def served(self) -> np.ndarray:
+        return (self.status == 200) & np.isfinite(self.latency)
+
+
+async def _one(session: aiohttp.ClientSession, url: str, host: str | None, prompt: int,
+               output: int, index: int, out: Outcomes, speed: float, timeout_s: float) -> None:
+    body = {"model": "default", "prompt": "Write a function that", "prompt_tokens": prompt,
+            "max_tokens": output, "stream": True}
+    started = time.perf_counter()
+    try:
+        async with session.post(url + "/v1/completions", json=body,
+                                headers={"Host": host} if host else {},
+                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            out.status[index] = response.status
+            if response.status != 200:
+                return
+            async for _ in response.content.iter_any():
+                if math.isnan(out.ttft[index]):
+                    out.ttft[index] = (time.perf_counter() - started) * speed
+            out.latency[index] = (time.perf_counter() - started) * speed
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        out.status[index] = 0
+
+
+async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.ndarray, *,
+                 speed: float = 1.0, host: str | None = None,
+                 timeout_s: float = 600.0) -> Outcomes:
+    n = int(times.size)
+    out = Outcomes(np.asarray(times, dtype=float), np.full(n, np.nan), np.full(n, np.nan),
+                   np.zeros(n, dtype=np.int64))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start, tasks = time.monotonic(), []
+        for index in range(n):
+            delay = start + float(times[index]) / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_one(
+                session, url.rstrip("/"), host, int(prompts[index]), int(outputs[index]),
+                index, out, speed, timeout_s)))
+        await asyncio.gather(*tasks)
+    return out

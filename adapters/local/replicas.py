@@ -1,0 +1,104 @@
+"""Replicas as local processes: `scale(n)` starts model servers or stops the newest idle ones,
+and the manager tracks what a cluster would show — requested, ready (its /health answers),
+cold starts measured from start to ready, and replica-seconds (the GPU bill)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Replica:
+    port: int
+    process: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    in_flight: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class ReplicaManager:
+    def __init__(self, *, cold_start_s: float, time_scale: float = 1.0, slots: int = 8) -> None:
+        self.cold_start_s = cold_start_s
+        self.time_scale = time_scale
+        self.slots = slots
+        self.replicas: list[Replica] = []
+        self.cold_starts: list[float] = []
+        self.replica_seconds = 0.0
+        self._accounted = time.monotonic()
+        self._session: aiohttp.ClientSession | None = None
+        self._watcher: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
+        self._watcher = asyncio.create_task(self._watch_readiness())
+
+    async def stop(self) -> None:
+        await self.scale(0, force=True)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def ready(self) -> list[Replica]:
+        return [r for r in self.replicas if r.ready_at is not None]
+
+    def account(self) -> None:
+        """Add replica-seconds up to now (every replica counts from its start: a GPU is held
+        while the model loads)."""
+        now = time.monotonic()
+        self.replica_seconds += len(self.replicas) * (now - self._accounted)
+        self._accounted = now
+
+    async def scale(self, wanted: int, *, force: bool = False) -> None:
+        self.account()
+        while len(self.replicas) < wanted:
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "adapters.local.model_server", "--port", str(port),
+                 "--cold-start", str(self.cold_start_s), "--slots", str(self.slots),
+                 "--time-scale", str(self.time_scale)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.replicas.append(Replica(port, process))
+        while len(self.replicas) > wanted:
+            # The newest first: it is the least likely to be serving (and may still be loading).
+            victim = min(reversed(self.replicas), key=lambda r: (r.in_flight > 0 and not force))
+            self.replicas.remove(victim)
+            asyncio.get_running_loop().create_task(self._drain(victim, force))
+
+    async def _drain(self, replica: Replica, force: bool) -> None:
+        while replica.in_flight and not force:
+            await asyncio.sleep(0.05)
+        replica.process.terminate()
+        await asyncio.to_thread(replica.process.wait)
+
+    async def _watch_readiness(self) -> None:
+        assert self._session is not None
+        while True:
+            for replica in [r for r in self.replicas if r.ready_at is None]:
+                try:
+                    async with self._session.get(replica.url + "/health") as answer:
+                        if answer.status == 200:
+                            replica.ready_at = time.monotonic()
+                            self.cold_starts.append(replica.ready_at - replica.started)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+            await asyncio.sleep(0.05)
