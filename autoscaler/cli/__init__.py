@@ -13,6 +13,7 @@ from autoscaler.errors import InputError
 def build_parser() -> argparse.ArgumentParser:
     from autoscaler.cli.backtest import add_backtest_command
     from autoscaler.cli.config_cmd import add_config_command
+    from autoscaler.cli.loadtest import add_loadtest_command
     from autoscaler.cli.run import add_run_command
     from autoscaler.cli.simulate import add_bench_command, add_simulate_command
     from autoscaler.cli.traces import add_trace_info_command
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_trace_info_command(commands)
     add_backtest_command(commands)
+    add_loadtest_command(commands)
     add_config_command(commands)
     return parser
 

@@ -1,0 +1,38 @@
+"""The local cluster behind Leadtime's ports: one service (`local/model`) whose replicas are
+processes; `apply` scales them and points Prometheus' file targets at the new set."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+
+from adapters.local.prometheus_server import PrometheusProcess
+from adapters.local.replicas import ReplicaManager
+from autoscaler.ports import ReplicaStatus, ServiceKey
+
+SERVICE = ServiceKey("local", "model")
+
+
+class LocalCluster:
+    def __init__(self, replicas: ReplicaManager, prometheus: PrometheusProcess) -> None:
+        self.replicas = replicas
+        self.prometheus = prometheus
+        self.scale_events = 0
+
+    async def services(self) -> list[ServiceKey]:
+        return [SERVICE]
+
+    async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        failures = {key: f"{key}: not a local service" for key in decisions if key != SERVICE}
+        if SERVICE in decisions:
+            self.scale_events += decisions[SERVICE] != len(self.replicas.replicas)
+            await self.replicas.scale(decisions[SERVICE])
+            self.prometheus.set_file_targets(
+                [f"127.0.0.1:{replica.port}" for replica in self.replicas.replicas])
+        return failures
+
+    async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
+        every, ready = len(self.replicas.replicas), len(self.replicas.ready)
+        recent = self.replicas.cold_starts[-5:]
+        cold = float(statistics.median(recent)) if recent else None
+        return {SERVICE: ReplicaStatus(ready, every - ready, every, cold)} if SERVICE in keys else {}
