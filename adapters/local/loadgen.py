@@ -67,3 +67,35 @@ async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.n
                 index, out, speed, timeout_s)))
         await asyncio.gather(*tasks)
     return out
+
+
+def main() -> None:
+    """`python -m adapters.local.loadgen URL IN.npz OUT.npz SPEED`: replay in a process of its
+    own, so the generator's event loop never shares time with the balancer's."""
+    import sys
+
+    url, source, target, speed = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    with np.load(source) as data:
+        times, prompts, outputs = data["times"], data["prompts"], data["outputs"]
+    out = asyncio.run(replay(url, times, prompts, outputs, speed=speed))
+    np.savez(target, arrival=out.arrival, ttft=out.ttft, latency=out.latency, status=out.status)
+
+
+async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
+                            outputs: np.ndarray, *, speed: float, folder: str) -> Outcomes:
+    """`replay`, run by `main` in a separate Python process."""
+    import sys
+    from pathlib import Path
+
+    source, target = Path(folder) / "requests.npz", Path(folder) / "outcomes.npz"
+    np.savez(source, times=times, prompts=prompts, outputs=outputs)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "adapters.local.loadgen", url, str(source), str(target), str(speed))
+    if await process.wait() != 0:
+        raise RuntimeError(f"load generator exited with {process.returncode}")
+    with np.load(target) as data:
+        return Outcomes(data["arrival"], data["ttft"], data["latency"], data["status"])
+
+
+if __name__ == "__main__":
+    main()

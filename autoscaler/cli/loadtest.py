@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import math
+import tempfile
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from adapters.local.balancer import Balancer
 from adapters.local.cluster import SERVICE, LocalCluster
-from adapters.local.loadgen import Outcomes, replay
+from adapters.local.loadgen import Outcomes, replay_in_process
 from adapters.local.prometheus_server import PrometheusProcess
 from adapters.local.replicas import ReplicaManager, free_port
 from adapters.prometheus.client import PrometheusClient
@@ -64,7 +65,8 @@ def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--offset", default="0s")
     parser.add_argument("--duration", default="5m")
     parser.add_argument("--speed", type=float, default=1.0, help="trace seconds per second")
-    parser.add_argument("--policy", default="leadtime", choices=("leadtime", "kpa", "hpa"))
+    parser.add_argument("--policy", default="leadtime",
+                        help="leadtime, kpa, hpa, or static:N (to compare serving alone)")
     parser.add_argument("--cold-start", default="60s")
     parser.add_argument("--slo-ttft", default="2s")
     parser.add_argument("--seed", type=int, default=0)
@@ -73,6 +75,8 @@ def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_loadtest(args: argparse.Namespace) -> int:
+    if args.policy not in ("leadtime", "kpa", "hpa") and not args.policy.startswith("static:"):
+        raise InputError(f"--policy: expected leadtime, kpa, hpa or static:N, got {args.policy!r}")
     if not 0 < args.speed <= 100:
         raise InputError(f"--speed: expected a number in (0, 100], got {args.speed!r}")
     result = asyncio.run(loadtest(args))
@@ -110,7 +114,8 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.to_thread(prometheus.start)
         cluster = LocalCluster(replicas, prometheus)
-        await _warm(cluster)
+        context = PolicyContext(container_concurrency=sim.max_concurrency)
+        await _warm(cluster, make_policy(args.policy, context).initial_replicas())
         client = PrometheusClient(prometheus.url, timeout_s=2.0)
         source = PrometheusSource(client, BALANCER_SIGNALS, rate_window_s=10.0, stale_after_s=30.0)
         stop = asyncio.Event()
@@ -118,8 +123,10 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
         replicas.account()
         replicas.replica_seconds = 0.0
         started = time.monotonic()
-        outcomes = await replay(f"http://127.0.0.1:{port}", requests.arrival,
-                                requests.prompt_tokens, requests.output_tokens, speed=args.speed)
+        with tempfile.TemporaryDirectory(prefix="leadtime-loadtest-") as folder:
+            outcomes = await replay_in_process(
+                f"http://127.0.0.1:{port}", requests.arrival, requests.prompt_tokens,
+                requests.output_tokens, speed=args.speed, folder=folder)
         wall = time.monotonic() - started
         replicas.account()
         stop.set()
@@ -134,11 +141,12 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
     return {"trace": workload.source or workload.name, "policy": args.policy, "summary": summary}
 
 
-async def _warm(cluster: LocalCluster) -> None:
-    """One ready replica before the first request, as the simulator starts."""
-    await cluster.apply({SERVICE: 1})
-    while not cluster.replicas.ready:
+async def _warm(cluster: LocalCluster, replicas: int) -> None:
+    """The policy's initial replicas ready before the first request, as the simulator starts."""
+    await cluster.apply({SERVICE: replicas})
+    while len(cluster.replicas.ready) < replicas:
         await asyncio.sleep(0.05)
+    cluster.scale_events = 0
 
 
 async def _drive(policy: str, source: PrometheusSource, cluster: LocalCluster, sim: SimConfig,

@@ -1,0 +1,103 @@
+"""The load-test harness's parts on real processes and sockets: the fake model server, the
+activator-like balancer over real replica processes, and `leadtime loadtest` end to end with a
+real Prometheus, giving the same result keys as `leadtime simulate`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp import web
+
+from adapters.local.balancer import Balancer
+from adapters.local.loadgen import replay
+from adapters.local.model_server import ModelServer
+from adapters.local.replicas import ReplicaManager, free_port
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_the_model_server_loads_then_serves_with_slots_and_vllm_metrics(aiohttp_client):
+    server = ModelServer(slots=2, cold_start_s=0.3, prefill_s_per_token=0.001,
+                         decode_s_per_token=0.02)
+    client = await aiohttp_client(server.app())
+    assert (await client.get("/health")).status == 503  # still loading the model
+    assert (await client.post("/v1/completions", json={"max_tokens": 3})).status == 503
+    await asyncio.sleep(0.35)
+    assert (await client.get("/health")).status == 200
+
+    async def complete() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await client.post("/v1/completions",
+                                   json={"prompt_tokens": 100, "max_tokens": 5})
+        body = await answer.read()
+        assert body.count(b"data: ") == 6  # five tokens and [DONE]
+        return loop.time() - started
+
+    durations = sorted(await asyncio.gather(*(complete() for _ in range(3))))
+    # 0.1 s prefill + 4 × 20 ms decode each; the third waits for one of the two slots.
+    assert 0.17 <= durations[0] < 0.3 and durations[2] >= 0.34
+    metrics = await (await client.get("/metrics")).text()
+    for name in ("vllm:num_requests_running 0", "vllm:num_requests_waiting 0",
+                 "vllm:request_success_total 3", "vllm:generation_tokens_total 15",
+                 "vllm:prompt_tokens_total 300", "vllm:gpu_cache_usage_perc 0.0"):
+        assert name in metrics
+
+
+async def test_the_balancer_holds_requests_until_a_replica_is_ready_then_spreads_them():
+    replicas = ReplicaManager(cold_start_s=0.8, slots=4)
+    await replicas.start()
+    runner, url = await serve(Balancer(replicas).app())
+    try:
+        outcome_task = asyncio.create_task(
+            replay(url, np.zeros(6), np.full(6, 10), np.full(6, 2)))
+        await asyncio.sleep(0.2)  # requests arrive at zero replicas: they wait, like the activator
+        await replicas.scale(2)
+        outcomes = await asyncio.wait_for(outcome_task, 30)
+        assert outcomes.served.all()
+        assert outcomes.ttft.min() >= 0.8  # nobody served before a model finished loading
+        assert len(replicas.cold_starts) == 2 and min(replicas.cold_starts) >= 0.8
+        async with aiohttp.ClientSession() as session:
+            metrics = await (await session.get(url + "/metrics")).text()
+        assert 'lb_requests_total{namespace="local",service="model"} 6' in metrics
+        assert 'lb_queued{namespace="local",service="model"} 0' in metrics
+    finally:
+        await runner.cleanup()
+        await replicas.stop()
+    assert all(r.process.poll() is not None for r in replicas.replicas) and not replicas.replicas
+
+
+@pytest.mark.prometheus
+@pytest.mark.slow
+def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
+    common = ["--workload", "llm-bursty", "--duration", "40s", "--cold-start", "10s", "--json"]
+    loadtest = subprocess.run(
+        [sys.executable, "-m", "autoscaler", "loadtest", *common, "--speed", "4",
+         "--policy", "kpa"], capture_output=True, text=True, timeout=300)
+    assert loadtest.returncode == 0, loadtest.stderr[-2000:]
+    measured = json.loads(loadtest.stdout)
+    simulated = json.loads(subprocess.run(
+        [sys.executable, "-m", "autoscaler", "simulate", *common, "--policy", "kpa"],
+        capture_output=True, text=True, timeout=120, check=True).stdout)
+    if isinstance(simulated, list):
+        simulated = simulated[0]
+    assert set(simulated) <= set(measured) | {"cluster_gpu_seconds", "placeholder_gpu_seconds",
+                                              "placeholder_preemptions", "nodes_added"}
+    assert measured["requests"] == simulated["requests"] > 0
+    assert measured["served_requests"] == measured["requests"]
+    assert 0 < measured["gpu_seconds"] and measured["replicas_started"] >= 1
+    no_leftovers = subprocess.run(["pgrep", "-f", "adapters.local.model_server"],
+                                  capture_output=True, text=True)
+    assert no_leftovers.stdout.strip() == ""  # every replica process stopped
