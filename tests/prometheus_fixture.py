@@ -8,19 +8,14 @@ scrapes it every second into a temporary data directory, on a free loopback port
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from adapters.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
 
 SERVICES = 40
 
@@ -95,60 +90,12 @@ def serve_exporter(exporter: Exporter) -> tuple[ThreadingHTTPServer, int]:
     return server, int(server.server_address[1])
 
 
-@dataclass
-class PrometheusServer:
-    """A running Prometheus; `stop()` and `start()` for the outage tests."""
-
-    binary: str
-    config: Path
-    data: Path
-    port: int
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"prometheus on {self.url} not ready after 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-
-
-def start_prometheus(exporter_port: int) -> PrometheusServer:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: apt-get install prometheus (Debian's package)")
-    folder = Path(tempfile.mkdtemp(prefix="leadtime-prometheus-"))
-    config = folder / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: exporter\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
-    )
-    server = PrometheusServer(binary, config, folder / "data", free_port())
-    server.start()
+def start_prometheus(exporter_port: int) -> PrometheusProcess:
+    """A real Prometheus scraping the exporter every second; `stop()` and `start()` again for
+    the outage tests (same port, same data)."""
+    try:
+        server = PrometheusProcess([f"127.0.0.1:{exporter_port}"])
+        server.start()
+    except PrometheusNotAvailable as error:
+        pytest.fail(str(error))
     return server

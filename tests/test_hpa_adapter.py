@@ -12,7 +12,7 @@ from adapters.hpa.floors import APPLIED, FLOOR, ORIGINAL_MIN
 from adapters.hpa.rbac import RULES
 from adapters.hpa.workloads import ALLOW_ZERO, AUTOSCALE
 from autoscaler.ports import ServiceKey
-from tests.cluster.fixtures import client_configuration, service_account_token
+from tests.cluster.fixtures import bound_service_account
 from tests.cluster.objects import eventually, gpu_deployment
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.hpa]
@@ -165,33 +165,18 @@ async def _not_listed(adapter: KubernetesWorkloads, key: ServiceKey) -> bool:
 async def test_the_shipped_rbac_rules_are_enough_and_a_deleted_hpa_is_forgotten(
     kube, control_plane, namespace
 ):
-    name = f"leadtime-hpa-{namespace}"
-    rbac, core = client.RbacAuthorizationV1Api(kube), client.CoreV1Api(kube)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "leadtime"}})
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": RULES})
-    await rbac.create_cluster_role_binding({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
-    })
-    try:
-        token = await eventually(lambda: service_account_token(kube, namespace, "leadtime"),
-                                 what="the ServiceAccount's token")
-        await create_hpa(kube, namespace, "rag", "rag", 1, 5, {FLOOR: "true"})
-        key = ServiceKey(namespace, "rag")
-        async with client.ApiClient(client_configuration(control_plane, token)) as limited:
-            adapter = KubernetesWorkloads(limited)
-            await adapter.start()
-            try:
-                await eventually(lambda: listed(adapter, key), what="the HPA listed")
-                assert await adapter.apply({key: 3}) == {}
-                assert (await read_hpa(kube, namespace, "rag")).spec.min_replicas == 3
-                await client.AutoscalingV1Api(kube).delete_namespaced_horizontal_pod_autoscaler(
-                    "rag", namespace)
-                await eventually(lambda: _not_listed(adapter, key), what="the HPA forgotten")
-                assert "gone" in (await adapter.apply({key: 4}))[key]
-            finally:
-                await adapter.stop()
-    finally:
-        await rbac.delete_cluster_role_binding(name)
-        await rbac.delete_cluster_role(name)
+    await create_hpa(kube, namespace, "rag", "rag", 1, 5, {FLOOR: "true"})
+    key = ServiceKey(namespace, "rag")
+    async with bound_service_account(kube, control_plane, namespace, RULES) as limited:
+        adapter = KubernetesWorkloads(limited)
+        await adapter.start()
+        try:
+            await eventually(lambda: listed(adapter, key), what="the HPA listed")
+            assert await adapter.apply({key: 3}) == {}
+            assert (await read_hpa(kube, namespace, "rag")).spec.min_replicas == 3
+            await client.AutoscalingV1Api(kube).delete_namespaced_horizontal_pod_autoscaler(
+                "rag", namespace)
+            await eventually(lambda: _not_listed(adapter, key), what="the HPA forgotten")
+            assert "gone" in (await adapter.apply({key: 4}))[key]
+        finally:
+            await adapter.stop()

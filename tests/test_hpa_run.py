@@ -93,7 +93,7 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
             await client.ApiregistrationV1Api(kube).delete_api_service(registration)
         process.terminate()
         output, _ = await asyncio.to_thread(process.communicate, None, 30)
-        prometheus.stop()
+        prometheus.remove()
         server.shutdown()
     assert process.returncode == 0, output[-2000:]
     assert "HPA floors and plain workloads" in output and "external metrics API" in output

@@ -22,7 +22,7 @@ from adapters.knative.rbac import RULES
 from adapters.knative.reconciler import ReconcileSettings, Reconciler, RevisionMemory
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
-from tests.cluster.fixtures import client_configuration, service_account_token
+from tests.cluster.fixtures import bound_service_account
 from tests.cluster.knative import Activator, create_revision, ready_pods, serve_sks_status
 from tests.cluster.objects import eventually
 
@@ -329,41 +329,25 @@ async def test_cold_start_is_learned_from_pod_readiness(kube, namespace, gpu_poo
 async def test_the_shipped_rbac_rules_are_enough(
     kube, control_plane, namespace, gpu_pool, activator, sks_status
 ):
-    name = f"leadtime-{namespace}"
-    rbac = client.RbacAuthorizationV1Api(kube)
-    core = client.CoreV1Api(kube)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "leadtime"}})
-    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": RULES})
-    await rbac.create_cluster_role_binding({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
-    })
-    try:
-        bearer = await eventually(lambda: service_account_token(kube, namespace, "leadtime"),
-                                  what="the ServiceAccount's token")
-        pool = gpu_pool(gpus=2)
-        async with client.ApiClient(client_configuration(control_plane, bearer)) as limited:
-            with pytest.raises(client.ApiException) as forbidden:
-                await client.CoreV1Api(limited).list_namespaced_secret(namespace)
-            assert forbidden.value.status == 403  # RBAC is enforced for this identity
-            running = make_adapter(limited, activator)
-            await running.start()
-            try:
-                await create_revision(kube, namespace, "rbac-00001", pool=pool, annotations={
-                    "leadtime.dev/horizon": "soon"})  # an Event to create, too
-                await wait_ready(kube, namespace, "rbac-00001")
-                await running.apply({ServiceKey(namespace, "rbac-00001"): 2})
-                assert await replicas(kube, namespace, "rbac-00001") == 2
-                ours = {k: o for k, o in running.outcomes.items() if k[0] == namespace}
-                assert ours and all(o.error is None for o in ours.values()), ours
-                events = await core.list_namespaced_event(namespace)
-                assert any(e.reason == "InvalidAnnotation" for e in events.items)
-            finally:
-                await running.stop()
-    finally:
-        await rbac.delete_cluster_role_binding(name)
-        await rbac.delete_cluster_role(name)
+    pool = gpu_pool(gpus=2)
+    async with bound_service_account(kube, control_plane, namespace, RULES) as limited:
+        with pytest.raises(client.ApiException) as forbidden:
+            await client.CoreV1Api(limited).list_namespaced_secret(namespace)
+        assert forbidden.value.status == 403  # RBAC is enforced for this identity
+        running = make_adapter(limited, activator)
+        await running.start()
+        try:
+            await create_revision(kube, namespace, "rbac-00001", pool=pool, annotations={
+                "leadtime.dev/horizon": "soon"})  # an Event to create, too
+            await wait_ready(kube, namespace, "rbac-00001")
+            await running.apply({ServiceKey(namespace, "rbac-00001"): 2})
+            assert await replicas(kube, namespace, "rbac-00001") == 2
+            ours = {k: o for k, o in running.outcomes.items() if k[0] == namespace}
+            assert ours and all(o.error is None for o in ours.values()), ours
+            events = await client.CoreV1Api(kube).list_namespaced_event(namespace)
+            assert any(e.reason == "InvalidAnnotation" for e in events.items)
+        finally:
+            await running.stop()
 
 
 async def test_ready_pods_counted_by_the_revision_label(kube, namespace, gpu_pool, adapter):

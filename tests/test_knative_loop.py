@@ -69,7 +69,7 @@ def prometheus_with_exporter():
     server, port = serve_exporter(exporter)
     prometheus = start_prometheus(port)
     yield exporter, prometheus
-    prometheus.stop()
+    prometheus.remove()
     server.shutdown()
 
 

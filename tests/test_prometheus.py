@@ -49,7 +49,7 @@ def prometheus():
         _wait_for_samples(prom.url, 8)
         yield prom, exporter
     finally:
-        prom.stop()
+        prom.remove()
         server.shutdown()
 
 

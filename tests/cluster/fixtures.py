@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +25,7 @@ from kubernetes_asyncio import client
 from tests.cluster.control_plane import BUILD_COMMAND, ControlPlane, ControlPlaneError, find_binaries
 from tests.cluster.knative import Activator, serve_sks_status
 from tests.cluster.kubelet import FakeKubelet
+from tests.cluster.objects import eventually
 
 KNATIVE_CRDS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "knative-crds"
 KNATIVE_CRD_FILES = ("podautoscaler.yaml", "serverlessservice.yaml", "metric.yaml",
@@ -96,6 +98,31 @@ async def service_account_token(api: client.ApiClient, namespace: str, name: str
         return None
     secret = await core.read_namespaced_secret(account.secrets[0].name, namespace)
     return base64.b64decode(secret.data["token"]).decode()
+
+
+@contextlib.asynccontextmanager
+async def bound_service_account(api: client.ApiClient, plane: ControlPlane, namespace: str,
+                                rules: list[dict]) -> AsyncIterator[client.ApiClient]:
+    """A client authenticated as a new ServiceAccount bound to exactly `rules` (a ClusterRole),
+    for proving a component needs no more; the role and binding go afterwards."""
+    name = f"leadtime-{namespace}"
+    rbac = client.RbacAuthorizationV1Api(api)
+    await client.CoreV1Api(api).create_namespaced_service_account(
+        namespace, {"metadata": {"name": "leadtime"}})
+    await rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    await rbac.create_cluster_role_binding({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
+    })
+    try:
+        token = await eventually(lambda: service_account_token(api, namespace, "leadtime"),
+                                 what="the ServiceAccount's token")
+        async with client.ApiClient(client_configuration(plane, token)) as limited:
+            yield limited
+    finally:
+        await rbac.delete_cluster_role_binding(name)
+        await rbac.delete_cluster_role(name)
 
 
 def _unavailable(reason: str) -> None:
