@@ -27,19 +27,21 @@ class ModelServer:
     def __init__(self, *, slots: int = DEFAULTS.max_concurrency, cold_start_s: float = 60.0,
                  prefill_s_per_token: float = DEFAULTS.prefill_s_per_token,
                  decode_s_per_token: float = DEFAULTS.decode_s_per_token,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, ready_at: float | None = None) -> None:
         self.slots = slots
         self.semaphore = asyncio.Semaphore(slots)
         self.cold_start_s = cold_start_s / time_scale
         self.prefill_s = prefill_s_per_token / time_scale
         self.decode_s = decode_s_per_token / time_scale
-        self.started = time.monotonic()
+        self.ready_at = ready_at if ready_at is not None else time.time() + self.cold_start_s
+        """Wall-clock time the model is loaded: given by the launcher, the cold start counts
+        from the launch (process start-up included), as a pod's counts from its creation."""
         self.running = self.waiting = 0
         self.prompt_tokens = self.generation_tokens = self.successes = 0
 
     @property
     def ready(self) -> bool:
-        return time.monotonic() - self.started >= self.cold_start_s
+        return time.time() >= self.ready_at
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -108,9 +110,11 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=DEFAULTS.max_concurrency)
     parser.add_argument("--cold-start", type=float, default=60.0, help="seconds to load")
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--ready-at", type=float, help="Unix time the model is loaded "
+                        "(instead of --cold-start from now)")
     args = parser.parse_args()
     server = ModelServer(slots=args.slots, cold_start_s=args.cold_start,
-                         time_scale=args.time_scale)
+                         time_scale=args.time_scale, ready_at=args.ready_at)
     web.run_app(server.app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 

@@ -5,6 +5,7 @@ cold starts measured from start to ready, and replica-seconds (the GPU bill)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
+import numpy as np
 
 
 def free_port() -> int:
@@ -34,8 +36,14 @@ class Replica:
 
 
 class ReplicaManager:
-    def __init__(self, *, cold_start_s: float, time_scale: float = 1.0, slots: int = 8) -> None:
+    """Cold starts are drawn as the simulator draws them (log-normal around `cold_start_s`,
+    spread `sigma`, its seed) and count from the process launch."""
+
+    def __init__(self, *, cold_start_s: float, time_scale: float = 1.0, slots: int = 8,
+                 sigma: float = 0.0, seed: int = 0) -> None:
         self.cold_start_s = cold_start_s
+        self.sigma = sigma
+        self.rng = np.random.default_rng([seed, 0xC01D])
         self.time_scale = time_scale
         self.slots = slots
         self.replicas: list[Replica] = []
@@ -74,8 +82,8 @@ class ReplicaManager:
             port = free_port()
             process = subprocess.Popen(
                 [sys.executable, "-m", "adapters.local.model_server", "--port", str(port),
-                 "--cold-start", str(self.cold_start_s), "--slots", str(self.slots),
-                 "--time-scale", str(self.time_scale)],
+                 "--ready-at", str(time.time() + self._draw_cold_start() / self.time_scale),
+                 "--slots", str(self.slots), "--time-scale", str(self.time_scale)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.replicas.append(Replica(port, process))
         while len(self.replicas) > wanted:
@@ -83,6 +91,10 @@ class ReplicaManager:
             victim = min(reversed(self.replicas), key=lambda r: (r.in_flight > 0 and not force))
             self.replicas.remove(victim)
             asyncio.get_running_loop().create_task(self._drain(victim, force))
+
+    def _draw_cold_start(self) -> float:
+        z = min(3.0, max(-3.0, float(self.rng.standard_normal())))
+        return self.cold_start_s * math.exp(self.sigma * z)
 
     async def _drain(self, replica: Replica, force: bool) -> None:
         while replica.in_flight and not force:

@@ -103,7 +103,8 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
     sim = SimConfig(cold_start_s=cold, seed=args.seed,
                     slo_ttft_s=parse_duration(args.slo_ttft, field="--slo-ttft"))
     requests = build_requests(workload, sim)
-    replicas = ReplicaManager(cold_start_s=cold, time_scale=args.speed, slots=sim.max_concurrency)
+    replicas = ReplicaManager(cold_start_s=cold, time_scale=args.speed, slots=sim.max_concurrency,
+                              sigma=sim.cold_start_sigma, seed=args.seed)
     await replicas.start()
     balancer, port = Balancer(replicas), free_port()
     runner = web.AppRunner(balancer.app(), access_log=None)
