@@ -60,7 +60,7 @@ async def test_the_replay_script_reports_what_a_streaming_server_gave():
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(RECIPE / "replay.py"), "--url", f"http://127.0.0.1:{port}",
             "--host", "chat.default.example.com", "--workload", "llm-bursty",
-            "--duration", "1m", "--speed", "60", "--json",
+            "--duration", "1m", "--speed", "60", "--slo-ttft", "1h", "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), 120)
     finally:
@@ -70,5 +70,6 @@ async def test_the_replay_script_reports_what_a_streaming_server_gave():
     assert result["requests"] == len(seen) > 50
     assert result["errors"] == {"503": len(seen) // 10}
     assert result["served"] == len(seen) - len(seen) // 10
-    assert result["slo_attainment"] == result["served"] / result["requests"]  # all fast here
+    # With an SLO no answer can miss, attainment is exactly the share served (no timing bet).
+    assert result["slo_attainment"] == result["served"] / result["requests"]
     assert set(seen) == {"chat.default.example.com"}

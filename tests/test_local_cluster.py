@@ -48,7 +48,7 @@ async def test_the_model_server_loads_then_serves_with_slots_and_vllm_metrics(ai
 
     durations = sorted(await asyncio.gather(*(complete() for _ in range(3))))
     # 0.1 s prefill + 4 × 20 ms decode each; the third waits for one of the two slots.
-    assert 0.17 <= durations[0] < 0.3 and durations[2] >= 0.34
+    assert durations[0] >= 0.17 and durations[2] >= 0.34  # lower bounds only: no timing bet
     metrics = await (await client.get("/metrics")).text()
     for name in ("vllm:num_requests_running 0", "vllm:num_requests_waiting 0",
                  "vllm:request_success_total 3", "vllm:generation_tokens_total 15",
