@@ -20,12 +20,11 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.floors import ORIGINAL_MIN, HpaFacts, floor_patch, hpa_facts
 from adapters.hpa.workloads import opted_in, replicas_for, workload_status
+from adapters.kubernetes.api import CONFLICT_RETRIES, MERGE_PATCH
 from adapters.kubernetes.informer import Informer, Key
 from autoscaler.ports import ReplicaStatus, ServiceKey
 
 log = logging.getLogger(__name__)
-MERGE = "application/merge-patch+json"
-CONFLICT_RETRIES = 3
 
 
 class KubernetesWorkloads:
@@ -123,7 +122,7 @@ class KubernetesWorkloads:
                 return
             try:
                 await self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                    facts.name, facts.namespace, patch, _content_type=MERGE)
+                    facts.name, facts.namespace, patch, _content_type=MERGE_PATCH)
                 return
             except client.ApiException as error:
                 if error.status != 409 or attempt == CONFLICT_RETRIES:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 from adapters.hpa.metrics_api import DESIRED_REPLICAS, FORECAST_LOAD, Sample
+from adapters.kubernetes.api import rfc3339
 from autoscaler.loop import ControlLoop
 from autoscaler.service_state import ServiceState
 
@@ -15,7 +15,7 @@ def loop_provider(loop: ControlLoop):
 
     def samples(namespace: str, metric: str) -> list[Sample]:
         now = loop.clock.now()
-        stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = rfc3339(now)
         found = []
         for key, state in loop.states.items():
             if key.namespace != namespace:

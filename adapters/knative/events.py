@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from typing import Any
 
 from kubernetes_asyncio import client
+
+from adapters.kubernetes.api import rfc3339
 
 log = logging.getLogger(__name__)
 COMPONENT = "leadtime"
@@ -18,7 +19,7 @@ async def record(api: client.ApiClient, pa: dict[str, Any], kind: str, reason: s
     """Create a core/v1 Event about `pa` (`kind` Normal or Warning); failures are logged only:
     an Event is a courtesy, never a reason to stop reconciling."""
     meta = pa["metadata"]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = rfc3339()
     body = {
         "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
                      "namespace": meta["namespace"]},

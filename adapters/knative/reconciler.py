@@ -10,7 +10,6 @@ reads the PA again and recomputes, as Knative's generated reconcilers do.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,18 +30,10 @@ from adapters.knative.pods import PodCounts
 from adapters.knative.probe import DEFAULT_URL, activator_answers, probe_url
 from adapters.knative.scaler import ScaleInputs, ScalePlan, plan
 from adapters.knative.status import StatusInputs, pa_status
+from adapters.kubernetes.api import CONFLICT_RETRIES, MERGE_PATCH, rfc3339
 from autoscaler.config import PolicyConfig
 
 log = logging.getLogger(__name__)
-MERGE = "application/merge-patch+json"
-CONFLICT_RETRIES = 3
-
-
-def rfc3339(seconds: float | None = None) -> str:
-    moment = dt.datetime.fromtimestamp(time.time() if seconds is None else seconds, dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
 class ReconcileSettings:
     grace_s: float = 30.0
@@ -206,7 +197,7 @@ class Reconciler:
         if {k: sks.get("spec", {}).get(k) for k in spec} != spec:
             return await self.custom.patch_namespaced_custom_object(
                 SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, meta["name"],
-                {"spec": spec}, _content_type=MERGE)
+                {"spec": spec}, _content_type=MERGE_PATCH)
         return sks
 
     async def _write_status(self, pa: dict, read_pa: Callable[[], Any],
