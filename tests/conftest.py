@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from adapters.local.replicas import free_port  # noqa: F401 - the tests' one way to get a port
 
 pytest_plugins = ["tests.cluster.fixtures"]
 
@@ -32,13 +33,6 @@ def shared_traces() -> Path:
             "as ../shared beside the repository (see shared/data/traces/SOURCES.md)"
         )
     return SHARED_TRACES
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 5.0):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -28,16 +27,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.local.replicas import free_port
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, Certificates, make_certificates
 
 BUILD_COMMAND = "bash tests/cluster/build.sh"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_binaries() -> Path | None:
@@ -120,7 +114,7 @@ class ControlPlane:
     def start(self) -> None:
         began = time.monotonic()
         self.certificates = make_certificates(self.folder / "pki")
-        self.apiserver_port = _free_port()
+        self.apiserver_port = free_port()
         self._write_tokens()
         self._write_kubeconfig(self.kubeconfig, self.admin_token)
         self._start_etcd()
@@ -203,7 +197,7 @@ class ControlPlane:
         etcd = shutil.which("etcd")
         if etcd is None:
             raise ControlPlaneError(f"etcd not found: {BUILD_COMMAND} installs etcd-server")
-        client, peer = _free_port(), _free_port()
+        client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         component = Component(
             "etcd",
