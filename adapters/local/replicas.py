@@ -79,13 +79,15 @@ class ReplicaManager:
     async def scale(self, wanted: int, *, force: bool = False) -> None:
         self.account()
         while len(self.replicas) < wanted:
-            port = free_port()
+            port, launched = free_port(), time.monotonic()
             process = subprocess.Popen(
                 [sys.executable, "-m", "adapters.local.model_server", "--port", str(port),
                  "--ready-at", str(time.time() + self._draw_cold_start() / self.time_scale),
                  "--slots", str(self.slots), "--time-scale", str(self.time_scale)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.replicas.append(Replica(port, process))
+            # The clock starts before the launch, as `--ready-at` does, so a cold start is
+            # never measured shorter than drawn.
+            self.replicas.append(Replica(port, process, started=launched))
         while len(self.replicas) > wanted:
             # The newest first: it is the least likely to be serving (and may still be loading).
             victim = min(reversed(self.replicas), key=lambda r: (r.in_flight > 0 and not force))
