@@ -51,13 +51,17 @@ async def _one(session: aiohttp.ClientSession, url: str, host: str | None, promp
 
 async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.ndarray, *,
                  speed: float = 1.0, host: str | None = None,
-                 timeout_s: float = 600.0) -> Outcomes:
+                 timeout_s: float = 600.0, start_at: float | None = None) -> Outcomes:
+    """`start_at` (Unix time) is when the workload's second 0 is, so that a caller can tick
+    its policy in step with the workload, as the simulator does; by default: now."""
     n = int(times.size)
     out = Outcomes(np.asarray(times, dtype=float), np.full(n, np.nan), np.full(n, np.nan),
                    np.zeros(n, dtype=np.int64))
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         start, tasks = time.monotonic(), []
+        if start_at is not None:
+            start += max(0.0, start_at - time.time())
         for index in range(n):
             delay = start + float(times[index]) / speed - time.monotonic()
             if delay > 0:
@@ -70,19 +74,21 @@ async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.n
 
 
 def main() -> None:
-    """`python -m adapters.local.loadgen URL IN.npz OUT.npz SPEED`: replay in a process of its
-    own, so the generator's event loop never shares time with the balancer's."""
+    """`python -m adapters.local.loadgen URL IN.npz OUT.npz SPEED [START_AT]`: replay in a
+    process of its own, so the generator's event loop never shares time with the balancer's."""
     import sys
 
     url, source, target, speed = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    start_at = float(sys.argv[5]) if len(sys.argv) > 5 else None
     with np.load(source) as data:
         times, prompts, outputs = data["times"], data["prompts"], data["outputs"]
-    out = asyncio.run(replay(url, times, prompts, outputs, speed=speed))
+    out = asyncio.run(replay(url, times, prompts, outputs, speed=speed, start_at=start_at))
     np.savez(target, arrival=out.arrival, ttft=out.ttft, latency=out.latency, status=out.status)
 
 
 async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
-                            outputs: np.ndarray, *, speed: float, folder: str) -> Outcomes:
+                            outputs: np.ndarray, *, speed: float, folder: str,
+                            start_at: float | None = None) -> Outcomes:
     """`replay`, run by `main` in a separate Python process."""
     import sys
     from pathlib import Path
@@ -90,7 +96,8 @@ async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
     source, target = Path(folder) / "requests.npz", Path(folder) / "outcomes.npz"
     np.savez(source, times=times, prompts=prompts, outputs=outputs)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapters.local.loadgen", url, str(source), str(target), str(speed))
+        sys.executable, "-m", "adapters.local.loadgen", url, str(source), str(target), str(speed),
+        *([] if start_at is None else [repr(start_at)]))
     if await process.wait() != 0:
         raise RuntimeError(f"load generator exited with {process.returncode}")
     with np.load(target) as data:

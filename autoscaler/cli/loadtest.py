@@ -56,6 +56,8 @@ BALANCER_SIGNALS = SignalSet(
     service_label="service",
 )
 TICK_S = 2.0
+LAUNCH_S = 3.0
+"""Seconds to start the generator's Python process before the workload begins."""
 
 
 def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
@@ -120,14 +122,22 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
         client = PrometheusClient(prometheus.url, timeout_s=2.0)
         source = PrometheusSource(client, BALANCER_SIGNALS, rate_window_s=10.0, stale_after_s=30.0)
         stop = asyncio.Event()
-        driver = asyncio.create_task(_drive(args.policy, source, cluster, sim, stop))
-        replicas.account()
-        replicas.replica_seconds = 0.0
-        started = time.monotonic()
+        # The workload's second 0 a little ahead, so the generator's process is up by then and
+        # the policy ticks at the workload's seconds 0, 2, 4, … as in the simulator.
+        start_at = time.time() + LAUNCH_S
+        driver = asyncio.create_task(_drive(args.policy, source, cluster, sim, stop, start_at))
         with tempfile.TemporaryDirectory(prefix="leadtime-loadtest-") as folder:
-            outcomes = await replay_in_process(
+            replay = asyncio.create_task(replay_in_process(
                 f"http://127.0.0.1:{port}", requests.arrival, requests.prompt_tokens,
-                requests.output_tokens, speed=args.speed, folder=folder)
+                requests.output_tokens, speed=args.speed, folder=folder, start_at=start_at))
+            await asyncio.sleep(start_at - time.time())
+            replicas.account()
+            replicas.replica_seconds = 0.0
+            started = time.monotonic()
+            outcomes = await replay
+        # The simulator's run lasts the workload's whole duration even when the last request
+        # ends sooner; the replicas are billed (and the policy ticks) until then here too.
+        await asyncio.sleep(max(0.0, workload.duration / args.speed - (time.monotonic() - started)))
         wall = time.monotonic() - started
         replicas.account()
         stop.set()
@@ -151,7 +161,9 @@ async def _warm(cluster: LocalCluster, replicas: int) -> None:
 
 
 async def _drive(policy: str, source: PrometheusSource, cluster: LocalCluster, sim: SimConfig,
-                 stop: asyncio.Event) -> None:
+                 stop: asyncio.Event, start_at: float) -> None:
+    # First tick at the workload's second 0; the warm replicas hold until then.
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     if policy == "leadtime":
         await _drive_loop(source, cluster, sim, stop)
     else:
@@ -185,7 +197,7 @@ async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalClust
     policy = make_policy(name, PolicyContext(container_concurrency=sim.max_concurrency))
     keep = int(math.ceil(policy.history_s)) or 1
     series: list[np.ndarray] = [np.zeros(0), np.zeros(0), np.zeros(0)]
-    state = None
+    state, next_tick = None, time.time()
     while not stop.is_set():
         now = time.time()
         item = (await source.snapshot(now)).get(SERVICE)
@@ -201,8 +213,9 @@ async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalClust
                 poke=item.poke, cold_start_s=status.cold_start_s), state)
             if decision.desired != status.desired:
                 await cluster.apply({SERVICE: decision.desired})
+        next_tick = max(next_tick + TICK_S, time.time())  # a fixed rate, as the loop ticks
         try:
-            await asyncio.wait_for(stop.wait(), TICK_S)
+            await asyncio.wait_for(stop.wait(), next_tick - time.time())
         except asyncio.TimeoutError:
             pass
 

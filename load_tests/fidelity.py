@@ -1,0 +1,88 @@
+"""How faithful the simulator is: `leadtime simulate` and `leadtime loadtest` (real processes,
+real Prometheus) on the same windows, side by side, as the README's fidelity table.
+
+    python load_tests/fidelity.py                      # every case below (~45 min on 2 cores)
+    python load_tests/fidelity.py --case nasa          # the cases whose name contains "nasa"
+
+Each row runs both commands with the same arguments and prints the SLO attainment and the
+GPU-seconds of each, their difference, and whether it is inside the issue's bar (5 points of
+SLO attainment, 25 % of GPU-seconds). The harness runs in real time, so a 5-minute window takes
+5 minutes plus the warm-up; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+SLO_BAR_POINTS = 5.0
+GPU_BAR = 0.25
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: tuple[str, ...]
+    """`--trace FILE` or `--workload NAME`, with the window."""
+    policy: str
+    cold_start: str = "20s"
+
+
+def _trace(file: str, offset: str, duration: str) -> tuple[str, ...]:
+    return ("--trace", str(TRACES / file), "--offset", offset, "--duration", duration)
+
+
+AZURE = _trace("AzureLLMInferenceTrace_code.csv", "10m", "5m")
+NASA = _trace("nasa_http_1995_per_second_workload.tbz2", "10m", "5m")
+BURSTY = ("--workload", "llm-bursty", "--duration", "2m")
+CASES = [
+    Case("llm-bursty static:10 (1 min)", ("--workload", "llm-bursty", "--duration", "1m"),
+         "static:10"),
+    *(Case(f"llm-bursty {policy}", BURSTY, policy) for policy in ("kpa", "hpa", "leadtime")),
+    *(Case(f"azure-code {policy}", AZURE, policy) for policy in ("kpa", "hpa", "leadtime")),
+    *(Case(f"nasa {policy}", NASA, policy) for policy in ("kpa", "hpa", "leadtime")),
+]
+
+
+def run(command: str, case: Case) -> dict:
+    argv = [sys.executable, "-m", "autoscaler", command, *case.source, "--policy", case.policy,
+            "--cold-start", case.cold_start, "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def row(case: Case, sim: dict, harness: dict) -> str:
+    slo_delta = 100 * (harness["slo_attainment"] - sim["slo_attainment"])
+    gpu_delta = harness["gpu_seconds"] / sim["gpu_seconds"] - 1 if sim["gpu_seconds"] else 0.0
+    inside = abs(slo_delta) <= SLO_BAR_POINTS and abs(gpu_delta) <= GPU_BAR
+    return (f"| {case.name} | {sim['requests']} | {100 * sim['slo_attainment']:.1f} % "
+            f"| {100 * harness['slo_attainment']:.1f} % | {slo_delta:+.1f} "
+            f"| {sim['gpu_seconds']:.0f} | {harness['gpu_seconds']:.0f} | {100 * gpu_delta:+.0f} % "
+            f"| {'yes' if inside else '**no**'} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="", help="only the cases whose name contains this")
+    args = parser.parse_args()
+    cases = [case for case in CASES if args.case in case.name]
+    if not cases:
+        raise SystemExit(f"--case: no case matches {args.case!r}; cases: "
+                         + ", ".join(case.name for case in CASES))
+    print("| window, policy | requests | SLO sim | SLO harness | Δ points | GPU-s sim "
+          "| GPU-s harness | Δ | inside the bar |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        print(row(case, run("simulate", case), run("loadtest", case)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
