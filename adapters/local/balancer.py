@@ -1,12 +1,17 @@
 """A small load balancer in front of the local replicas that queues like Knative's activator:
 a request waits (first come, first served) until a ready replica has a free slot, then goes to
 the least-loaded one; with no replica at all it waits for one to come up. It exports what
-Leadtime's `custom` signals read: requests arrived, in the system, and waiting.
+Leadtime's `custom` signals read: requests arrived, waiting, and in the system — the last also
+as a time integral (`lb_in_flight_seconds_total`), whose rate is the time-averaged concurrency
+that Knative's queue-proxy reports and the simulator's policies see (an instantaneous gauge
+sampled every couple of seconds is a different, noisier signal: the KPA's panic threshold is
+crossed or not on one sample).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 import aiohttp
@@ -24,6 +29,8 @@ class Balancer:
         self.arrived = 0
         self.waiting: deque[asyncio.Future] = deque()
         self.in_service = 0
+        self._area = 0.0
+        self._area_at = time.monotonic()
         self._session: aiohttp.ClientSession | None = None
 
     def app(self) -> web.Application:
@@ -43,9 +50,21 @@ class Balancer:
         if self._session is not None:
             await self._session.close()
 
+    @property
+    def in_flight(self) -> int:
+        return len(self.waiting) + self.in_service
+
+    def _integrate(self) -> None:
+        """Add in-flight request-seconds up to now; called before every change of in_flight."""
+        now = time.monotonic()
+        self._area += self.in_flight * (now - self._area_at)
+        self._area_at = now
+
     async def _metrics(self, request: web.Request) -> web.Response:
+        self._integrate()
         lines = [f"lb_requests_total{{{LABELS}}} {self.arrived}",
-                 f"lb_in_flight{{{LABELS}}} {len(self.waiting) + self.in_service}",
+                 f"lb_in_flight{{{LABELS}}} {self.in_flight}",
+                 f"lb_in_flight_seconds_total{{{LABELS}}} {self._area:.6f}",
                  f"lb_queued{{{LABELS}}} {len(self.waiting)}"]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
@@ -57,9 +76,11 @@ class Balancer:
         """Hand waiting requests to replicas as slots free up (polled: replicas come and go)."""
         while True:
             while self.waiting and (replica := self._free()) is not None:
+                self._integrate()
                 waiter = self.waiting.popleft()
                 if not waiter.done():
                     replica.in_flight += 1
+                    self.in_service += 1
                     waiter.set_result(replica)
             await asyncio.sleep(0.002)
 
@@ -67,15 +88,19 @@ class Balancer:
         self.arrived += 1
         body = await request.read()
         waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._integrate()
         self.waiting.append(waiter)
         try:
             replica = await asyncio.wait_for(waiter, self.queue_timeout_s)
         except asyncio.TimeoutError:
+            self._integrate()
+            if waiter in self.waiting:
+                self.waiting.remove(waiter)
             return web.json_response({"error": "no replica in time"}, status=503)
-        self.in_service += 1
         try:
             return await self._proxy(request, replica, body)
         finally:
+            self._integrate()
             self.in_service -= 1
             replica.in_flight -= 1
 

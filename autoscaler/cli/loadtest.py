@@ -50,7 +50,9 @@ from autoscaler.ports import MetricsChunk
 BALANCER_SIGNALS = SignalSet(
     name="local",
     arrivals="sum by (namespace, service) (rate(lb_requests_total[{window}]))",
-    concurrency="sum by (namespace, service) (lb_in_flight)",
+    # The last second's time-averaged concurrency (scrapes are 1 s apart), as Knative's
+    # queue-proxy reports it and the simulator's policies see it.
+    concurrency="sum by (namespace, service) (irate(lb_in_flight_seconds_total[5s]))",
     queue="sum by (namespace, service) (lb_queued)",
     namespace_label="namespace",
     service_label="service",
