@@ -191,7 +191,9 @@ class Leadtime:
 
     def _track_idle(self, observation: Observation, state: LeadtimeState) -> LeadtimeState:
         """Open an idle period when the newest second saw no request, close it (recording its
-        length in the histogram) when requests come back."""
+        length in the histogram) when requests come back. Not at zero without a request in
+        the window (a new service deployed at zero, one found at zero by a restart): there is
+        no replica to keep warm and no busy period to time, so keep-alive must not start one."""
         quiet = (
             not observation.poke
             and observation.arrivals.size > 0
@@ -199,7 +201,11 @@ class Leadtime:
             and observation.concurrency[-1] == 0
         )
         if quiet and state.idle_since is None:
-            return replace(state, idle_since=observation.now)
+            window = int(self.config.service_time_window_s)
+            seen = observation.arrivals[-window:].sum() + observation.concurrency[-window:].sum()
+            if observation.desired > 0 or seen > 0:
+                return replace(state, idle_since=observation.now)
+            return state
         if not quiet and state.idle_since is not None and state.idle is not None:
             idle = keepalive.observe_idle(state.idle, observation.now - state.idle_since)
             return replace(state, idle=idle, idle_since=None)
