@@ -1,0 +1,518 @@
+"""Fault matrix, data and model half (issue 12 §1): the real ControlLoop, end to end, tick by tick.
+
+Every case drives `ControlLoop` over `PrometheusSource` — against a real Prometheus where the
+fault is Prometheus' own (down, stale series, counter reset), against a small aiohttp fake where
+it is an answer no real Prometheus gives on demand (5xx, garbage, NaN) — or over the real
+forecasting worker pool with a forecaster that misbehaves. Each asserts the four promises:
+(a) no exception escapes a tick, (b) no scale-down while the data is missing or bad, (c) a status
+that names the fault plus a countable record (the exported `leadtime_decisions_total`,
+`leadtime_services_without_data`, and the decision log), (d) recovery once the fault ends: `ok`
+data and normal decisions again, down to a scale-down under low load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from adapters.knative.annotations import revision_settings
+from adapters.prometheus.client import PrometheusClient
+from adapters.prometheus.signals import SignalSet
+from adapters.prometheus.source import PrometheusSource
+from autoscaler.clock import ManualClock, WallClock
+from autoscaler.config import Config, PolicyConfig, config_from_mapping, load_config
+from autoscaler.errors import InputError
+from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
+from autoscaler.loop import HOLD, WARMUP, ControlLoop
+from autoscaler.ports import ReplicaStatus, ServiceKey
+from forecasting.forecast import Forecast
+from tests.prometheus_fixture import Exporter, serve_exporter, start_prometheus
+
+pytestmark = pytest.mark.faults
+
+CHAT = ServiceKey("ns", "chat")
+CODE = ServiceKey("ns", "code")
+TICK_S = 2.0
+HIGH, LOW = 40.0, 2.0
+"""In flight (and arriving per second: 1 s in service); at 8 per replica, 70 % target: 8 and
+1 replicas."""
+SCALED = 8
+
+SIGNALS = SignalSet(
+    name="test",
+    arrivals="sum by (namespace, service) (rate(leadtime_test_requests_total[{window}]))",
+    concurrency="sum by (namespace, service) (leadtime_test_in_flight)",
+    queue="sum by (namespace, service) (leadtime_test_queued)",
+    namespace_label="namespace",
+    service_label="service",
+)
+
+
+# ------------------------------------------------------------------ actuator and catalog
+class Replicas:
+    """An in-memory cluster: services at a replica count, ready at once; every change logged,
+    so a test can see whether a count ever went down."""
+
+    def __init__(self, counts: Mapping[ServiceKey, int], cold_start_s: float = 5.0) -> None:
+        self.counts = dict(counts)
+        self.cold_start_s = cold_start_s
+        self.changes: list[tuple[ServiceKey, int, int]] = []
+
+    async def services(self) -> list[ServiceKey]:
+        return sorted(self.counts)
+
+    async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        for key, desired in decisions.items():
+            self.changes.append((key, self.counts[key], desired))
+            self.counts[key] = desired
+        return {}
+
+    async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
+        return {
+            key: ReplicaStatus(self.counts[key], 0, self.counts[key], self.cold_start_s)
+            for key in keys
+        }
+
+    def lowered(self, key: ServiceKey, since: int = 0) -> bool:
+        """Whether `key` was scaled down among the changes from index `since` on."""
+        return any(k == key and new < old for k, old, new in self.changes[since:])
+
+
+def fast_config(**policy: object) -> Config:
+    """Knative-like settings with short windows, so a scale-down is minutes of loop time."""
+    settings: dict[str, object] = {
+        "container_concurrency": 8,
+        "stable_window": "6s",
+        "scale_down_delay": "0s",
+        "cold_start_prior": "5s",
+        "horizon": "10s",
+    }
+    settings.update(policy)
+    return config_from_mapping({"tick": f"{TICK_S}s", "policy": settings})
+
+
+def counter(loop: ControlLoop, name: str, **labels: str) -> float:
+    """A value of Leadtime's exported metrics (0 when the series does not exist yet)."""
+    return loop.telemetry.registry.get_sample_value(name, labels) or 0.0
+
+
+def holds(loop: ControlLoop) -> float:
+    return counter(loop, "leadtime_decisions_total", reason=HOLD)
+
+
+# ------------------------------------------------------------------------ a fake Prometheus
+@dataclass
+class FakePrometheus:
+    """Answers the three test queries from `load` (service name → in flight = arrivals/s);
+    `fault` spoils every answer, `series` one service's samples."""
+
+    load: dict[str, float] = field(default_factory=lambda: {"chat": HIGH, "code": HIGH})
+    fault: str | None = None
+    series: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+
+    async def query(self, request: web.Request) -> web.Response:
+        if self.fault is not None:
+            return await ANSWER_FAULTS[self.fault](request)
+        at = float(request.query.get("time", time.time()))
+        promql = request.query["query"]
+        result = [
+            sample
+            for name, load in self.load.items()
+            if (sample := self._sample(name, _signal(promql), load, at)) is not None
+        ]
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    async def query_range(self, request: web.Request) -> web.Response:
+        """No history (warm starts then begin from nothing, as for a new service)."""
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "matrix", "result": []}}
+        )
+
+    def _sample(self, name: str, signal: str, load: float, at: float) -> dict | None:
+        value = {"arrivals": load, "concurrency": load, "queue": 0.0}[signal]
+        text = f"{value:g}"
+        fault = self.series.get(name)
+        if fault == "missing":
+            return None
+        if fault in SERIES_VALUES and signal in SERIES_VALUES[fault][0]:
+            text = SERIES_VALUES[fault][1]
+        if fault == "stale":
+            at -= 600.0
+        return {"metric": {"namespace": "ns", "service": name}, "value": [at, text]}
+
+
+def _signal(promql: str) -> str:
+    if "rate(" in promql:
+        return "arrivals"
+    return "queue" if "queued" in promql else "concurrency"
+
+
+SERIES_VALUES = {
+    "nan": (("arrivals",), "NaN"),
+    "+inf": (("concurrency",), "+Inf"),
+    "negative": (("concurrency", "arrivals"), "-3"),
+}
+"""A per-series fault → (the signals it spoils, the value Prometheus writes)."""
+
+
+def _reply(status: int, text: str, content_type: str = "application/json"):
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=text, content_type=content_type)
+
+    return answer
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(1.0)
+    return web.json_response({"status": "success", "data": {"resultType": "vector", "result": []}})
+
+
+def _error(kind: str, why: str) -> str:
+    return f'{{"status": "error", "errorType": "{kind}", "error": "{why}"}}'
+
+
+ANSWER_FAULTS: dict[str, Callable] = {
+    "http 503": _reply(503, _error("unavailable", "too many queries")),
+    "http 502 html": _reply(502, "<html>bad gateway</html>", "text/html"),
+    "garbage": _reply(200, "\x00\x01 not json {"),
+    "status error": _reply(422, _error("execution", "query timed out in expression")),
+    "wrong result type": _reply(
+        200, '{"status": "success", "data": {"resultType": "matrix", "result": []}}'
+    ),
+    "malformed sample": _reply(
+        200, '{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}}'
+    ),
+    "not an object": _reply(200, "[1, 2, 3]"),
+    "empty result": _reply(
+        200, '{"status": "success", "data": {"resultType": "vector", "result": []}}'
+    ),
+    "slow": _slow,
+}
+
+
+@pytest.fixture
+async def fake(aiohttp_server) -> FakePrometheus:
+    prometheus = FakePrometheus()
+    app = web.Application()
+    app.router.add_get("/api/v1/query", prometheus.query)
+    app.router.add_get("/api/v1/query_range", prometheus.query_range)
+    server = await aiohttp_server(app)
+    prometheus.url = str(server.make_url(""))
+    return prometheus
+
+
+@dataclass
+class Rig:
+    """A loop over the fake Prometheus and an in-memory cluster, on a clock moved by hand."""
+
+    loop: ControlLoop
+    clock: ManualClock
+    cluster: Replicas
+    client: PrometheusClient
+
+    async def run(self, seconds: float, check: Callable[[], None] | None = None) -> None:
+        """Tick for `seconds` of loop time; `check` after every tick (each tick must return)."""
+        for _ in range(int(seconds / TICK_S)):
+            report = await self.loop.tick()
+            assert report.services == len(self.cluster.counts)
+            if check is not None:
+                check()
+            self.clock.advance(TICK_S)
+
+    async def run_until(self, done: Callable[[], bool], limit_s: float) -> bool:
+        for _ in range(int(limit_s / TICK_S)):
+            await self.loop.tick()
+            self.clock.advance(TICK_S)
+            if done():
+                return True
+        return False
+
+
+@pytest.fixture
+async def rig(fake: FakePrometheus):
+    client = PrometheusClient(fake.url, timeout_s=0.25, retries=1, backoff_s=0.01)
+    source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
+    cluster = Replicas({CHAT: SCALED, CODE: SCALED})
+    clock = ManualClock(1_000_000.0)
+    loop = ControlLoop(
+        fast_config(), source=source, actuator=cluster, catalog=cluster, clock=clock, warmup_s=0
+    )
+    try:
+        yield Rig(loop, clock, cluster, client)
+    finally:
+        await client.close()
+
+
+def never_lowered(rig: Rig, keys: tuple[ServiceKey, ...], why: str) -> Callable[[], None]:
+    """A per-tick check: each faulty service held (`hold`, status naming `why`), not lowered."""
+
+    def check() -> None:
+        for key in keys:
+            state = rig.loop.states[key]
+            assert rig.cluster.counts[key] == SCALED, rig.cluster.changes
+            assert state.data_status.startswith("no data: "), state.data_status
+            assert why in state.data_status, state.data_status
+            assert state.last.reason == HOLD and why in state.last.detail
+
+    return check
+
+
+async def recovers_and_scales_down(rig: Rig, fake: FakePrometheus, key: ServiceKey) -> None:
+    """(d): the fault over and the load low, `key` has ok data and is scaled down."""
+    fake.load[key.name] = LOW
+    lowered = await rig.run_until(lambda: rig.cluster.counts[key] < SCALED, 300)
+    state = rig.loop.states[key]
+    assert lowered, (state.data_status, state.last)
+    assert state.data_status == "ok" and state.last.reason != HOLD
+
+
+# ---------------------------------------------------------------- whole-answer faults (fake)
+ANSWER_REASONS = {
+    "http 503": "prometheus: HTTP 503: unavailable: too many queries",
+    "http 502 html": "prometheus: HTTP 502: not JSON",
+    "garbage": "prometheus: HTTP 200: not JSON",
+    "status error": "prometheus: HTTP 422: execution: query timed out",
+    "wrong result type": "prometheus: expected a vector, got 'matrix'",
+    "malformed sample": "prometheus: malformed sample",
+    "not an object": "prometheus: HTTP 200: expected a JSON object",
+    "empty result": "no arrivals series for this service",
+    "slow": "prometheus: timed out after 0.25s",
+}
+
+
+@pytest.mark.parametrize("fault", list(ANSWER_REASONS))
+async def test_a_bad_prometheus_answer_holds_every_service_and_recovers(rig, fake, fault):
+    await rig.run(20)
+    assert rig.loop.states[CHAT].data_status == "ok"
+    holds_before = holds(rig.loop)
+    fake.fault = fault
+    seconds = 20 if fault == "slow" else 120  # a slow answer costs wall time per tick
+    await rig.run(seconds, never_lowered(rig, (CHAT, CODE), ANSWER_REASONS[fault]))
+    ticks = seconds / TICK_S
+    assert holds(rig.loop) - holds_before == 2 * ticks  # both services, every tick
+    assert counter(rig.loop, "leadtime_services_without_data") == 2
+    logged = rig.loop.states[CHAT].decisions[0]
+    assert logged.reason == HOLD and ANSWER_REASONS[fault] in logged.detail
+    fake.fault = None
+    await recovers_and_scales_down(rig, fake, CHAT)
+    assert counter(rig.loop, "leadtime_services_without_data") == 0
+
+
+# ------------------------------------------------------------------ one bad series (fake)
+SERIES_REASONS = {
+    "nan": "arrivals is nan (not a finite count)",
+    "+inf": "concurrency is inf (not a finite count)",
+    "negative": "is -3.0 (not a finite count)",
+    "stale": "stale: newest sample 600s old",
+    "missing": "no arrivals series for this service",
+}
+
+
+@pytest.mark.parametrize("fault", list(SERIES_REASONS))
+async def test_one_bad_series_holds_that_service_and_the_other_goes_on(rig, fake, fault):
+    await rig.run(20)
+    holds_before = holds(rig.loop)
+    fake.series["chat"] = fault
+    fake.load["code"] = LOW  # the healthy neighbour keeps being decided: it scales down
+    await rig.run(120, never_lowered(rig, (CHAT,), SERIES_REASONS[fault]))
+    assert holds(rig.loop) - holds_before == 120 / TICK_S  # chat only
+    assert counter(rig.loop, "leadtime_services_without_data") == 1
+    assert rig.loop.states[CODE].data_status == "ok"
+    assert rig.cluster.counts[CODE] < SCALED
+    del fake.series["chat"]
+    await recovers_and_scales_down(rig, fake, CHAT)
+
+
+# ------------------------------------------------------------------- the real Prometheus
+SVC6, SVC13 = ServiceKey("ns0", "svc-6"), ServiceKey("ns1", "svc-13")
+"""Exporter services with 6 in flight each: 2 replicas at 8 per replica (70 % target)."""
+NEEDED = 2
+
+
+def _prometheus_and_exporter():
+    exporter = Exporter()
+    server, port = serve_exporter(exporter)
+    prom = start_prometheus(port)
+    try:
+        yield prom, exporter
+    finally:
+        prom.remove()
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def real_prometheus():
+    """Debian's Prometheus scraping the test exporter every second (tests/prometheus_fixture)."""
+    yield from _prometheus_and_exporter()
+
+
+@pytest.fixture
+def own_prometheus():
+    """A Prometheus of its own, for the test that restarts it: a restarted Prometheus writes
+    no staleness markers for series that stop afterwards (their gauges linger for its 5-minute
+    lookback), which would change what the other tests see."""
+    yield from _prometheus_and_exporter()
+
+
+def wall_loop(url: str, **options: object) -> tuple[ControlLoop, Replicas, PrometheusClient]:
+    """A loop on wall time over the real Prometheus, its two services at what they need."""
+    client = PrometheusClient(url, timeout_s=1.0, retries=1, backoff_s=0.05)
+    source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
+    cluster = Replicas({SVC6: NEEDED, SVC13: NEEDED})
+    config = dataclasses.replace(fast_config(), tick_s=0.5)
+    loop = ControlLoop(
+        config, source=source, actuator=cluster, catalog=cluster, clock=WallClock(),
+        warmup_s=0, **options,
+    )
+    return loop, cluster, client
+
+
+async def eventually(condition: Callable[[], bool], limit_s: float = 60.0) -> bool:
+    """Poll `condition` every 0.1 s for up to `limit_s` of wall time (a generous bound)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return condition()
+
+
+def data_ok(loop: ControlLoop, *keys: ServiceKey) -> Callable[[], bool]:
+    return lambda: all(
+        key in loop.states and loop.states[key].data_status == "ok" for key in keys
+    )
+
+
+async def bumped_back_down(loop: ControlLoop, cluster: Replicas, key: ServiceKey) -> bool:
+    """(d) on the real Prometheus, whose load is fixed: someone scales `key` up to 6; normal
+    decisions bring it back to what its load needs."""
+    cluster.counts[key] = 6
+    return await eventually(lambda: cluster.counts[key] <= NEEDED + 1, 60)
+
+
+@pytest.mark.prometheus
+async def test_prometheus_stopped_mid_run_then_restarted(own_prometheus):
+    prom, _ = own_prometheus
+    loop, cluster, client = wall_loop(prom.url)
+    task = asyncio.create_task(loop.run())  # the loop as the service runs it
+    try:
+        assert await eventually(data_ok(loop, SVC6, SVC13))
+        await asyncio.sleep(8.0)  # a stable window of healthy decisions: nothing moves
+        assert cluster.counts == {SVC6: NEEDED, SVC13: NEEDED}, cluster.changes
+        holds_before, errors_before, mark = holds(loop), len(cluster.changes), loop.ticks
+        prom.stop()
+        assert await eventually(lambda: "unreachable" in loop.states[SVC6].data_status, 30)
+        outage_ended = time.monotonic() + 8.0  # longer than the stable window: zeros would drop
+        while time.monotonic() < outage_ended:
+            assert not task.done()
+            for key in (SVC6, SVC13):
+                state = loop.states[key]
+                assert state.data_status.startswith("no data: prometheus: unreachable")
+                assert state.last.reason == HOLD
+            await asyncio.sleep(0.2)
+        assert not cluster.lowered(SVC6, errors_before) and not cluster.lowered(SVC13, errors_before)
+        assert loop.ticks - mark >= 3
+        assert holds(loop) - holds_before >= 2 * 3
+        assert counter(loop, "leadtime_services_without_data") == 2
+        prom.start()
+        assert await eventually(data_ok(loop, SVC6, SVC13))
+        assert not task.done()
+        assert await bumped_back_down(loop, cluster, SVC6)
+        assert loop.states[SVC6].last.reason != HOLD
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, 30)
+        await client.close()
+
+
+async def tick_for(loop: ControlLoop, seconds: float, check: Callable[[], None]) -> None:
+    """Tick every 0.5 s of wall time for `seconds`, `check` after each tick."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await loop.tick()
+        check()
+        await asyncio.sleep(0.5)
+
+
+async def tick_until(loop: ControlLoop, condition: Callable[[], bool], limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        await loop.tick()
+        if condition():
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+@pytest.mark.prometheus
+async def test_a_series_that_goes_stale_on_the_real_prometheus_is_held(real_prometheus):
+    prom, exporter = real_prometheus
+    loop, cluster, client = wall_loop(prom.url)
+    try:
+        assert await tick_until(loop, data_ok(loop, SVC6, SVC13), 60)
+        holds_before = holds(loop)
+        exporter.hidden.add(13)  # its pod is gone: Prometheus marks the series stale
+
+        def held() -> None:
+            state = loop.states[SVC13]
+            if state.data_status != "ok":  # until the next scrape it is still there
+                assert state.data_status == "no data: no arrivals series for this service"
+                assert state.last.reason == HOLD
+            assert cluster.counts[SVC13] == NEEDED
+            assert loop.states[SVC6].data_status == "ok"
+
+        assert await tick_until(loop, lambda: loop.states[SVC13].data_status != "ok", 30)
+        await tick_for(loop, 8.0, held)
+        assert not cluster.lowered(SVC13)
+        assert holds(loop) - holds_before >= 8
+        assert counter(loop, "leadtime_services_without_data") == 1
+        exporter.hidden.discard(13)
+        assert await tick_until(loop, data_ok(loop, SVC13), 30)
+        cluster.counts[SVC13] = 6
+        assert await tick_until(loop, lambda: cluster.counts[SVC13] <= NEEDED + 1, 60)
+    finally:
+        exporter.hidden.discard(13)
+        await client.close()
+
+
+@pytest.mark.prometheus
+async def test_a_counter_reset_on_the_real_prometheus_is_no_drop_in_demand(real_prometheus):
+    prom, exporter = real_prometheus
+    loop, cluster, client = wall_loop(prom.url)
+    try:
+        assert await tick_until(loop, data_ok(loop, SVC6, SVC13), 60)
+        cluster.counts[SVC13] = 3  # one above need: a drop in demand would show at once
+        await tick_for(loop, 3.0, lambda: None)
+        holds_before = holds(loop)
+        exporter.reset_at = time.time()  # every pod restarted: counters from 0
+
+        def steady() -> None:
+            for key in (SVC6, SVC13):
+                assert loop.states[key].data_status == "ok"
+                arrivals = loop.fleet.tail(key, 1)[1]
+                assert arrivals[-1] > 0.5  # rate() spans the reset: never 0, never negative
+            assert cluster.counts[SVC6] == NEEDED
+
+        await tick_for(loop, 8.0, steady)
+        assert holds(loop) == holds_before
+        assert counter(loop, "leadtime_services_without_data") == 0
+        assert cluster.counts[SVC13] >= NEEDED  # decided on its real load, not on a dip
+        assert loop.states[SVC13].last.reason != HOLD
+    finally:
+        exporter.reset_at = None
+        await client.close()
