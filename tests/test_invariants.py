@@ -496,12 +496,28 @@ def test_constant_load_settles_the_hpa(config, load, lag):
 # --- 6. no scale to zero while requests wait ---------------------------------------------------
 
 
+@st.composite
+def after_idle(draw: st.DrawFn) -> Load:
+    """Traffic after a lull long enough (up to 15 minutes) for both policies to reach zero."""
+    load = draw(loads())
+    quiet = np.zeros(draw(st.sampled_from([0, 120, 400, 900])))
+    return Load(*(np.concatenate([quiet, series]) for series in vars(load).values()))
+
+
 @settings(max_examples=60, deadline=None)
-@given(config=leadtime_configs(), load=loads(), forecast=forecasts(), lag=st.integers(0, 5))
-def test_no_scale_to_zero_while_requests_are_queued(config, load, forecast, lag):
-    """Whenever the newest second had requests waiting, at least one replica is wanted."""
+@given(
+    config=leadtime_configs(),
+    load=after_idle(),
+    forecast=forecasts(),
+    lag=st.integers(0, 5),
+    start=st.sampled_from([None, 0]),
+)
+def test_no_scale_to_zero_while_requests_are_queued(config, load, forecast, lag, start):
+    """Whenever the newest second had requests waiting, at least one replica is wanted —
+    also for a service at zero (started there, or scaled there during a lull) whose first
+    requests wait at the activator."""
     for policy, extra in ((Leadtime(config), {"forecast": forecast}), (Kpa(config.kpa), {})):
-        for tick in history(policy, load, lag=lag, **extra):
+        for tick in history(policy, load, lag=lag, start=start, **extra):
             queue = tick.observation.queue
             if queue.size and queue[-1] > 0:
                 assert tick.decision.desired >= 1, (policy.name, tick.decision)
