@@ -172,8 +172,13 @@ class Leadtime:
     ) -> tuple[Decision, LeadtimeState]:
         """The larger of the KPA's decision and the held forecast demand."""
         if observation.forecast is None:
+            # what an earlier forecast asked for stays held for its window: a forecaster that
+            # fails (or goes stale) must not shed the capacity it had planned
             why = observation.forecast_note or "no forecast"
-            return replace(reactive, reason=f"fallback:{why}"), state
+            cutoff = observation.now - self.config.hold_s(self._lead_time(observation))
+            planned = max((n for at, n in state.held if at > cutoff), default=0)
+            desired = int(min(max(reactive.desired, planned), self.config.kpa.max_scale or math.inf))
+            return replace(reactive, desired=desired, reason=f"fallback:{why}"), state
         predictive, base, detail = self._predictive(observation, state)
         now = observation.now
         hold = self.config.hold_s(self._lead_time(observation))

@@ -151,7 +151,7 @@ def decide(
         hold_time, hold_count, hold_next = _hold(state, inputs.now, total, writes, True)
     valid = hold_time > (inputs.now - hold)[:, None]
     planned = np.where(valid, hold_count, np.iinfo(np.int64).min).max(axis=1)
-    planned = np.where(forecast, planned, 0)
+    planned = np.maximum(planned, 0)  # held without a forecast too, as the scalar policy does
     desired = np.maximum(reactive.desired, planned)
     if cfg.kpa.max_scale:
         desired = np.minimum(desired, cfg.kpa.max_scale)
