@@ -48,6 +48,7 @@ from autoscaler.ports import (
 )
 from autoscaler.service_state import DISPLAY_S, DecisionRecord, ServiceState
 from autoscaler.telemetry import Telemetry
+from forecasting.forecast import Forecast
 
 log = logging.getLogger("leadtime.loop")
 
@@ -512,6 +513,9 @@ class ControlLoop:
         state = self.states.get(key)
         if state is None:
             return
+        if result.forecast is not None and not _finite(result.forecast):  # NaN is no forecast
+            note = f"forecast not finite (model {result.forecast.model or 'unnamed'})"
+            result = replace(result, forecast=None, note=note)
         state.forecast, state.forecast_at, state.forecast_note = (
             result.forecast,
             result.at,
@@ -531,6 +535,11 @@ class ControlLoop:
             step = min(result.forecast.horizon_steps - 1, int(lead // result.forecast.step_s))
             median = float(np.asarray(result.forecast.quantile(0.5))[step])
             self.telemetry.forecast_load.labels(*labels).set(median)
+
+
+def _finite(forecast: Forecast) -> bool:
+    values = [forecast.mean, *forecast.quantiles.values()]
+    return all(bool(np.isfinite(np.asarray(v, dtype=float)).all()) for v in values)
 
 
 def _parse_key(text: str) -> ServiceKey:
