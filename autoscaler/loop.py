@@ -303,8 +303,9 @@ class ControlLoop:
         row = state.row
         code = int(result.reason[row])
         reason = leadtime_fleet.REASONS[code]
-        if code == leadtime_fleet.FALLBACK:
-            reason = f"fallback:{state.forecast_note or 'no forecast'}"
+        if code == leadtime_fleet.FALLBACK:  # the same words as the scalar path (`_forecast`)
+            note = self._forecast(state, now)[1] if state.forecast is not None else ""
+            reason = f"fallback:{note or state.forecast_note or 'no forecast'}"
         current = state.status.desired
         decision = self._guard(Decision(int(result.desired[row]), reason, ""), current, now)
         apply = self.config.mode == "live" and not state.paused and decision.desired != current
