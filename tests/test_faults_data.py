@@ -516,3 +516,214 @@ async def test_a_counter_reset_on_the_real_prometheus_is_no_drop_in_demand(real_
     finally:
         exporter.reset_at = None
         await client.close()
+
+
+# ----------------------------------------------------------------- misbehaving forecasters
+FAULT_FILE = "LEADTIME_TEST_FORECAST_FAULT"
+"""Environment variable naming the file whose text sets the faulty forecaster's behaviour (the
+workers are spawned processes: they read the file, the test writes it)."""
+HEADROOM = 1.25
+
+
+def _mode() -> str:
+    try:
+        return Path(os.environ[FAULT_FILE]).read_text().strip()
+    except (KeyError, OSError):
+        return "ok"
+
+
+class FaultyForecaster:
+    """A forecaster as the shell uses one (`fit`, `update`, `predict`), deliberately without
+    the base class's guard rails, so its faults reach the worker and the loop as they are:
+    `ok` forecasts the last rate with a p90 25 % above it; `raise` raises from fit and predict;
+    `nan` / `inf` forecast non-finite quantiles; `hang` never finishes a fit while the file
+    says so (capped at two minutes, so a failed test cannot leave a worker behind for ever)."""
+
+    def __init__(self) -> None:
+        self.last, self.step_s = 0.0, 10.0
+
+    def fit(self, y: np.ndarray, *, step_s: float, **_: object) -> FaultyForecaster:
+        deadline = time.monotonic() + 120
+        while _mode() == "hang" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _mode() == "raise":
+            raise RuntimeError("injected forecaster failure")
+        self.step_s = step_s
+        self.update(y)
+        return self
+
+    def update(self, y: np.ndarray) -> None:
+        known = np.asarray(y, dtype=float)
+        known = known[np.isfinite(known)]  # a warm start's gap in the history is NaN
+        if known.size:
+            self.last = float(known[-1])
+
+    def predict(self, horizon: int, levels: tuple[float, ...]) -> Forecast:
+        mode = _mode()
+        if mode == "raise":
+            raise RuntimeError("injected forecaster failure")
+        value = {"nan": math.nan, "inf": math.inf}.get(mode, self.last)
+        mean = np.full(horizon, value)
+        quantiles = {q: mean * (HEADROOM if q > 0.5 else 1.0) for q in levels}
+        return Forecast(mean, quantiles, self.step_s, "faulty")
+
+
+def _register_faulty_model() -> None:
+    """Worker initializer: make `faulty` a model name the shell can build."""
+    from forecasting import registry
+
+    registry.MODELS["faulty"] = ("tests.test_faults_data", "FaultyForecaster")
+
+
+class FaultyPool(ForecastPool):
+    """The real forecasting pool, its spawned workers knowing the `faulty` model."""
+
+    @staticmethod
+    def _new_executor() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_register_faulty_model,
+        )
+
+
+@dataclass
+class ForecastRig:
+    rig: Rig
+    pool: ForecastPool
+    mode_file: Path
+
+    def set_mode(self, mode: str) -> None:
+        self.mode_file.write_text(mode)
+
+    async def tick(self, *, drain: bool = True) -> None:
+        """One tick; with `drain`, wait for the workers' answers to reach the loop."""
+        await self.rig.loop.tick()
+        if drain:
+            await asyncio.wait_for(self.pool.drain(), 60)
+        await asyncio.sleep(0.01)  # the answers are handed over with call_soon_threadsafe
+        self.rig.clock.advance(TICK_S)
+
+
+@pytest.fixture
+async def forecasting(fake, tmp_path, monkeypatch):
+    mode_file = tmp_path / "mode"
+    mode_file.write_text("ok")
+    monkeypatch.setenv(FAULT_FILE, str(mode_file))
+    client = PrometheusClient(fake.url, timeout_s=2.0, retries=1, backoff_s=0.01)
+    source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
+    cluster = Replicas({CHAT: SCALED, CODE: SCALED})
+    clock = ManualClock(1_000_000.0)
+    aio = asyncio.get_running_loop()
+    box: list[ControlLoop] = []
+    settings = ShellSettings(horizon_s=30.0, model="faulty", refit_every_s=1.0, min_history_s=30.0)
+    pool = FaultyPool(settings, 1, lambda r: aio.call_soon_threadsafe(box[0].forecast_arrived, r))
+    loop = ControlLoop(
+        fast_config(), source=source, actuator=cluster, catalog=cluster, clock=clock,
+        forecasts=pool, warmup_s=0, history_s=60.0,
+    )
+    box.append(loop)
+    try:
+        yield ForecastRig(Rig(loop, clock, cluster, client), pool, mode_file)
+    finally:
+        mode_file.write_text("ok")  # frees a hung fit
+        pool.close()
+        await client.close()
+
+
+def uses_forecast(state) -> bool:
+    return state.forecast is not None and not state.last.reason.startswith("fallback")
+
+
+async def forecast_in_use(f: ForecastRig, limit_s: float = 200) -> None:
+    """Tick until the loop decides both services by their forecasts' headroom (+25 %)."""
+    for _ in range(int(limit_s / TICK_S)):
+        await f.tick()
+        states = [f.rig.loop.states[key] for key in (CHAT, CODE)]
+        if all(uses_forecast(s) and s.last.reason == "headroom" for s in states):
+            return
+    pytest.fail(f"no forecast in use: {[(s.last, s.forecast_note) for s in states]}")
+
+
+async def forecast_recovers(f: ForecastRig, fake: FakePrometheus) -> None:
+    """(d): the forecaster fine again and the load low, forecasts are used and chat scales down."""
+    f.set_mode("ok")
+    fake.load["chat"] = LOW
+    for _ in range(int(300 / TICK_S)):
+        await f.tick()
+        state = f.rig.loop.states[CHAT]
+        if uses_forecast(state) and f.rig.cluster.counts[CHAT] < SCALED:
+            return
+    pytest.fail(f"no recovery: {state.last}, {state.forecast_note}")
+
+
+def hold_s(loop: ControlLoop) -> float:
+    """How long the policy holds what a forecast asked for (two lead times)."""
+    config = loop.states[CHAT].policy.config
+    return config.hold_s(config.lead_time_s(5.0))
+
+
+async def shedding_waits_for_the_hold(
+    f: ForecastRig, counts: dict[ServiceKey, int], mark: int, *, drain: bool
+) -> None:
+    """(b) for a forecaster's fault: the forecast's headroom is kept for the policy's hold
+    window (a broken forecaster sheds nothing at once), and after it the reactive rule decides,
+    which never goes below what the measured load needs (SCALED)."""
+    fault_at = f.rig.clock.now()
+    for _ in range(30):
+        await f.tick(drain=drain)
+        if f.rig.clock.now() - TICK_S - fault_at < hold_s(f.rig.loop):
+            assert f.rig.cluster.counts == counts, f.rig.cluster.changes[mark:]
+        assert min(f.rig.cluster.counts.values()) >= SCALED, f.rig.cluster.changes[mark:]
+
+
+FORECAST_FAULTS = {
+    "raise": "fallback:forecast worker failed: injected forecaster failure",
+    "nan": "fallback:forecast not finite",
+    "inf": "fallback:forecast not finite",
+}
+
+
+@pytest.mark.parametrize("mode", list(FORECAST_FAULTS))
+async def test_a_forecaster_that_fails_falls_back_without_shedding(forecasting, fake, mode):
+    f = forecasting
+    await forecast_in_use(f)
+    counts = dict(f.rig.cluster.counts)
+    assert counts[CHAT] > SCALED, f.rig.loop.states[CHAT].last  # the headroom is in place
+    fallbacks_before = counter(f.rig.loop, "leadtime_decisions_total", reason="fallback")
+    mark = len(f.rig.cluster.changes)
+    f.set_mode(mode)
+    await shedding_waits_for_the_hold(f, counts, mark, drain=True)
+    for key in (CHAT, CODE):
+        state = f.rig.loop.states[key]
+        assert state.data_status == "ok"  # the metrics are fine: only the forecast is not
+        assert state.last.reason.startswith(FORECAST_FAULTS[mode]), state.last
+    fallbacks = counter(f.rig.loop, "leadtime_decisions_total", reason="fallback")
+    assert fallbacks - fallbacks_before >= 2 * 25
+    await forecast_recovers(f, fake)
+
+
+async def test_a_fit_that_never_finishes_goes_stale_and_falls_back(forecasting, fake):
+    f = forecasting
+    await forecast_in_use(f)
+    counts = dict(f.rig.cluster.counts)
+    f.set_mode("hang")
+    mark = len(f.rig.cluster.changes)
+    stale_from = None
+    for tick in range(60):  # two minutes of loop time with the worker stuck in a fit
+        await f.tick(drain=False)
+        reason = f.rig.loop.states[CHAT].last.reason
+        if reason.startswith("fallback:forecast stale"):
+            stale_from = tick if stale_from is None else stale_from
+        else:
+            assert stale_from is None, reason  # once stale, it stays stale while stuck
+        if stale_from is None or (tick - stale_from + 1) * TICK_S < hold_s(f.rig.loop):
+            assert f.rig.cluster.counts == counts, f.rig.cluster.changes[mark:]  # fresh or held
+        assert min(f.rig.cluster.counts.values()) >= SCALED  # then the reactive rule
+    assert stale_from is not None and stale_from * TICK_S >= STALE_S
+    assert counter(f.rig.loop, "leadtime_decisions_total", reason="fallback") >= 2 * 30
+    await forecast_recovers(f, fake)
+
+
+STALE_S = 3 * 10.0
+"""STALE_FORECAST_STEPS steps of 10 s: a forecast is used until it is older than this."""
