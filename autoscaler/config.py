@@ -718,14 +718,27 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
         policy=policy,
         services=_services(merged.get("services"), policy, where.key("services")),
         simulator=_simulator(merged.get("simulator"), where.key("simulator")),
-        prometheus=PrometheusConfig(
-            **_values(merged.get("prometheus"), _PROMETHEUS_KEYS, where.key("prometheus"))
+        prometheus=_sourced(
+            source,
+            PrometheusConfig,
+            _values(merged.get("prometheus"), _PROMETHEUS_KEYS, where.key("prometheus")),
         ),
-        knative=KnativeConfig(
-            **_values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative"))
+        knative=_sourced(
+            source,
+            KnativeConfig,
+            _values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative")),
         ),
-        hpa=HpaConfig(**_values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))),
+        hpa=_sourced(source, HpaConfig, _values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))),
     )
+
+
+def _sourced(source: str, section: Callable[..., Any], values: dict[str, Any]) -> Any:
+    """A section built from its values; its own cross-key checks say `config <section>...`,
+    so their message is made to start with the real source (the file) like every other."""
+    try:
+        return section(**values)
+    except InputError as error:
+        raise InputError(f"{source} {str(error).removeprefix('config ')}") from None
 
 
 def _mapping(raw: object, where: _Where, allowed: str = "a mapping") -> Mapping[Any, Any]:
