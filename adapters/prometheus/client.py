@@ -134,7 +134,7 @@ def _payload(status: int, body: bytes) -> dict[str, Any]:
     """The `data` of an answer, or why there is none."""
     try:
         document = json.loads(body)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # nested too deep for the decoder
         problem = PrometheusError(f"HTTP {status}: not JSON ({error})")
         problem.transient = status >= 500  # type: ignore[attr-defined]
         raise problem from error
