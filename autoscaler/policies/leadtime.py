@@ -177,7 +177,8 @@ class Leadtime:
             why = observation.forecast_note or "no forecast"
             cutoff = observation.now - self.config.hold_s(self._lead_time(observation))
             planned = max((n for at, n in state.held if at > cutoff), default=0)
-            desired = int(min(max(reactive.desired, planned), self.config.kpa.max_scale or math.inf))
+            maximum = self.config.kpa.max_scale or math.inf
+            desired = int(min(max(reactive.desired, planned), maximum))
             return replace(reactive, desired=desired, reason=f"fallback:{why}"), state
         predictive, base, detail = self._predictive(observation, state)
         now = observation.now
