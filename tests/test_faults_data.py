@@ -32,9 +32,9 @@ from adapters.prometheus.client import PrometheusClient
 from adapters.prometheus.signals import SignalSet
 from adapters.prometheus.source import PrometheusSource
 from autoscaler.clock import ManualClock, WallClock
-from autoscaler.config import Config, PolicyConfig, config_from_mapping, load_config
+from autoscaler.config import Config, config_from_mapping, load_config
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
+from autoscaler.forecast_pool import ForecastPool, ShellSettings
 from autoscaler.loop import HOLD, WARMUP, ControlLoop
 from autoscaler.ports import ReplicaStatus, ServiceKey
 from forecasting.forecast import Forecast
@@ -414,7 +414,7 @@ async def test_prometheus_stopped_mid_run_then_restarted(own_prometheus):
         assert await eventually(data_ok(loop, SVC6, SVC13))
         await asyncio.sleep(8.0)  # a stable window of healthy decisions: nothing moves
         assert cluster.counts == {SVC6: NEEDED, SVC13: NEEDED}, cluster.changes
-        holds_before, errors_before, mark = holds(loop), len(cluster.changes), loop.ticks
+        holds_before, since, mark = holds(loop), len(cluster.changes), loop.ticks
         prom.stop()
         assert await eventually(lambda: "unreachable" in loop.states[SVC6].data_status, 30)
         outage_ended = time.monotonic() + 8.0  # longer than the stable window: zeros would drop
@@ -425,7 +425,7 @@ async def test_prometheus_stopped_mid_run_then_restarted(own_prometheus):
                 assert state.data_status.startswith("no data: prometheus: unreachable")
                 assert state.last.reason == HOLD
             await asyncio.sleep(0.2)
-        assert not cluster.lowered(SVC6, errors_before) and not cluster.lowered(SVC13, errors_before)
+        assert not cluster.lowered(SVC6, since) and not cluster.lowered(SVC13, since)
         assert loop.ticks - mark >= 3
         assert holds(loop) - holds_before >= 2 * 3
         assert counter(loop, "leadtime_services_without_data") == 2
@@ -727,3 +727,112 @@ async def test_a_fit_that_never_finishes_goes_stale_and_falls_back(forecasting, 
 
 STALE_S = 3 * 10.0
 """STALE_FORECAST_STEPS steps of 10 s: a forecast is used until it is older than this."""
+
+
+# ---------------------------------------------------------------------- restart mid-scale
+async def test_a_restarted_leadtime_sheds_nothing_until_its_warm_up_ends(fake):
+    """The old Leadtime scaled both services to 8 under high load and died; the load fell while
+    it was down. The new one has no history: it holds for one stable window, then decides."""
+    client = PrometheusClient(fake.url, timeout_s=2.0, retries=1, backoff_s=0.01)
+    cluster = Replicas({CHAT: 2, CODE: 2})
+    clock = ManualClock(1_000_000.0)
+    config = fast_config(stable_window="60s")
+
+    def new_loop() -> ControlLoop:
+        source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
+        return ControlLoop(config, source=source, actuator=cluster, catalog=cluster, clock=clock)
+
+    try:
+        old = Rig(new_loop(), clock, cluster, client)
+        assert await old.run_until(lambda: min(cluster.counts.values()) >= SCALED, 200)
+        fake.load.update(chat=LOW, code=LOW)
+        restarted = Rig(new_loop(), clock, cluster, client)
+        started, counts, mark = clock.now(), dict(cluster.counts), len(cluster.changes)
+
+        def held() -> None:
+            for key in (CHAT, CODE):
+                last = restarted.loop.states[key].last
+                assert last.reason == WARMUP or "panicking since" in last.detail, last
+            assert cluster.counts == counts, cluster.changes[mark:]
+
+        await restarted.run(restarted.loop.warmup_s, held)
+        assert restarted.loop.warmup_s == 60.0
+        for key in (CHAT, CODE):  # the decision log says why: warm-up, or the KPA's panic start
+            logged = restarted.loop.states[key].decisions
+            assert all(r.reason == WARMUP or "panicking since" in r.detail for r in logged)
+        decided = sum(
+            sample.value
+            for metric in restarted.loop.telemetry.decisions.collect()
+            for sample in metric.samples
+            if sample.name == "leadtime_decisions_total"
+        )
+        assert decided == 2 * restarted.loop.warmup_s / TICK_S  # every held decision counted
+        assert restarted.loop.states[CHAT].data_status == "ok"
+        lowered = await restarted.run_until(lambda: max(cluster.counts.values()) < SCALED, 300)
+        assert lowered and clock.now() - started >= 60.0
+    finally:
+        await client.close()
+
+
+# ------------------------------------------------------------- invalid configs and overrides
+INVALID_CONFIGS = {
+    "policy:\n  quantile: 1.5\n": ("policy.quantile", "expected a number in [0.5, 1)"),
+    "policy:\n  metric: cpu\n": ("policy.metric", "expected one of 'concurrency', 'rps'"),
+    "mode: wild\n": ("mode", "expected one of 'live', 'dry-run'"),
+    "tick: 0s\n": ("tick", "expected a duration in [0.1s, 1m]"),
+    "policy:\n  min_scale: 5\n  max_scale: 2\n": ("policy.max_scale", "must be >= min_scale=5"),
+    "forecasting:\n  model: magic\n": ("forecasting.model", "'naive', 'seasonal_naive'"),
+    "prometheus:\n  stale_after: 0s\n": ("prometheus.stale_after", "expected a duration in"),
+    "services:\n  ns/chat:\n    quantile: 2\n": (
+        "services.ns/chat.quantile",
+        "expected a number in [0.5, 1)",
+    ),
+    "services:\n  chat:\n    max_scale: 2\n": ("services", "expected keys namespace/name"),
+}
+
+
+@pytest.mark.parametrize("text", list(INVALID_CONFIGS), ids=lambda t: t.split(":")[0])
+def test_an_invalid_config_file_is_one_error_naming_the_field_and_what_is_allowed(tmp_path, text):
+    path = tmp_path / "leadtime.yaml"
+    path.write_text(text)
+    field_name, allowed = INVALID_CONFIGS[text]
+    with pytest.raises(InputError) as refused:
+        load_config(str(path), env={})
+    message = str(refused.value)
+    assert f"{field_name}: " in message and allowed in message, message
+    assert "\n" not in message
+
+
+ANNOTATIONS = {
+    CHAT: {"leadtime.dev/quantile": "2", "autoscaling.knative.dev/metric": "cpu"},
+    CODE: {"autoscaling.knative.dev/max-scale": "3"},
+}
+
+
+async def test_a_bad_override_of_one_service_is_named_and_the_others_keep_working(rig, fake):
+    """Per-service settings as the Knative adapter reads them from a PA's annotations: the bad
+    values of chat are refused (each named, with what is allowed) and its defaults apply; code's
+    good override applies; the loop decides both; a corrected annotation takes effect."""
+    defaults = rig.loop.config.policy
+    annotations = {key: dict(values) for key, values in ANNOTATIONS.items()}
+
+    def settings(key: ServiceKey):
+        return revision_settings(annotations[key], 8, defaults)
+
+    rig.loop.policy_settings = lambda key: settings(key).policy
+    rig.loop.catalog_every_s = 10.0
+    problems = settings(CHAT).problems
+    assert problems["leadtime.dev/quantile"].startswith("leadtime.dev/quantile: expected")
+    assert "a number in [0.5, 1), got 2" in problems["leadtime.dev/quantile"]
+    assert "one of 'concurrency', 'rps', got 'cpu'" in problems["autoscaling.knative.dev/metric"]
+    assert settings(CODE).problems == {}
+    await rig.run(120)
+    chat, code = rig.loop.states[CHAT], rig.loop.states[CODE]
+    assert chat.settings == defaults and chat.data_status == "ok"
+    assert rig.cluster.counts[CHAT] == SCALED  # its load, with the default policy
+    assert code.settings.max_scale == 3 and rig.cluster.counts[CODE] == 3
+    annotations[CHAT]["leadtime.dev/quantile"] = "0.95"
+    del annotations[CHAT]["autoscaling.knative.dev/metric"]
+    await rig.run(20)
+    assert chat.settings.quantile == 0.95 and chat.policy.config.quantile == 0.95
+    await recovers_and_scales_down(rig, fake, CHAT)
