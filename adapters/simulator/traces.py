@@ -380,6 +380,8 @@ def _json_record(line: str, where: str) -> tuple[float, int, int]:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise InputError(f"{where}: expected a JSON object with keys {', '.join(JSONL_KEYS)}")
     missing = [key for key in JSONL_KEYS if key not in obj]
