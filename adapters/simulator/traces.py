@@ -60,6 +60,9 @@ _EXTENSIONS = frozenset(
 )
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _COUNT_TOKEN = re.compile(r"\+?[0-9]+")
+_MAX_MS = 1e15
+"""JSON Lines timestamps beyond ±this many milliseconds are refused: their differences would
+overflow a float, and no trace spans 31,700 years."""
 _TINY_SPAN = 1e-6
 """Duration of a request trace whose arrivals all share one instant: positive, never zero."""
 
@@ -390,10 +393,16 @@ def _json_record(line: str, where: str) -> tuple[float, int, int]:
     stamp = obj["timestamp"]
     if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
         raise InputError(f"{where}: timestamp {stamp!r} is not a number of milliseconds")
+    if abs(stamp) > _MAX_MS:
+        raise InputError(
+            f"{where}: timestamp {stamp!r} is outside ±{_MAX_MS:.0e} ms (about 31,700 years)"
+        )
     for key in ("input_length", "output_length"):
         value = obj[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{where}: {key} {value!r} is not a non-negative integer")
+        if value >= 2**63:
+            raise InputError(f"{where}: {key} {value!r} is too large (at most 2^63 - 1)")
     return float(stamp), obj["input_length"], obj["output_length"]
 
 
