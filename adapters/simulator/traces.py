@@ -60,6 +60,10 @@ _EXTENSIONS = frozenset(
 )
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _COUNT_TOKEN = re.compile(r"\+?[0-9]+")
+MAX_ARRIVALS = 50_000_000
+MAX_INTERVALS = 50_000_000
+"""Count traces may ask for at most this many arrivals and intervals: the simulator keeps every
+arrival in memory (a count of 5e9 asked numpy for 37 GiB)."""
 _MAX_MS = 1e15
 """JSON Lines timestamps beyond ±this many milliseconds are refused: their differences would
 overflow a float, and no trace spans 31,700 years."""
@@ -420,6 +424,7 @@ def _parse_counts_csv(text: str, label: str, seed: int) -> _Arrivals:
     seconds = _time_seconds(table, time_col)
     counts = _integers(table, count_col)
     per_interval, interval = _grid(table, time_col, seconds, counts)
+    _check_total(per_interval, label)
     times = spread_counts(per_interval, interval, np.random.default_rng(seed))
     meta = {
         "interval": interval,
@@ -485,6 +490,13 @@ def _grid(
         row = int(order[np.flatnonzero(gaps == 0)[0] + 1])
         raise table.fail(row, f"duplicate time {table.rows[row][time_col]!r}")
     interval = float(gaps.min())
+    length = float(seconds.max()) / interval
+    if not length < MAX_INTERVALS:
+        row = int(np.argmax(seconds))
+        raise table.fail(
+            row, f"the times span {length:.3g} intervals of {interval:g} s; at most "
+            f"{MAX_INTERVALS:,} are supported"
+        )
     steps = seconds / interval
     slots = np.rint(steps)
     off_grid = np.abs(steps - slots) > 1e-6
@@ -501,6 +513,7 @@ def _grid(
 
 def _parse_whitespace(text: str, label: str, seed: int) -> _Arrivals:
     counts = _whitespace_counts(text, label)
+    _check_total(counts, label)
     times = spread_counts(counts, 1.0, np.random.default_rng(seed))
     return _Arrivals(times=times, duration=float(counts.shape[0]), meta={"interval": 1.0})
 
@@ -533,6 +546,15 @@ def _raise_bad_count(text: str, label: str) -> NoReturn:
             where = f"{label} line {number}: count {token!r} (value #{position} in the file)"
             raise InputError(f"{where} {problem}")
     raise InputError(f"{label}: cannot read the per-second counts")
+
+
+def _check_total(counts: np.ndarray, label: str) -> None:
+    total = float(counts.sum(dtype=np.float64))
+    if total > MAX_ARRIVALS:
+        raise InputError(
+            f"{label}: the counts add up to {total:.3g} requests; at most {MAX_ARRIVALS:,} are "
+            "supported (the simulator keeps every arrival)"
+        )
 
 
 _PARSERS = {
