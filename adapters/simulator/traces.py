@@ -475,7 +475,12 @@ def _time_seconds(table: _Table, index: int) -> np.ndarray:
     if not np.isfinite(epoch).all():
         row = int(np.flatnonzero(~np.isfinite(epoch))[0])
         raise table.fail(row, f"{table.header[index]} {table.rows[row][index]!r} is not a time")
-    return epoch - epoch.min()
+    seconds = epoch - epoch.min()
+    if not np.isfinite(seconds).all():
+        row = int(np.argmax(epoch))
+        value = table.rows[row][index]
+        raise table.fail(row, f"{table.header[index]} {value!r} is too far after the earliest time")
+    return seconds
 
 
 def _grid(
