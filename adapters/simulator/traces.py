@@ -64,6 +64,9 @@ MAX_ARRIVALS = 50_000_000
 MAX_INTERVALS = 50_000_000
 """Count traces may ask for at most this many arrivals and intervals: the simulator keeps every
 arrival in memory (a count of 5e9 asked numpy for 37 GiB)."""
+_NS_FIRST = np.datetime64("1677-09-22", "us")
+_NS_END = np.datetime64("2262-04-11", "us")
+"""Datetimes numpy holds in int64 nanoseconds (a little inside the exact limits)."""
 _MAX_MS = 1e15
 """JSON Lines timestamps beyond ±this many milliseconds are refused: their differences would
 overflow a float, and no trace spans 31,700 years."""
@@ -289,7 +292,9 @@ def _datetimes_ns(table: _Table, index: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             parsed = np.array(values, dtype="datetime64[ns]")
-        if not np.isnat(parsed).any():
+            # numpy wraps years outside 1678-2262 around silently in nanoseconds
+            coarse = np.array(values, dtype="datetime64[us]")
+        if not np.isnat(parsed).any() and ((coarse >= _NS_FIRST) & (coarse < _NS_END)).all():
             return parsed.view(np.int64)
     except (ValueError, TypeError, Warning):
         pass
@@ -305,7 +310,12 @@ def _one_datetime_ns(table: _Table, index: int, row: int) -> int:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     delta = moment - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if not -(2**63) < ns < 2**63:
+        raise table.fail(
+            row, f"{table.header[index]} {value!r} is outside the years 1678-2262 (nanoseconds)"
+        )
+    return ns
 
 
 def _integers(table: _Table, index: int) -> np.ndarray:
