@@ -334,6 +334,18 @@ def _integers(table: _Table, index: int) -> np.ndarray:
     raise AssertionError("unreachable: numpy refused a column of valid integers")
 
 
+def _span_checked(table: _Table, index: int, ns: np.ndarray) -> np.ndarray:
+    """`ns`, if its span fits int64 nanoseconds (292 years): beyond, differences wrap around."""
+    since = ns - ns.min()
+    if (since < 0).any():
+        row = int(np.flatnonzero(since < 0)[0])
+        value = table.rows[row][index]
+        raise table.fail(
+            row, f"{table.header[index]} {value!r} is over 292 years after the earliest time"
+        )
+    return ns
+
+
 def _relative_seconds(ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stable time order and float seconds since the first instant, from int64 nanoseconds."""
     order = np.argsort(ns, kind="stable")
@@ -358,7 +370,7 @@ def _parse_azure(text: str, label: str, seed: int) -> _Arrivals:
             f"an Azure LLM trace needs {','.join(AZURE_COLUMNS)}"
         )
     stamp, prompt, output = (found[_norm(name)] for name in AZURE_COLUMNS)
-    order, times = _relative_seconds(_datetimes_ns(table, stamp))
+    order, times = _relative_seconds(_span_checked(table, stamp, _datetimes_ns(table, stamp)))
     return _Arrivals(
         times=times,
         duration=_request_span(times),
@@ -480,7 +492,7 @@ def _time_seconds(table: _Table, index: int) -> np.ndarray:
     try:
         epoch = np.array(table.column(index), dtype=np.float64)
     except ValueError:
-        ns = _datetimes_ns(table, index)
+        ns = _span_checked(table, index, _datetimes_ns(table, index))
         return (ns - ns.min()).astype(np.float64) / 1e9
     if not np.isfinite(epoch).all():
         row = int(np.flatnonzero(~np.isfinite(epoch))[0])
