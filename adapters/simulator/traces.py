@@ -524,6 +524,10 @@ def _grid(
             row, f"the times span {length:.3g} intervals of {interval:g} s; at most "
             f"{MAX_INTERVALS:,} are supported"
         )
+    if not math.isfinite((length + 1) * interval):
+        row = int(np.argmax(seconds))
+        value = table.rows[row][time_col]
+        raise table.fail(row, f"time {value!r} is too far after the earliest time")
     steps = seconds / interval
     slots = np.rint(steps)
     off_grid = np.abs(steps - slots) > 1e-6
