@@ -135,7 +135,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
     if body.strip():
         try:
             payload = json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
             raise _fail(web.HTTPBadRequest, f"body: not valid JSON ({error})") from error
         if not isinstance(payload, dict) or set(payload) - {"reason"}:
             raise _fail(web.HTTPBadRequest, 'body: expected {"reason": "..."} or nothing')
