@@ -162,7 +162,7 @@ def _sample(item: Any) -> Sample:
     try:
         labels, (time, value) = item["metric"], item["value"]
         return Sample(dict(labels), float(time), _number(value))
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:  # Overflow: 1e400 as int
         raise PrometheusError(f"malformed sample {str(item)[:80]!r}") from error
 
 
@@ -170,7 +170,7 @@ def _series(item: Any) -> Series:
     try:
         labels, values = item["metric"], item["values"]
         return Series(dict(labels), [float(t) for t, _ in values], [_number(v) for _, v in values])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise PrometheusError(f"malformed series {str(item)[:80]!r}") from error
 
 
