@@ -161,7 +161,7 @@ def _results(data: dict[str, Any]) -> list[Any]:
 def _sample(item: Any) -> Sample:
     try:
         labels, (time, value) = item["metric"], item["value"]
-        return Sample(dict(labels), float(time), _number(value))
+        return Sample(_labels(labels), float(time), _number(value))
     except (KeyError, TypeError, ValueError, OverflowError) as error:  # Overflow: 1e400 as int
         raise PrometheusError(f"malformed sample {str(item)[:80]!r}") from error
 
@@ -169,9 +169,20 @@ def _sample(item: Any) -> Sample:
 def _series(item: Any) -> Series:
     try:
         labels, values = item["metric"], item["values"]
-        return Series(dict(labels), [float(t) for t, _ in values], [_number(v) for _, v in values])
+        return Series(
+            _labels(labels), [float(t) for t, _ in values], [_number(v) for _, v in values]
+        )
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise PrometheusError(f"malformed series {str(item)[:80]!r}") from error
+
+
+def _labels(raw: Any) -> dict[str, str]:
+    """Label names and values are strings in Prometheus; anything else (a number where a
+    namespace belongs) would name a service that does not exist."""
+    labels = dict(raw)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise TypeError("label names and values must be strings")
+    return labels
 
 
 def _number(text: Any) -> float:
