@@ -275,7 +275,8 @@ def _read_table(text: str, label: str) -> _Table:
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise InputError(f"{label} line {reader.line_num}: not valid CSV ({exc})") from None
-    assert header is not None  # _detect saw a non-blank line
+    if header is None:  # non-blank lines of empty fields only, such as ","
+        raise InputError(f"{label}: no CSV header, only empty fields; accepted formats: {ACCEPTED}")
     if not rows:
         raise InputError(f"{label} line {header_line}: a header but no data rows after it")
     return _Table(label, header, header_line, rows, lines)
