@@ -498,7 +498,8 @@ def _time_seconds(table: _Table, index: int) -> np.ndarray:
     if not np.isfinite(epoch).all():
         row = int(np.flatnonzero(~np.isfinite(epoch))[0])
         raise table.fail(row, f"{table.header[index]} {table.rows[row][index]!r} is not a time")
-    seconds = epoch - epoch.min()
+    with np.errstate(over="ignore"):  # checked just below
+        seconds = epoch - epoch.min()
     if not np.isfinite(seconds).all():
         row = int(np.argmax(epoch))
         value = table.rows[row][index]
