@@ -547,10 +547,12 @@ def test_no_scale_up_from_zero_without_a_request(config, load, forecast, lag, ne
     if kpa.min_scale or kpa.initial_scale > 1 or not kpa.enable_scale_to_zero:
         return  # these ask for replicas without requests, by their definition
     if new:
-        config = replace(config, kpa=replace(config.kpa, initial_scale=0, allow_zero_initial_scale=True))
-    quiet = None if forecast is None else Forecast(
-        forecast.mean * 0, {q: v * 0 for q, v in forecast.quantiles.items()}, forecast.step_s
-    )
+        zero = replace(config.kpa, initial_scale=0, allow_zero_initial_scale=True)
+        config = replace(config, kpa=zero)
+    quiet = None
+    if forecast is not None:
+        zeros = {q: v * 0 for q, v in forecast.quantiles.items()}
+        quiet = Forecast(forecast.mean * 0, zeros, forecast.step_s)
     for policy, extra in ((Leadtime(config), {"forecast": quiet}), (Kpa(config.kpa), {})):
         for tick in history(policy, load, lag=lag, start=0, **extra):
             assert tick.decision.desired == 0, (policy.name, tick.observation.now, tick.decision)
