@@ -20,7 +20,10 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.floors import ORIGINAL_MIN, HpaFacts, floor_patch, hpa_facts
 from adapters.hpa.workloads import opted_in, replicas_for, workload_status
-from adapters.kubernetes.api import CONFLICT_RETRIES, MERGE_PATCH
+from adapters.knative.events import FailureEvents
+from adapters.kubernetes.api import (
+    CONFLICT_RETRIES, MERGE_PATCH, REQUEST_TIMEOUT_S, call,
+)
 from adapters.kubernetes.informer import Informer, Key
 from autoscaler.ports import ReplicaStatus, ServiceKey
 
@@ -30,8 +33,10 @@ log = logging.getLogger(__name__)
 class KubernetesWorkloads:
     """`start()` / `stop()`; `services()` (Catalog); `apply()`, `status()` (Actuator)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *, api_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.api = api
+        self.api_timeout_s = api_timeout_s
+        self._failures = FailureEvents(api, "ScaleFailed")
         self.autoscaling = client.AutoscalingV1Api(api)
         self.apps = client.AppsV1Api(api)
         plain = api.sanitize_for_serialization
@@ -97,8 +102,20 @@ class KubernetesWorkloads:
                     failures[key] = f"{key}: no opted-in HPA or workload (gone?)"
             except client.ApiException as error:
                 gone = error.status == 404
-                failures[key] = f"{key} is gone" if gone else f"API error {error.status} {error.reason}"
+                failures[key] = f"{key} is gone" if gone else str(error)
+                if not gone:
+                    await self._report(key, floors, workloads, failures[key])
         return failures
+
+    async def _report(self, key: ServiceKey, floors: dict[ServiceKey, HpaFacts],
+                      workloads: dict[ServiceKey, tuple[str, dict]], message: str) -> None:
+        """A Warning Event on the HPA or workload whose write failed (rate-limited)."""
+        if key in floors:
+            obj = _hpa_object(floors[key])
+        else:
+            kind, workload = workloads[key]
+            obj = {"apiVersion": "apps/v1", "kind": kind, "metadata": workload["metadata"]}
+        await self._failures.report(obj, message)
 
     async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
         floors, workloads = self.floors(), self.workloads()
@@ -121,23 +138,27 @@ class KubernetesWorkloads:
             if patch is None:
                 return
             try:
-                await self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                    facts.name, facts.namespace, patch, _content_type=MERGE_PATCH)
+                await call(f"patch HorizontalPodAutoscaler {facts.name}",
+                           self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                               facts.name, facts.namespace, patch, _content_type=MERGE_PATCH),
+                           self.api_timeout_s)
                 return
             except client.ApiException as error:
                 if error.status != 409 or attempt == CONFLICT_RETRIES:
                     raise
-                fresh = await self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-                    facts.name, facts.namespace)
+                fresh = await call(f"get HorizontalPodAutoscaler {facts.name}",
+                                   self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                                       facts.name, facts.namespace), self.api_timeout_s)
                 facts = hpa_facts(self.api.sanitize_for_serialization(fresh))
 
     async def _scale(self, key: ServiceKey, kind: str, obj: dict, decision: int) -> None:
         replicas = replicas_for(decision, obj["metadata"].get("annotations"))
         body = [{"op": "replace", "path": "/spec/replicas", "value": replicas}]
         if kind == "Deployment":
-            await self.apps.patch_namespaced_deployment_scale(key.name, key.namespace, body)
+            request = self.apps.patch_namespaced_deployment_scale(key.name, key.namespace, body)
         else:
-            await self.apps.patch_namespaced_stateful_set_scale(key.name, key.namespace, body)
+            request = self.apps.patch_namespaced_stateful_set_scale(key.name, key.namespace, body)
+        await call(f"patch scale of {kind} {key.name}", request, self.api_timeout_s)
 
     # ------------------------------------------------------------------------ informers
     def _opted(self, obj: Any) -> dict | None:
@@ -162,4 +183,10 @@ class KubernetesWorkloads:
             await self._set_floor(facts)
         except client.ApiException as error:
             if error.status != 404:
-                log.warning("floor for %s/%s: %s", facts.namespace, facts.name, error.reason)
+                await self._failures.report(_hpa_object(facts), str(error))
+
+
+def _hpa_object(facts: HpaFacts) -> dict:
+    """What an Event about the HPA names as its object."""
+    return {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"namespace": facts.namespace, "name": facts.name}}

@@ -19,7 +19,9 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from adapters.knative import events
 from adapters.knative.annotations import RevisionSettings, revision_settings
+from adapters.kubernetes.api import ApiCallFailed
 from adapters.kubernetes.informer import Informer, Key
 from adapters.knative.names import (
     CLASS_ANNOTATION, DEFAULT_CLASS, PA_GROUP, PA_PLURAL, PA_VERSION, REVISION_LABEL, SKS_GROUP,
@@ -94,6 +96,7 @@ class KnativeAdapter:
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
         self._reconciler: Reconciler | None = None
+        self._failures = events.FailureEvents(api, "ReconcileFailed")
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, timeout_s: float = 30.0) -> None:
@@ -156,6 +159,9 @@ class KnativeAdapter:
         async with lock:
             outcome = await self._reconcile(key)
         self.outcomes[key] = outcome
+        pa = self.pas.objects.get(key)
+        if outcome.error and not outcome.gone and pa is not None and self.ours(pa):
+            await self._failures.report(pa, outcome.error)
         if outcome.requeue_after_s is not None:
             asyncio.get_running_loop().call_later(outcome.requeue_after_s, self._enqueue, key)
         return outcome
@@ -183,8 +189,9 @@ class KnativeAdapter:
                 pa, revision, self.sks.objects.get(key), counts, self.desired.get(key),
                 self.memory.setdefault(key, RevisionMemory()), read_pa)
         except client.ApiException as error:
-            return Outcome(error=f"API error {error.status} {error.reason}",
-                           requeue_after_s=2.0)
+            message = (str(error) if isinstance(error, ApiCallFailed)
+                       else f"API error {error.status} {error.reason}")
+            return Outcome(error=message, requeue_after_s=2.0)
         except Exception as error:
             log.exception("reconcile %s/%s failed", *key)
             return Outcome(error=f"{error.__class__.__name__}: {error}", requeue_after_s=2.0)
@@ -212,6 +219,7 @@ class KnativeAdapter:
     # ------------------------------------------------------------------------ informers
     def _pa_changed(self, key: Key, old: dict | None, new: dict | None) -> None:
         if new is None:
+            self._failures.forget(*key)
             for table in (self.desired, self.settings_of, self.memory, self.outcomes, self._locks):
                 table.pop(key, None)
             return

@@ -1,14 +1,18 @@
-"""Kubernetes Events on a PodAutoscaler, so `kubectl describe` shows what Leadtime refused."""
+"""Kubernetes Events on a PodAutoscaler, so `kubectl describe` shows what Leadtime refused
+(and, through `FailureEvents`, which API calls keep failing; the HPA adapter uses it for HPAs
+and workloads too)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
 from kubernetes_asyncio import client
 
-from adapters.kubernetes.api import rfc3339
+from adapters.kubernetes.api import REQUEST_TIMEOUT_S, rfc3339
 
 log = logging.getLogger(__name__)
 COMPONENT = "leadtime"
@@ -31,7 +35,35 @@ async def record(api: client.ApiClient, pa: dict[str, Any], kind: str, reason: s
         "count": 1, "reportingComponent": COMPONENT,
     }
     try:
-        await client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body)
+        await asyncio.wait_for(
+            client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body),
+            REQUEST_TIMEOUT_S)
     except Exception as error:
         log.warning("event %s on %s/%s not recorded: %s", reason, meta["namespace"],
                     meta["name"], error)
+
+
+class FailureEvents:
+    """Warning Events for failed API calls, at most one per object and message every
+    `every_s`: a fault that lasts (an API server answering 429 to every write) must be visible
+    to `kubectl describe`, but must not add a flood of Events to the load it is under."""
+
+    def __init__(self, api: client.ApiClient, reason: str, every_s: float = 60.0) -> None:
+        self.api = api
+        self.reason = reason
+        self.every_s = every_s
+        self._last: dict[tuple[str, str], tuple[str, float]] = {}
+
+    async def report(self, obj: dict[str, Any], message: str) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        previous = self._last.get(key)
+        now = time.monotonic()
+        if previous is not None and previous[0] == message and now - previous[1] < self.every_s:
+            return
+        self._last[key] = (message, now)
+        log.warning("%s/%s: %s", *key, message)
+        await record(self.api, obj, "Warning", self.reason, message)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._last.pop((namespace, name), None)

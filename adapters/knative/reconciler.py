@@ -30,7 +30,9 @@ from adapters.knative.pods import PodCounts
 from adapters.knative.probe import DEFAULT_URL, activator_answers, probe_url
 from adapters.knative.scaler import ScaleInputs, ScalePlan, plan
 from adapters.knative.status import StatusInputs, pa_status
-from adapters.kubernetes.api import CONFLICT_RETRIES, MERGE_PATCH, rfc3339
+from adapters.kubernetes.api import (
+    CONFLICT_RETRIES, MERGE_PATCH, REQUEST_TIMEOUT_S, call, rfc3339,
+)
 from autoscaler.config import PolicyConfig
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class ReconcileSettings:
     grace_s: float = 30.0
     probe_url_template: str = DEFAULT_URL
     probe_timeout_s: float = 2.0
+    api_timeout_s: float = REQUEST_TIMEOUT_S
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Outcome:
     plan: ScalePlan | None = None
     error: str | None = None
     requeue_after_s: float | None = None
+    gone: bool = False
+    """The PA itself was deleted meanwhile (nothing left to report the error on)."""
 
 
 @dataclass
@@ -78,10 +83,16 @@ class Reconciler:
         try:
             return await self._reconcile(pa, revision, sks, counts, want, memory, read_pa)
         except client.ApiException as error:
-            if error.status != 404:
+            # A 404 from a call on the PA means the PA went; from any other call (the scale
+            # target, the SKS), it is an error to report on the PA.
+            on_pa = "PodAutoscaler" in getattr(error, "operation", "PodAutoscaler")
+            if error.status != 404 or not on_pa:
                 raise
             meta = pa["metadata"]
-            return Outcome(error=f"{meta['namespace']}/{meta['name']} is gone")
+            return Outcome(error=f"{meta['namespace']}/{meta['name']} is gone", gone=True)
+
+    async def _call(self, operation: str, request: Any) -> Any:
+        return await call(operation, request, self.settings.api_timeout_s)
 
     async def _reconcile(
         self, pa: dict[str, Any], revision: RevisionSettings, sks: dict[str, Any] | None,
@@ -99,7 +110,9 @@ class Reconciler:
         if target.get("kind") != "Deployment":
             return Outcome(error=f"scaleTargetRef kind {target.get('kind')!r}: only Deployment")
         try:
-            scale = await self.apps.read_namespaced_deployment_scale(target["name"], namespace)
+            scale = await self._call(f"get scale of {target['name']}",
+                                     self.apps.read_namespaced_deployment_scale(target["name"],
+                                                                                namespace))
         except client.ApiException as error:
             if error.status == 404:
                 return Outcome(error=f"scale target {target['name']} not found",
@@ -109,10 +122,11 @@ class Reconciler:
         decided = await self._plan(pa, revision.policy, sks, counts, want, memory, current)
         sks = await self._ensure_sks(pa, sks, decided.mode)
         if decided.replicas != current:
-            await self.apps.patch_namespaced_deployment_scale(
+            await self._call(f"patch scale of {target['name']}",
+                             self.apps.patch_namespaced_deployment_scale(
                 target["name"], namespace,
                 [{"op": "add", "path": "/spec/replicas", "value": decided.replicas}],
-            )
+            ))
         sks_status = (sks or {}).get("status") or {}
         if not (sks_status.get("serviceName") and sks_status.get("privateServiceName")):
             # The status needs both names (required by the CRD; Kubernetes 1.20 also refuses
@@ -187,17 +201,23 @@ class Reconciler:
                 "spec": spec,
             }
             try:
-                return await self.custom.create_namespaced_custom_object(
-                    SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, body)
+                created = await self._call("create ServerlessService",
+                                           self.custom.create_namespaced_custom_object(
+                    SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, body))
+                log.info("%s/%s: created its ServerlessService (mode %s)", meta["namespace"],
+                         meta["name"], mode)
+                return created
             except client.ApiException as error:
                 if error.status != 409:
                     raise
-                sks = await self.custom.get_namespaced_custom_object(
-                    SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, meta["name"])
+                sks = await self._call("get ServerlessService",
+                                       self.custom.get_namespaced_custom_object(
+                    SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, meta["name"]))
         if {k: sks.get("spec", {}).get(k) for k in spec} != spec:
-            return await self.custom.patch_namespaced_custom_object(
+            return await self._call("patch ServerlessService",
+                                    self.custom.patch_namespaced_custom_object(
                 SKS_GROUP, SKS_VERSION, meta["namespace"], SKS_PLURAL, meta["name"],
-                {"spec": spec}, _content_type=MERGE_PATCH)
+                {"spec": spec}, _content_type=MERGE_PATCH))
         return sks
 
     async def _write_status(self, pa: dict, read_pa: Callable[[], Any],
@@ -209,16 +229,17 @@ class Reconciler:
                 return
             body = {**pa, "status": status}
             try:
-                await self.custom.replace_namespaced_custom_object_status(
+                await self._call("update PodAutoscaler status",
+                                 self.custom.replace_namespaced_custom_object_status(
                     PA_GROUP, PA_VERSION, pa["metadata"]["namespace"], PA_PLURAL,
-                    pa["metadata"]["name"], body)
+                    pa["metadata"]["name"], body))
                 return
             except client.ApiException as error:
                 if error.status != 409 or attempt == CONFLICT_RETRIES:
                     raise
                 log.info("%s/%s: status conflict, rereading", pa["metadata"]["namespace"],
                          pa["metadata"]["name"])
-                pa = await read_pa()
+                pa = await self._call("get PodAutoscaler", read_pa())
 
 
 def _controlled_by(sks: dict, pa: dict) -> bool:

@@ -1,11 +1,17 @@
 """A Kubernetes API client for Leadtime's adapters, and the conventions they share when
-writing: merge patches, how often a 409 is retried, and timestamps in Kubernetes' format."""
+writing: merge patches, how often a 409 is retried, how long a call may take, how a failed call
+is named, and timestamps in Kubernetes' format."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import aiohttp
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
@@ -13,6 +19,39 @@ from kubernetes_asyncio import config as kube_config
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 3
 """A write that meets 409 rereads and recomputes this many times before giving up."""
+REQUEST_TIMEOUT_S = 10.0
+"""How long one API call may take. kubernetes_asyncio sets no timeout at all, so without one a
+hung API server (or a proxy in front of it) would hold a reconcile, and the tick that waits for
+it, forever."""
+
+T = TypeVar("T")
+
+
+class ApiCallFailed(client.ApiException):
+    """An API call that failed, naming the operation: `status` is the HTTP status (None when it
+    timed out or the connection failed), so callers that branch on 404 / 409 keep working and
+    what is reported says which call failed and how."""
+
+    def __init__(self, operation: str, status: int | None, reason: str) -> None:
+        super().__init__(status=status, reason=reason)
+        self.operation = operation
+
+    def __str__(self) -> str:
+        how = f"HTTP {self.status} {self.reason}" if self.status else self.reason
+        return f"{self.operation} failed: {how}"
+
+
+async def call(operation: str, request: Awaitable[T],
+               timeout_s: float = REQUEST_TIMEOUT_S) -> T:
+    """Await one API call within `timeout_s`; any failure becomes an `ApiCallFailed`."""
+    try:
+        return await asyncio.wait_for(request, timeout_s)
+    except client.ApiException as error:
+        raise ApiCallFailed(operation, error.status, error.reason or "") from error
+    except TimeoutError as error:
+        raise ApiCallFailed(operation, None, f"no answer within {timeout_s:g} s") from error
+    except aiohttp.ClientError as error:
+        raise ApiCallFailed(operation, None, f"{error.__class__.__name__}: {error}") from error
 
 
 def rfc3339(seconds: float | None = None) -> str:
