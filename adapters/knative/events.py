@@ -35,9 +35,8 @@ async def record(api: client.ApiClient, pa: dict[str, Any], kind: str, reason: s
         "count": 1, "reportingComponent": COMPONENT,
     }
     try:
-        await asyncio.wait_for(
-            client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body),
-            REQUEST_TIMEOUT_S)
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            await client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body)
     except Exception as error:
         log.warning("event %s on %s/%s not recorded: %s", reason, meta["namespace"],
                     meta["name"], error)

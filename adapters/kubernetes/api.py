@@ -45,7 +45,10 @@ async def call(operation: str, request: Awaitable[T],
                timeout_s: float = REQUEST_TIMEOUT_S) -> T:
     """Await one API call within `timeout_s`; any failure becomes an `ApiCallFailed`."""
     try:
-        return await asyncio.wait_for(request, timeout_s)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the call completes, and a stopped adapter's task would live on.
+        async with asyncio.timeout(timeout_s):
+            return await request
     except client.ApiException as error:
         raise ApiCallFailed(operation, error.status, error.reason or "") from error
     except TimeoutError as error:
