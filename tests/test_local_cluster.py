@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -101,3 +104,57 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
     no_leftovers = subprocess.run(["pgrep", "-f", "adapters.local.model_server"],
                                   capture_output=True, text=True)
     assert no_leftovers.stdout.strip() == ""  # every replica process stopped
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children of children included), from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = {child for child, ppid in parents.items() if ppid == parent} - found
+        frontier.extend(children)
+        found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.prometheus
+@pytest.mark.slow
+def test_sigterm_stops_loadtest_and_every_process_it_started():
+    """A load test stopped from outside (a CI timeout, `kill`) must not leave model servers,
+    the generator or Prometheus running."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", "loadtest", "--workload", "llm-bursty",
+         "--duration", "5m", "--cold-start", "2s", "--policy", "static:3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, started = time.monotonic() + 60, set()
+        while time.monotonic() < deadline and len(started) < 5:  # 3 replicas, Prometheus, generator
+            time.sleep(0.2)
+            started = _descendants(run.pid)
+        assert len(started) >= 5, f"only {len(started)} processes started"
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(_alive, started)):
+        time.sleep(0.1)
+    assert not [pid for pid in started if _alive(pid)]

@@ -98,8 +98,13 @@ async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "adapters.local.loadgen", url, str(source), str(target), str(speed),
         *([] if start_at is None else [repr(start_at)]))
-    if await process.wait() != 0:
-        raise RuntimeError(f"load generator exited with {process.returncode}")
+    try:
+        if await process.wait() != 0:
+            raise RuntimeError(f"load generator exited with {process.returncode}")
+    finally:
+        if process.returncode is None:  # cancelled (SIGTERM, Ctrl-C): no orphaned generator
+            process.terminate()
+            await asyncio.shield(process.wait())
     with np.load(target) as data:
         return Outcomes(data["arrival"], data["ttft"], data["latency"], data["status"])
 

@@ -52,13 +52,17 @@ class ReplicaManager:
         self._accounted = time.monotonic()
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task | None = None
+        self._draining: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
         self._watcher = asyncio.create_task(self._watch_readiness())
 
     async def stop(self) -> None:
+        """Every replica process terminated and reaped, draining ones included, before this
+        returns: a cancelled run (SIGTERM, Ctrl-C) must not leave model servers behind."""
         await self.scale(0, force=True)
+        await asyncio.shield(asyncio.gather(*self._draining, return_exceptions=True))
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -92,17 +96,21 @@ class ReplicaManager:
             # The newest first: it is the least likely to be serving (and may still be loading).
             victim = min(reversed(self.replicas), key=lambda r: (r.in_flight > 0 and not force))
             self.replicas.remove(victim)
-            asyncio.get_running_loop().create_task(self._drain(victim, force))
+            task = asyncio.get_running_loop().create_task(self._drain(victim, force))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
 
     def _draw_cold_start(self) -> float:
         z = min(3.0, max(-3.0, float(self.rng.standard_normal())))
         return self.cold_start_s * math.exp(self.sigma * z)
 
     async def _drain(self, replica: Replica, force: bool) -> None:
-        while replica.in_flight and not force:
-            await asyncio.sleep(0.05)
-        replica.process.terminate()
-        await asyncio.to_thread(replica.process.wait)
+        try:
+            while replica.in_flight and not force:
+                await asyncio.sleep(0.05)
+        finally:  # even when cancelled mid-drain, the process goes
+            replica.process.terminate()
+            await asyncio.shield(asyncio.to_thread(replica.process.wait))
 
     async def _watch_readiness(self) -> None:
         assert self._session is not None

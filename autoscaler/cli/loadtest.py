@@ -16,9 +16,12 @@ import argparse
 import asyncio
 import json
 import math
+import signal
+import sys
 import tempfile
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import numpy as np
 from aiohttp import web
@@ -57,6 +60,7 @@ BALANCER_SIGNALS = SignalSet(
     namespace_label="namespace",
     service_label="service",
 )
+T = TypeVar("T")
 TICK_S = 2.0
 LAUNCH_S = 3.0
 """Seconds to start the generator's Python process before the workload begins."""
@@ -83,13 +87,27 @@ def run_loadtest(args: argparse.Namespace) -> int:
         raise InputError(f"--policy: expected leadtime, kpa, hpa or static:N, got {args.policy!r}")
     if not 0 < args.speed <= 100:
         raise InputError(f"--speed: expected a number in (0, 100], got {args.speed!r}")
-    result = asyncio.run(loadtest(args))
+    try:
+        result = asyncio.run(_stoppable(loadtest(args)))
+    except asyncio.CancelledError:
+        print("leadtime loadtest: stopped by SIGTERM; every process it started is stopped",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     if args.json:
         print(json.dumps({"trace": result["trace"], "policy": result["policy"],
                           **result["summary"]}, indent=2))
     else:
         print(render_results([_AsResult(result)]))
     return 0
+
+
+async def _stoppable(work: Awaitable[T]) -> T:
+    """`work` with SIGTERM cancelling it like Ctrl-C does, so the `finally` blocks stop the
+    replicas, the generator and Prometheus instead of leaving them running."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await work
 
 
 class _AsResult:
