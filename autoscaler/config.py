@@ -232,6 +232,47 @@ class HpaConfig:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class LeaderElectionConfig:
+    """Several replicas sharing the services: each service's bucket is a Kubernetes Lease in
+    `namespace`, and a replica acts only on the services of the buckets it holds (as Knative's
+    bucket leases; `autoscaler/sharding.py` has the rules)."""
+
+    enabled: bool = False
+    namespace: str | None = None
+    """Where the Leases live; None: the `POD_NAMESPACE` variable, else `leadtime`."""
+    name_prefix: str = "leadtime"
+    """Lease names: `<prefix>.00-of-04` per bucket, `<prefix>.member.<identity>` per replica."""
+    buckets: int = 1
+    """1 (Knative's default): one active replica, the others on standby. Set it to at least the
+    number of replicas for them to share the work; each held bucket is one Lease write per
+    retry period."""
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+    """client-go's and Knative's defaults."""
+    identity: str | None = None
+    """This replica's holder identity; None: the `POD_NAME` variable, else the host name."""
+
+    def __post_init__(self) -> None:
+        if not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
+            raise InputError(
+                "config leader_election.renew_deadline: needs retry_period < renew_deadline < "
+                f"lease_duration, got {format_duration(self.retry_period_s)}, "
+                f"{format_duration(self.renew_deadline_s)}, "
+                f"{format_duration(self.lease_duration_s)}"
+            )
+
+    def resolved_namespace(self, env: Mapping[str, str]) -> str:
+        return self.namespace or env.get("POD_NAMESPACE", "").strip() or "leadtime"
+
+    def resolved_identity(self, env: Mapping[str, str]) -> str:
+        # Imported here: the config module stays free of the sharding rules' import cost.
+        from autoscaler.sharding import default_identity
+
+        return self.identity or default_identity(env)
+
+
 def _no_services() -> Mapping[str, PolicyConfig]:
     return MappingProxyType({})
 
@@ -251,6 +292,15 @@ class Config:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     knative: KnativeConfig = field(default_factory=KnativeConfig)
     hpa: HpaConfig = field(default_factory=HpaConfig)
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+
+    def __post_init__(self) -> None:
+        if self.leader_election.enabled and self.hpa.metrics_api_port:
+            raise InputError(
+                "config leader_election.enabled: cannot be true while hpa.metrics_api_port is "
+                "set — the API server sends each external-metrics request to any replica, and a "
+                "replica knows only the services of its own buckets"
+            )
 
     def policy_for(self, namespace: str, name: str) -> PolicyConfig:
         """The service's override if it has one, else the defaults."""
@@ -669,6 +719,40 @@ _HPA_KEYS: dict[str, _Key] = {
     "client_ca_file": _Key("client_ca_file", _FILE, text=True),
 }
 
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _subdomain(value: Any, where: _Where) -> str:
+    allowed = ("a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and "
+               "ending with a letter or digit, at most 253 characters)")
+    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+        _reject(where, allowed, value)
+    return value
+
+
+def _label(longest: int) -> _Parser:
+    allowed = (f"a DNS-1123 label of at most {longest} characters (lowercase letters, digits "
+               "and '-', starting and ending with a letter or digit)")
+
+    def parse(value: Any, where: _Where) -> str:
+        if not isinstance(value, str) or len(value) > longest or not _DNS_LABEL.fullmatch(value):
+            _reject(where, allowed, value)
+        return value
+
+    return parse
+
+
+_LEADER_ELECTION_KEYS: dict[str, _Key] = {
+    "enabled": _Key("enabled", _boolean),
+    "namespace": _Key("namespace", _optional(_label(63)), text=True),
+    "name_prefix": _Key("name_prefix", _label(40), text=True),
+    "buckets": _Key("buckets", _integer(1, 100)),
+    "lease_duration": _seconds("lease_duration_s", _duration(1, 3600, whole=True)),
+    "renew_deadline": _seconds("renew_deadline_s", _duration(0, 3600, low_open=True)),
+    "retry_period": _seconds("retry_period_s", _duration(0, 3600, low_open=True)),
+    "identity": _Key("identity", _optional(_subdomain), text=True),
+}
+
 _SECTIONS: dict[str, dict[str, _Key]] = {
     "http": _HTTP_KEYS,
     "forecasting": _FORECASTING_KEYS,
@@ -677,11 +761,13 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
     "prometheus": _PROMETHEUS_KEYS,
     "knative": _KNATIVE_KEYS,
     "hpa": _HPA_KEYS,
+    "leader_election": _LEADER_ELECTION_KEYS,
 }
 """Sections the environment can set (`services` is read from the file only)."""
 
 _TOP_LEVEL = (
-    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative", "hpa"
+    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative", "hpa",
+    "leader_election",
 )
 
 _POLICY_ATTR_KEYS = {key.attr: name for name, key in _POLICY_KEYS.items()}
@@ -709,7 +795,7 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
     merged = _merge(top, overrides)
     where = _Where(source, origins={path: variable for variable, (path, _) in overrides})
     policy = _policy(merged.get("policy"), where.key("policy"), PolicyConfig())
-    return Config(
+    return _sourced(source, Config, dict(
         **_values({k: v for k, v in merged.items() if k in _TOP}, _TOP, where),
         http=_http(merged.get("http"), where.key("http")),
         forecasting=ForecastingConfig(
@@ -729,7 +815,13 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
             _values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative")),
         ),
         hpa=_sourced(source, HpaConfig, _values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))),
-    )
+        leader_election=_sourced(
+            source,
+            LeaderElectionConfig,
+            _values(merged.get("leader_election"), _LEADER_ELECTION_KEYS,
+                    where.key("leader_election")),
+        ),
+    ))
 
 
 def _sourced(source: str, section: Callable[..., Any], values: dict[str, Any]) -> Any:
