@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 class KubernetesWorkloads:
     """`start()` / `stop()`; `services()` (Catalog); `apply()`, `status()` (Actuator)."""
 
-    def __init__(self, api: client.ApiClient, *, api_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(self, api: client.ApiClient, *, api_timeout_s: float = REQUEST_TIMEOUT_S,
+                 owns: Callable[[ServiceKey], bool] | None = None) -> None:
         self.api = api
+        self.owns: Callable[[ServiceKey], bool] = owns or _everything
+        """With several replicas: whether this one holds the service's bucket now (the Lease
+        elector's `owns`); other replicas' services are neither listed nor written."""
         self.api_timeout_s = api_timeout_s
         self._failures = FailureEvents(api, "ScaleFailed")
         self.autoscaling = client.AutoscalingV1Api(api)
@@ -85,10 +89,13 @@ class KubernetesWorkloads:
         return found
 
     async def services(self) -> list[ServiceKey]:
-        return sorted(set(self.floors()) | set(self.workloads()))
+        return sorted(k for k in set(self.floors()) | set(self.workloads()) if self.owns(k))
 
     # ------------------------------------------------------------------------ Actuator
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        # Another replica's service (its bucket moved since the catalog was read) is skipped:
+        # not written, and no failure either — that replica scales it.
+        decisions = {k: v for k, v in decisions.items() if self.owns(k)}
         self.desired.update(decisions)
         floors, workloads = self.floors(), self.workloads()
         failures: dict[ServiceKey, str] = {}
@@ -173,10 +180,27 @@ class KubernetesWorkloads:
         if new is None:
             return
         facts = hpa_facts(new)
+        key = ServiceKey(facts.namespace, facts.service)
+        if not self.owns(key):
+            return
+        if facts.opted_in and key not in self.desired and self.owns is not _everything:
+            # A replica that took this service over has no decision for it yet: the floor the
+            # previous owner set stays until its first decision, instead of dropping to the
+            # original minReplicas in between.
+            return
         if facts.opted_in or ORIGINAL_MIN in facts.annotations:
             task = asyncio.get_running_loop().create_task(self._sync(facts))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def ownership_changed(self, acquired: set[int], lost: set[int]) -> None:
+        """The elector's callback: forget the decisions for services no longer owned (stale if
+        their bucket ever comes back), and re-assert the floors of every owned HPA at once."""
+        for key in [k for k in self.desired if not self.owns(k)]:
+            del self.desired[key]
+        if acquired:
+            for hpa in list(self.hpas.objects.values()):
+                self._hpa_changed(("", ""), None, hpa)
 
     async def _sync(self, facts: HpaFacts) -> None:
         try:
@@ -184,6 +208,11 @@ class KubernetesWorkloads:
         except client.ApiException as error:
             if error.status != 404:
                 await self._failures.report(_hpa_object(facts), str(error))
+
+
+def _everything(key: ServiceKey) -> bool:
+    """One replica (no leader election): every service is its own."""
+    return True
 
 
 def _hpa_object(facts: HpaFacts) -> dict:

@@ -64,6 +64,7 @@ class KnativeAdapter:
         resync_s: float = 30.0,
         workers: int = 4,
         on_queries: Callable[[ServiceKey, Mapping[str, str]], None] | None = None,
+        owns: Callable[[ServiceKey], bool] | None = None,
     ) -> None:
         if not valid_class_name(class_name):
             raise InputError(f"knative.class: must not be empty or end in .knative.dev, "
@@ -75,6 +76,9 @@ class KnativeAdapter:
         self.resync_s = resync_s
         self.workers = workers
         self.on_queries = on_queries
+        self.owns: Callable[[ServiceKey], bool] = owns or _everything
+        """With several replicas: whether this one holds the revision's bucket now (the Lease
+        elector's `owns`); PAs of other replicas are listed by nobody here and not touched."""
         custom = client.CustomObjectsApi(api)
         self.pas: Informer[dict] = Informer(
             "podautoscalers", custom.list_cluster_custom_object, dict, self._pa_changed,
@@ -122,7 +126,8 @@ class KnativeAdapter:
         return annotations.get(CLASS_ANNOTATION) == self.class_name
 
     async def services(self) -> list[ServiceKey]:
-        return sorted(ServiceKey(*key) for key, pa in self.pas.objects.items() if self.ours(pa))
+        return sorted(ServiceKey(*key) for key, pa in self.pas.objects.items()
+                      if self.ours(pa) and self.owns(ServiceKey(*key)))
 
     def policy_for(self, key: ServiceKey) -> PolicyConfig:
         """The revision's policy (its PA's annotations over the defaults)."""
@@ -168,7 +173,7 @@ class KnativeAdapter:
 
     async def _reconcile(self, key: Key) -> Outcome:
         pa = self.pas.objects.get(key)
-        if pa is None or not self.ours(pa):
+        if pa is None or not self.ours(pa) or not self.owns(ServiceKey(*key)):
             return Outcome()
         assert self._reconciler is not None
         spec = pa.get("spec") or {}
@@ -212,9 +217,21 @@ class KnativeAdapter:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_s)
-            for key, pa in list(self.pas.objects.items()):
-                if self.ours(pa):
-                    self._enqueue(key)
+            self._enqueue_owned()
+
+    def _enqueue_owned(self) -> None:
+        for key, pa in list(self.pas.objects.items()):
+            if self.ours(pa) and self.owns(ServiceKey(*key)):
+                self._enqueue(key)
+
+    def ownership_changed(self, acquired: set[int], lost: set[int]) -> None:
+        """The elector's callback: reconcile every revision this replica now owns at once (a
+        taken-over revision is not left waiting for the next resync), and forget the decisions
+        for the ones it no longer owns (stale if their bucket ever comes back)."""
+        for key in [k for k in self.desired if not self.owns(ServiceKey(*k))]:
+            del self.desired[key]
+        if acquired:
+            self._enqueue_owned()
 
     # ------------------------------------------------------------------------ informers
     def _pa_changed(self, key: Key, old: dict | None, new: dict | None) -> None:
@@ -223,7 +240,7 @@ class KnativeAdapter:
             for table in (self.desired, self.settings_of, self.memory, self.outcomes, self._locks):
                 table.pop(key, None)
             return
-        if self.ours(new):
+        if self.ours(new) and self.owns(ServiceKey(*key)):
             self._enqueue(key)
 
     def _sks_changed(self, key: Key, old: Any, new: Any) -> None:
@@ -240,3 +257,8 @@ class KnativeAdapter:
         revision = (namespace, (new or old)[0])  # type: ignore[index]
         if revision in self.pas.objects:
             self._enqueue(revision)
+
+
+def _everything(key: ServiceKey) -> bool:
+    """One replica (no leader election): every service is its own."""
+    return True

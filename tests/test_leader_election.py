@@ -1,0 +1,238 @@
+"""Lease leader election and bucket sharding on the real control plane (coordination.k8s.io/v1
+Leases on kube-apiserver 1.20): replicas — each an elector with its own ApiClient, as separate
+processes would be — split the buckets, take over a stopped replica's buckets within one retry
+period, a crashed or cut-off replica's within one lease duration, and never both own a service
+at the same instant (sampled every 50 ms throughout). Then the same with the real HPA adapter
+scaling Deployments (markers `kubernetes`; the crash and partition cases also `faults`).
+
+Short timings keep it quick: lease 3 s, renew deadline 2 s, retry 0.5 s. The takeover times are
+printed (`pytest tests/test_leader_election.py -q -s`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from kubernetes_asyncio import client
+
+from adapters.hpa.adapter import KubernetesWorkloads
+from adapters.hpa.workloads import AUTOSCALE
+from adapters.kubernetes.lease import SET_LABEL, LeaseElector
+from autoscaler.ports import ServiceKey
+from autoscaler.sharding import Timing, bucket_lease_name, bucket_of
+from tests.cluster.objects import eventually, gpu_deployment
+
+pytest_plugins = ["tests.cluster.fault_proxy"]
+pytestmark = [pytest.mark.kubernetes]
+TIMING = Timing(lease_duration_s=3.0, renew_deadline_s=2.0, retry_period_s=0.5)
+BUCKETS = 4
+KEYS = [ServiceKey("team", f"svc-{i}") for i in range(40)]
+ALL = set(range(BUCKETS))
+
+
+class Watch:
+    """Samples every elector's `owns()` for every key every 50 ms; a key owned by two at one
+    instant is recorded as a violation."""
+
+    def __init__(self, electors: list[LeaseElector]) -> None:
+        self.electors = electors
+        self.samples = 0
+        self.violations: list[str] = []
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            for key in KEYS:
+                owners = [e.identity for e in self.electors if e.owns(key)]
+                if len(owners) > 1:
+                    self.violations.append(f"{key} owned by {owners}")
+            self.samples += 1
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        assert self.samples > 20  # it really sampled
+        assert not self.violations, self.violations[:5]
+
+
+@contextlib.asynccontextmanager
+async def replicas(configurations: list[client.Configuration], namespace: str,
+                   buckets: int = BUCKETS) -> AsyncIterator[list[LeaseElector]]:
+    """Electors `leadtime-0`, `leadtime-1`, … each on its own ApiClient, started together;
+    whatever is still running is stopped (released) at the end."""
+    apis = [client.ApiClient(c) for c in configurations]
+    electors = [LeaseElector(api, namespace=namespace, identity=f"leadtime-{i}",
+                             buckets=buckets, timing=TIMING) for i, api in enumerate(apis)]
+    try:
+        await asyncio.gather(*(e.start() for e in electors))
+        yield electors
+    finally:
+        await asyncio.gather(*(e.stop() for e in electors if e._task is not None),
+                             return_exceptions=True)
+        for api in apis:
+            await api.close()
+
+
+async def split(electors: list[LeaseElector], counts: list[int]) -> bool:
+    held = [e.held() for e in electors]
+    return sorted(len(h) for h in held) == sorted(counts) and set().union(*held) == ALL
+
+
+async def measure(condition: Callable[[], bool], timeout_s: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def test_replicas_split_the_buckets_and_a_graceful_stop_hands_over_at_once(
+    kube, kube_configuration, namespace
+):
+    async with replicas([kube_configuration] * 2, namespace) as (first, second):
+        watch = Watch([first, second])
+        started = time.monotonic()
+        await eventually(lambda: split([first, second], [2, 2]), timeout_s=5 * TIMING.retry_period_s,
+                         interval_s=0.05, what="4 buckets split 2 / 2")
+        print(f"\n  split 2 / 2 {time.monotonic() - started:.2f} s after both started")
+        # The Leases are really there, named as Knative names them, held as the electors say.
+        leases = await client.CoordinationV1Api(kube).list_namespaced_lease(
+            namespace, label_selector=f"{SET_LABEL}=leadtime")
+        holders = {lease.metadata.name: lease.spec.holder_identity for lease in leases.items}
+        for bucket in ALL:
+            owner = first if bucket in first.held() else second
+            assert holders[bucket_lease_name("leadtime", bucket, BUCKETS)] == owner.identity
+        assert {"leadtime.member.leadtime-0", "leadtime.member.leadtime-1"} <= set(holders)
+        # Every key is owned by exactly the replica that holds its bucket.
+        for key in KEYS:
+            assert first.owns(key) == (bucket_of(key, BUCKETS) in first.held()) != second.owns(key)
+
+        stopping = time.monotonic()
+        await first.stop()
+        taken = await measure(lambda: second.held() == ALL, timeout_s=4 * TIMING.retry_period_s)
+        print(f"  graceful stop: the survivor owns all {BUCKETS} buckets "
+              f"{time.monotonic() - stopping:.2f} s after stop() began "
+              f"({taken:.2f} s after it returned; retry period {TIMING.retry_period_s} s)")
+        assert not first.held() and not any(first.owns(k) for k in KEYS)
+        await asyncio.sleep(4 * TIMING.retry_period_s)
+        assert second.held() == ALL  # and keeps them
+        await watch.stop()
+
+
+@pytest.mark.faults
+async def test_a_crashed_replicas_buckets_are_taken_after_one_lease_duration(
+    kube_configuration, namespace
+):
+    async with replicas([kube_configuration] * 3, namespace, buckets=6) as electors:
+        watch = Watch(electors)
+        await eventually(lambda: _all_held(electors, 6, [2, 2, 2]), timeout_s=5.0,
+                         interval_s=0.05, what="6 buckets split 2 / 2 / 2")
+        crashed, survivors = electors[0], electors[1:]
+        theirs = crashed.held()
+        await crashed.stop(release=False)  # the process dies: nothing released, nothing deleted
+        crashed_at = time.monotonic()
+        await measure(lambda: not crashed.held(), timeout_s=TIMING.renew_deadline_s + 0.1)
+        stopped_acting = time.monotonic() - crashed_at
+        await measure(lambda: set().union(*(s.held() for s in survivors)) == set(range(6)),
+                      timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+        taken = time.monotonic() - crashed_at
+        print(f"\n  crash: the crashed replica's {len(theirs)} buckets were taken over "
+              f"{taken:.2f} s after it died (it stopped acting after {stopped_acting:.2f} s; "
+              f"lease {TIMING.lease_duration_s:g} s, renew deadline {TIMING.renew_deadline_s:g} s, "
+              f"retry {TIMING.retry_period_s:g} s)")
+        # Not before its last renew (at most one retry period before it died) has expired.
+        assert taken >= TIMING.lease_duration_s - TIMING.retry_period_s
+        assert stopped_acting <= TIMING.renew_deadline_s + 0.1
+        await eventually(lambda: _all_held(survivors, 6, [3, 3]), timeout_s=5.0, interval_s=0.05,
+                         what="the survivors' fair share of 3 each")
+        await watch.stop()
+
+
+async def _all_held(electors: list[LeaseElector], buckets: int, counts: list[int]) -> bool:
+    held = [e.held() for e in electors]
+    return (sorted(len(h) for h in held) == sorted(counts)
+            and set().union(*held) == set(range(buckets)))
+
+
+@pytest.mark.faults
+async def test_a_replica_cut_off_from_the_api_server_stops_acting_and_comes_back(
+    kube_configuration, proxied, fault_proxy, namespace
+):
+    """The replica keeps running but every Lease request it makes fails (503): it stops acting
+    at its renew deadline, the other takes over after the lease duration, and once the API
+    server answers again it is counted again and gets its share back."""
+    cut_config = proxied.configuration
+    async with replicas([cut_config, kube_configuration], namespace) as (cut, other):
+        watch = Watch([cut, other])
+        await eventually(lambda: split([cut, other], [2, 2]), timeout_s=5.0, interval_s=0.05,
+                         what="4 buckets split 2 / 2")
+        rule = fault_proxy.add("answer", r"/leases", status=503, times=10**6)
+        cut_at = time.monotonic()
+        lost = await measure(lambda: not cut.held(), timeout_s=TIMING.renew_deadline_s + 1.0)
+        await measure(lambda: other.held() == ALL,
+                      timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+        taken = time.monotonic() - cut_at
+        print(f"\n  partition: the cut-off replica stopped acting after {lost:.2f} s, the other "
+              f"owned all buckets after {taken:.2f} s")
+        assert taken >= TIMING.lease_duration_s - TIMING.retry_period_s
+        assert rule.hits > 0 and cut._task is not None and not cut._task.done()  # still running
+        rule.times = 0  # the network heals
+        await eventually(lambda: split([cut, other], [2, 2]), timeout_s=5.0, interval_s=0.05,
+                         what="the healed replica's share back")
+        await watch.stop()
+
+
+async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_scales_all(
+    kube_configuration, namespace
+):
+    """Two replicas of the HPA adapter, each behind its elector: the catalog each one lists is
+    its own buckets' Deployments, a decision for another's Deployment is skipped (no failure,
+    no write), and after one stops the survivor lists and scales every Deployment."""
+    names = [f"llm-{i}" for i in range(8)]
+    keys = [ServiceKey(namespace, n) for n in names]
+    async with client.ApiClient(kube_configuration) as admin:
+        apps = client.AppsV1Api(admin)
+        for name in names:
+            deployment = gpu_deployment(name, 1)
+            deployment["metadata"]["annotations"] = {AUTOSCALE: "true"}
+            await apps.create_namespaced_deployment(namespace, deployment)
+        assert len({bucket_of(k, BUCKETS) for k in keys}) >= 2  # both replicas get some
+        async with replicas([kube_configuration] * 2, namespace) as electors:
+            adapters = [KubernetesWorkloads(e.api, owns=e.owns) for e in electors]
+            for adapter, elector in zip(adapters, electors, strict=True):
+                elector.add_listener(adapter.ownership_changed)
+                await adapter.start()
+            watch = Watch(electors)
+            try:
+                await eventually(lambda: split(electors, [2, 2]), timeout_s=5.0, interval_s=0.05,
+                                 what="4 buckets split 2 / 2")
+                listed = [set(await a.services()) & set(keys) for a in adapters]
+                assert listed[0] and listed[1] and not listed[0] & listed[1]
+                assert listed[0] | listed[1] == set(keys)
+
+                # Each replica is asked to scale every Deployment to its own number: only its
+                # own move, and the others are not reported as failures.
+                for number, adapter in enumerate(adapters):
+                    assert await adapter.apply({k: 2 + number for k in keys}) == {}
+                for key in keys:
+                    replicas_now = (await apps.read_namespaced_deployment(key.name, namespace)
+                                    ).spec.replicas
+                    owner = 0 if key in listed[0] else 1
+                    assert replicas_now == 2 + owner, (key, replicas_now)
+
+                await adapters[0].stop()
+                await electors[0].stop()
+                await measure(lambda: electors[1].held() == ALL, timeout_s=3.0)
+                assert set(await adapters[1].services()) >= set(keys)
+                assert await adapters[1].apply({k: 5 for k in keys}) == {}
+                for key in keys:
+                    assert (await apps.read_namespaced_deployment(key.name, namespace)
+                            ).spec.replicas == 5
+            finally:
+                await watch.stop()
+                await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
