@@ -17,6 +17,7 @@ import yaml
 
 from adapters.hpa import rbac as hpa_rbac
 from adapters.knative import rbac as knative_rbac
+from adapters.kubernetes import lease
 from autoscaler.config import config_from_mapping
 from tests.test_loop import make_loop, two_services
 
@@ -38,6 +39,9 @@ COMBINATIONS = {
             "enabled": True, "existingSecret": "my-tls", "caBundle": "Y2E="}}},
         "api": {"tokenSecret": "leadtime-api"}, "serviceMonitor": {"enabled": True},
         "config": {"policy": {"quantile": 0.95}}},
+    "three replicas sharing the services": {
+        "replicaCount": 3, "leaderElection": {"enabled": True, "buckets": 6},
+        "adapters": {"hpa": {"enabled": True}}},
 }
 
 
@@ -90,7 +94,16 @@ def test_rbac_is_exactly_what_the_enabled_adapters_use(case):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], (name, rule)
     if "leadtime-external-metrics-reader" in roles:
         assert roles["leadtime-external-metrics-reader"] == hpa_rbac.EXTERNAL_METRICS_READER
-    assert not of_kind(documents, "Role")  # nothing namespaced beyond what is listed
+    sharded = values.get("leaderElection", {}).get("enabled", False)
+    namespaced = {d["metadata"]["name"]: d for d in of_kind(documents, "Role")}
+    assert set(namespaced) == ({"leadtime-leader-election"} if sharded else set())
+    if sharded:  # the Leases, in the release's namespace only
+        role = namespaced["leadtime-leader-election"]
+        assert role["metadata"]["namespace"] == "ops" and role["rules"] == lease.RULES
+        binding = of_kind(documents, "RoleBinding")[0]
+        assert binding["roleRef"]["name"] == "leadtime-leader-election"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "leadtime",
+                                        "namespace": "ops"}]
 
 
 def test_the_pod_meets_the_restricted_pod_security_standard():
@@ -127,6 +140,21 @@ def test_the_configuration_the_chart_writes_is_one_leadtime_accepts(case, tmp_pa
     assert (config.http.token is not None) == ("tokenSecret" in COMBINATIONS[case].get("api", {}))
     if "config" in COMBINATIONS[case]:
         assert config.policy.quantile == 0.95  # the user's own settings reach Leadtime
+    election = COMBINATIONS[case].get("leaderElection", {})
+    assert config.leader_election.enabled == election.get("enabled", False)
+    if election:
+        assert config.leader_election.buckets == election["buckets"]
+        assert (config.leader_election.lease_duration_s, config.leader_election.renew_deadline_s,
+                config.leader_election.retry_period_s) == (15.0, 10.0, 2.0)
+        deployment = of_kind(documents, "Deployment")[0]
+        assert deployment["spec"]["replicas"] == COMBINATIONS[case]["replicaCount"]
+        env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+               for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+        # Identity and namespace come from the downward API, resolved as Leadtime does.
+        pod_env = {"POD_NAME": "leadtime-7d4b9-x2x", "POD_NAMESPACE": "ops"}
+        assert config.leader_election.resolved_identity(pod_env) == "leadtime-7d4b9-x2x"
+        assert config.leader_election.resolved_namespace(pod_env) == "ops"
 
 
 def test_pause_and_resume_stay_disabled_without_a_token_secret():
@@ -143,7 +171,8 @@ def test_the_values_schema_refuses_what_leadtime_would_refuse():
                             "/adapters/knative/class"),
                            ({"replicaCount": 3}, "/replicaCount"),
                            ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
-                           ({"replicas": 1}, "additional properties 'replicas'")):
+                           ({"replicas": 1}, "additional properties 'replicas'"),
+                           ({"leaderElection": {"buckets": 0}}, "/leaderElection/buckets")):
             with pytest.raises(helm.HelmError) as refused:
                 chart.render(bad, name="leadtime", namespace="ops")
             assert where in str(refused.value)
@@ -187,3 +216,18 @@ def test_the_image_is_multi_stage_non_root_and_pinned():
     runtime = re.search(r"dependencies = \[(.*?)\]", project, re.S)[1]
     for requirement in re.findall(r'"([A-Za-z0-9_.\-]+)', runtime):
         assert requirement.lower().replace("_", "-") in pinned, requirement
+
+
+def test_several_replicas_need_leader_election_and_never_serve_the_metrics_api():
+    with helm.Chart.load(str(CHART)) as chart:
+        for values in ({"replicaCount": 2}, {"replicaCount": 2, "leaderElection": {"enabled": False}}):
+            with pytest.raises(helm.HelmError) as refused:
+                chart.render(values, name="leadtime", namespace="ops")
+            assert "/replicaCount" in str(refused.value)
+        metrics_api = {"adapters": {"hpa": {"enabled": True, "metricsApi": {"enabled": True}}},
+                       "leaderElection": {"enabled": True}}
+        with pytest.raises(helm.HelmError) as refused:
+            chart.render(metrics_api, name="leadtime", namespace="ops")
+        assert "leaderElection.enabled cannot go with adapters.hpa.metricsApi" in str(refused.value)
+    # Leader election with a single replica is allowed (a standby can be added later).
+    assert of_kind(render({"leaderElection": {"enabled": True}}), "Role")

@@ -20,9 +20,10 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.adapter import KubernetesWorkloads
 from adapters.hpa.workloads import AUTOSCALE
-from adapters.kubernetes.lease import SET_LABEL, LeaseElector
+from adapters.kubernetes.lease import RULES, SET_LABEL, LeaseElector
 from autoscaler.ports import ServiceKey
 from autoscaler.sharding import Timing, bucket_lease_name, bucket_of
+from tests.cluster.fixtures import bound_service_account
 from tests.cluster.objects import eventually, gpu_deployment
 
 pytest_plugins = ["tests.cluster.fault_proxy"]
@@ -236,3 +237,18 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
             finally:
                 await watch.stop()
                 await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
+
+
+async def test_the_shipped_lease_rules_are_enough(kube, control_plane, namespace):
+    """An elector running as a ServiceAccount bound to exactly `lease.RULES` acquires,
+    renews, releases and deletes its member lease without a 403."""
+    async with bound_service_account(kube, control_plane, namespace, RULES) as limited:
+        elector = LeaseElector(limited, namespace=namespace, identity="leadtime-0", buckets=2,
+                               timing=TIMING)
+        await elector.start()
+        await asyncio.sleep(3 * TIMING.retry_period_s)  # renews under the same rules
+        assert elector.held() == {0, 1}
+        await elector.stop()
+    leases = await client.CoordinationV1Api(kube).list_namespaced_lease(namespace)
+    assert {lease.metadata.name: lease.spec.holder_identity for lease in leases.items} == {
+        "leadtime.00-of-02": "", "leadtime.01-of-02": ""}  # released; member lease deleted

@@ -40,6 +40,14 @@ SET_LABEL = "leadtime.dev/lease-set"
 reads them all."""
 ROLE_LABEL = "leadtime.dev/lease-role"
 
+RULES: list[dict] = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["list", "create", "update", "delete"]},
+]
+"""Exactly what the elector uses, in its own namespace only (the chart makes a Role of it, not
+a ClusterRole): list (one call per round), create (a missing Lease), update (renew, acquire,
+release), delete (its member Lease on a graceful stop)."""
+
 OnChange = Callable[[set[int], set[int]], None]
 
 

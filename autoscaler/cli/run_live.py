@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from adapters.hpa.server import metrics_app
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.reconciler import ReconcileSettings
 from adapters.kubernetes.api import kubernetes_api
+from adapters.kubernetes.lease import LeaseElector
 from adapters.prometheus.source import PrometheusSource, source_from_config
 from autoscaler.clock import WallClock
 from autoscaler.composite import CompositeAdapter
@@ -32,6 +34,7 @@ from autoscaler.forecast_pool import ForecastPool, ShellSettings
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
+from autoscaler.sharding import Timing
 
 log = logging.getLogger("leadtime")
 CATALOG_EVERY_S = 5.0
@@ -63,8 +66,8 @@ def query_setter(source: PrometheusSource):
     return set_queries
 
 
-def knative_adapter(config: Config, api: client.ApiClient,
-                    source: PrometheusSource) -> KnativeAdapter:
+def knative_adapter(config: Config, api: client.ApiClient, source: PrometheusSource,
+                    elector: LeaseElector | None = None) -> KnativeAdapter:
     knative = config.knative
     return KnativeAdapter(
         api, config.policy, class_name=knative.class_name,
@@ -74,13 +77,15 @@ def knative_adapter(config: Config, api: client.ApiClient,
             probe_timeout_s=knative.probe_timeout_s,
         ),
         resync_s=knative.resync_s, on_queries=query_setter(source),
+        owns=elector.owns if elector is not None else None,
     )
 
 
 async def serve_live(config: Config) -> int:
     """Run against a cluster until SIGTERM/Ctrl-C; every listener and client closed after."""
     source = source_from_config(config.prometheus)
-    apis, members = await _adapters(config, source)
+    elector, election_api = await _elector(config)
+    apis, members = await _adapters(config, source, elector)
     adapter = CompositeAdapter(members, lambda k: config.policy_for(k.namespace, k.name))
     aio = asyncio.get_running_loop()
     box: list[ControlLoop] = []
@@ -108,25 +113,54 @@ async def serve_live(config: Config) -> int:
             await runner.cleanup()
         for member in members:
             await member.stop()
+        if elector is not None:  # nothing acts any more: hand the buckets over at once
+            await elector.stop(release=True)
+            await election_api.close()
         await source.client.close()
         for api in apis:
             await api.close()
     return 0
 
 
-async def _adapters(config: Config, source: PrometheusSource) -> tuple[list, list]:
-    """The enabled adapters, started (Knative first: a revision is Knative's when both list it)."""
+async def _elector(config: Config) -> tuple[LeaseElector | None, client.ApiClient | None]:
+    """With `leader_election.enabled`, the Lease elector after its first round (so a replica
+    alone owns its buckets before its adapters list anything); its client is the first enabled
+    adapter's cluster."""
+    election = config.leader_election
+    if not election.enabled:
+        return None, None
+    kubeconfig = config.knative.kubeconfig if config.knative.enabled else config.hpa.kubeconfig
+    api = await kubernetes_api(kubeconfig)
+    elector = LeaseElector(
+        api, namespace=election.resolved_namespace(os.environ),
+        identity=election.resolved_identity(os.environ), buckets=election.buckets,
+        prefix=election.name_prefix,
+        timing=Timing(election.lease_duration_s, election.renew_deadline_s,
+                      election.retry_period_s))
+    await elector.start()
+    log.info("leader election: %s in namespace %s, %d bucket(s), holding %s", elector.identity,
+             elector.namespace, elector.buckets, sorted(elector.held()))
+    return elector, api
+
+
+async def _adapters(config: Config, source: PrometheusSource,
+                    elector: LeaseElector | None = None) -> tuple[list, list]:
+    """The enabled adapters, started (Knative first: a revision is Knative's when both list it),
+    each acting only on the services of the elector's buckets when there is one."""
     apis, members = [], []
+    owns = elector.owns if elector is not None else None
     if config.knative.enabled:
         api = await kubernetes_api(config.knative.kubeconfig)
         apis.append(api)
-        members.append(knative_adapter(config, api, source))
+        members.append(knative_adapter(config, api, source, elector))
     if config.hpa.enabled:
         api = await kubernetes_api(config.hpa.kubeconfig)
         apis.append(api)
-        members.append(KubernetesWorkloads(api))
+        members.append(KubernetesWorkloads(api, owns=owns))
     for member in members:
         await member.start()
+        if elector is not None:
+            elector.add_listener(member.ownership_changed)
     return apis, members
 
 
@@ -157,4 +191,6 @@ def _actuators(config: Config) -> str:
         parts.append("HPA floors and plain workloads")
     if config.hpa.metrics_api_port:
         parts.append(f"external metrics API on :{config.hpa.metrics_api_port}")
+    if config.leader_election.enabled:
+        parts.append(f"sharded over {config.leader_election.buckets} Lease bucket(s)")
     return ", ".join(parts)

@@ -36,6 +36,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.api.tokenSecret -}}
 {{- $_ := set $config.http "token_file" "/var/run/leadtime/api/token" -}}
 {{- end -}}
+{{- with .Values.leaderElection -}}
+{{- if .enabled -}}
+{{- $_ := set $config "leader_election" (dict "enabled" true "buckets" (int .buckets)
+  "lease_duration" .leaseDuration "renew_deadline" .renewDeadline "retry_period" .retryPeriod) -}}
+{{- end -}}
+{{- end -}}
 {{- if $hpa.metricsApi.enabled -}}
 {{- $_ := set $config.hpa "metrics_api_port" (int $hpa.metricsApi.port) -}}
 {{- $_ := set $config.hpa "tls_cert_file" "/var/run/leadtime/tls/tls.crt" -}}
