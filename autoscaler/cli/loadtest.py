@@ -213,31 +213,46 @@ async def _drive_loop(source: PrometheusSource, cluster: LocalCluster, sim: SimC
 
 async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalCluster,
                         sim: SimConfig, stop: asyncio.Event) -> None:
-    """A baseline policy on a plain tick, fed by the same source as the loop."""
+    """A baseline policy decides on its own tick (the KPA's 2 s, the HPA's 15 s sync period)
+    over the per-second series the simulator would give it. The source is read every
+    `TICK_S` whatever the policy's tick: it repeats each sample over the seconds since the
+    last read, so reading it only every 15 s would show the HPA the last few seconds' value
+    across its whole window."""
     policy = make_policy(name, PolicyContext(container_concurrency=sim.max_concurrency))
     keep = int(math.ceil(policy.history_s)) or 1
     series: list[np.ndarray] = [np.zeros(0), np.zeros(0), np.zeros(0)]
-    state, next_tick = None, time.time()
+    state, poked = None, False
+    next_sample = next_decision = time.time()
     while not stop.is_set():
         now = time.time()
         item = (await source.snapshot(now)).get(SERVICE)
-        status = (await cluster.status([SERVICE]))[SERVICE]
         if isinstance(item, MetricsChunk):
             fresh = (item.concurrency, item.arrivals, item.queue)
             series = [np.concatenate([old, new])[-keep:] for old, new in zip(series, fresh)]
-            if state is None:
-                state = policy.initial_state(now, status.ready)
-            decision, state = policy.decide(Observation(
-                now=now, concurrency=series[0], arrivals=series[1], queue=series[2],
-                ready=status.ready, pending=status.pending, desired=status.desired,
-                poke=item.poke, cold_start_s=status.cold_start_s), state)
-            if decision.desired != status.desired:
-                await cluster.apply({SERVICE: decision.desired})
-        next_tick = max(next_tick + TICK_S, time.time())  # a fixed rate, as the loop ticks
+            poked = poked or item.poke
+        if now >= next_decision - 0.5 * TICK_S and series[0].size:
+            state, poked = await _decide(policy, state, series, poked, cluster, now), False
+            next_decision += policy.tick_s
+        next_sample = max(next_sample + TICK_S, time.time())  # fixed rates, as the loop ticks
         try:
-            await asyncio.wait_for(stop.wait(), next_tick - time.time())
+            await asyncio.wait_for(stop.wait(), next_sample - time.time())
         except asyncio.TimeoutError:
             pass
+
+
+async def _decide(policy, state, series: list[np.ndarray], poke: bool, cluster: LocalCluster,
+                  now: float):
+    """One decision of a baseline policy, applied; returns its next state."""
+    status = (await cluster.status([SERVICE]))[SERVICE]
+    if state is None:
+        state = policy.initial_state(now, status.ready)
+    decision, state = policy.decide(Observation(
+        now=now, concurrency=series[0], arrivals=series[1], queue=series[2],
+        ready=status.ready, pending=status.pending, desired=status.desired,
+        poke=poke, cold_start_s=status.cold_start_s), state)
+    if decision.desired != status.desired:
+        await cluster.apply({SERVICE: decision.desired})
+    return state
 
 
 def _summary(outcomes: Outcomes, requests, sim: SimConfig, replicas: ReplicaManager,
