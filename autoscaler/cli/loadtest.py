@@ -226,11 +226,13 @@ async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalClust
     while not stop.is_set():
         now = time.time()
         item = (await source.snapshot(now)).get(SERVICE)
-        if isinstance(item, MetricsChunk):
-            fresh = (item.concurrency, item.arrivals, item.queue)
-            series = [np.concatenate([old, new])[-keep:] for old, new in zip(series, fresh)]
+        fresh = isinstance(item, MetricsChunk)
+        if fresh:
+            new = (item.concurrency, item.arrivals, item.queue)
+            series = [np.concatenate([old, add])[-keep:] for old, add in zip(series, new)]
             poked = poked or item.poke
-        if now >= next_decision - 0.5 * TICK_S and series[0].size:
+        # Without a fresh read the policy holds, as the loop does on NoData.
+        if now >= next_decision - 0.5 * TICK_S and fresh:
             state, poked = await _decide(policy, state, series, poked, cluster, now), False
             next_decision += policy.tick_s
         next_sample = max(next_sample + TICK_S, time.time())  # fixed rates, as the loop ticks
