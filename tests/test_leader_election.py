@@ -20,11 +20,15 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.adapter import KubernetesWorkloads
 from adapters.hpa.workloads import AUTOSCALE
+from adapters.knative.adapter import KnativeAdapter
 from adapters.kubernetes.lease import RULES, SET_LABEL, LeaseElector
 from autoscaler.ports import ServiceKey
 from autoscaler.sharding import Timing, bucket_lease_name, bucket_of
 from tests.cluster.fixtures import bound_service_account
+from tests.cluster.knative import create_revision
 from tests.cluster.objects import eventually, gpu_deployment
+from tests.test_knative import make_adapter, read_pa, read_sks, wait_ready
+from tests.test_knative import replicas as scale_of
 
 pytest_plugins = ["tests.cluster.fault_proxy"]
 pytestmark = [pytest.mark.kubernetes]
@@ -32,6 +36,7 @@ TIMING = Timing(lease_duration_s=3.0, renew_deadline_s=2.0, retry_period_s=0.5)
 BUCKETS = 4
 KEYS = [ServiceKey("team", f"svc-{i}") for i in range(40)]
 ALL = set(range(BUCKETS))
+IDENTITIES = {"leadtime-0", "leadtime-1"}
 
 
 class Watch:
@@ -54,9 +59,12 @@ class Watch:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        # It really sampled: a test that was over in under a second (a fast run) lets it take
+        # its 20 samples first, instead of failing on how quick the machine was.
+        await eventually(lambda: _true(self.samples > 20), timeout_s=10.0, interval_s=0.05,
+                         what="20 ownership samples")
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        assert self.samples > 20  # it really sampled
         assert not self.violations, self.violations[:5]
 
 
@@ -76,6 +84,10 @@ async def replicas(configurations: list[client.Configuration], namespace: str,
                              return_exceptions=True)
         for api in apis:
             await api.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def split(electors: list[LeaseElector], counts: list[int]) -> bool:
@@ -252,3 +264,135 @@ async def test_the_shipped_lease_rules_are_enough(kube, control_plane, namespace
     leases = await client.CoordinationV1Api(kube).list_namespaced_lease(namespace)
     assert {lease.metadata.name: lease.spec.holder_identity for lease in leases.items} == {
         "leadtime.00-of-02": "", "leadtime.01-of-02": ""}  # released; member lease deleted
+
+
+# ------------------------------------------------------------------------------- Knative
+def writers(api: client.ApiClient, obj: object) -> set[str]:
+    """Who wrote an object, as the API server recorded it: the field managers of its
+    managedFields (a client's manager is its User-Agent)."""
+    metadata = api.sanitize_for_serialization(obj)["metadata"]
+    return {entry["manager"] for entry in metadata.get("managedFields") or []}
+
+
+def revisions_one_per_bucket(namespace: str) -> list[str]:
+    """Revision names, one in each bucket (the namespace is random, so are the buckets)."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        name = f"rev{i}-00001"
+        found.setdefault(bucket_of(ServiceKey(namespace, name), BUCKETS), name)
+        if len(found) == BUCKETS:
+            return [found[b] for b in sorted(found)]
+    raise AssertionError("no name for some bucket")
+
+
+class Reconciles:
+    """What each replica's reconciler was asked to reconcile: (key, owned then, finished at)."""
+
+    def __init__(self, adapter: KnativeAdapter, elector: LeaseElector) -> None:
+        self.done: list[tuple[ServiceKey, bool, float]] = []
+        reconciler = adapter._reconciler
+        assert reconciler is not None
+        inner = reconciler.reconcile
+
+        async def reconcile(pa: dict, *args, **kwargs):
+            key = ServiceKey(pa["metadata"]["namespace"], pa["metadata"]["name"])
+            owned = elector.owns(key)
+            try:
+                return await inner(pa, *args, **kwargs)
+            finally:
+                self.done.append((key, owned, time.monotonic()))
+
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+
+    def keys(self, since: float = 0.0) -> set[ServiceKey]:
+        return {key for key, _, at in self.done if at >= since}
+
+
+@pytest.mark.knative
+@pytest.mark.parametrize("failure", ["stop", pytest.param("crash", marks=pytest.mark.faults)])
+async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_all(
+    kube, kube_configuration, namespace, gpu_pool, activator, sks_status, failure
+):
+    """Two replicas of the Knative adapter, each behind its elector and writing as its own
+    User-Agent. Each PA of Leadtime's class is reconciled and written only by the replica that
+    holds its bucket (the API server's managedFields name one writer); a decision for another
+    replica's PA is skipped — no failure, no write, and not kept to be applied stale later.
+    After one replica stops (released) or crashes (not released), the survivor reconciles every
+    PA at once without changing the scale the previous owner set, and its next decision
+    reaches every PA's desiredScale and Deployment."""
+    pool = gpu_pool(gpus=16)
+    names = revisions_one_per_bucket(namespace)
+    keys = [ServiceKey(namespace, n) for n in names]
+    async with replicas([kube_configuration] * 2, namespace) as electors:
+        adapters = []
+        for elector in electors:
+            elector.api.user_agent = elector.identity  # the field manager of its writes
+            adapter = make_adapter(elector.api, activator, owns=elector.owns)
+            elector.add_listener(adapter.ownership_changed)
+            await adapter.start()
+            adapters.append(adapter)
+        logs = [Reconciles(a, e) for a, e in zip(adapters, electors, strict=True)]
+        watch = Watch(electors)
+        try:
+            await eventually(lambda: split(electors, [2, 2]), timeout_s=5.0, interval_s=0.05,
+                             what="4 buckets split 2 / 2")
+            for name in names:  # created once the split is made: each PA has one owner from birth
+                await create_revision(kube, namespace, name, pool=pool)
+            for name in names:
+                await wait_ready(kube, namespace, name, timeout_s=60)
+            mine = [{k for k in keys if e.owns(k)} for e in electors]
+            assert mine[0] and mine[1] and not mine[0] & mine[1] and mine[0] | mine[1] == set(keys)
+            assert [set(await a.services()) & set(keys) for a in adapters] == mine
+
+            # Each replica is told to scale every revision to its own number: only its own move,
+            # the others' are no failure and not remembered.
+            for number, adapter in enumerate(adapters):
+                assert await adapter.apply({k: 2 + number for k in keys}) == {}
+                assert set(adapter.desired) & {(k.namespace, k.name) for k in keys} == {
+                    (k.namespace, k.name) for k in mine[number]}
+            for key in keys:
+                owner = 0 if key in mine[0] else 1
+                pa = await read_pa(kube, namespace, key.name)
+                assert pa["status"]["desiredScale"] == 2 + owner, (key, pa["status"])
+                assert await scale_of(kube, namespace, key.name) == 2 + owner, key
+                # The PA's status and its SKS were written by the owner alone (a Deployment's
+                # /scale writes are not in its managedFields on Kubernetes 1.20).
+                for written in (pa, await read_sks(kube, namespace, key.name)):
+                    assert writers(kube, written) & IDENTITIES == {f"leadtime-{owner}"}, key
+            for number, log in enumerate(logs):  # nobody even got to reconcile another's PA
+                assert {k for k, owned, _ in log.done if k in keys and not owned} == set()
+                assert log.keys() & set(keys) == mine[number]
+
+            # One replica goes; the survivor (the one told 3 for everything) takes over.
+            gone, survivor = electors
+            await adapters[0].stop()
+            await gone.stop(release=failure == "stop")
+            gone_at = time.monotonic()
+            timeout = (4 * TIMING.retry_period_s if failure == "stop"
+                       else TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+            await measure(lambda: survivor.held() == ALL, timeout_s=timeout)
+            taken_at = time.monotonic()
+            print(f"\n  Knative, {failure}: the survivor owns every PA "
+                  f"{taken_at - gone_at:.2f} s after the other went")
+            assert [set(await adapters[1].services()) & set(keys)] == [set(keys)]
+            # It reconciles the taken-over PAs (at once, by the elector's callback; the resync
+            # would too): the scale the previous owner set stays (2), not the 3 it was told
+            # while it did not own them.
+            await eventually(lambda: _true(logs[1].keys(since=taken_at) >= mine[0]),
+                             timeout_s=5.0, interval_s=0.05,
+                             what="the survivor's reconcile of the taken-over PAs")
+            for key in mine[0]:
+                assert await scale_of(kube, namespace, key.name) == 2, key
+                pa = await read_pa(kube, namespace, key.name)
+                assert pa["status"]["desiredScale"] == 2, (key, pa["status"])
+
+            # Its next decision reaches every PA, written by it.
+            assert await adapters[1].apply({k: 1 for k in keys}) == {}
+            for key in keys:
+                pa = await read_pa(kube, namespace, key.name)
+                assert pa["status"]["desiredScale"] == 1, (key, pa["status"])
+                assert await scale_of(kube, namespace, key.name) == 1, key
+                assert "leadtime-1" in writers(kube, pa), key
+        finally:
+            await watch.stop()
+            await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)

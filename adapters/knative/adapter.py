@@ -136,7 +136,12 @@ class KnativeAdapter:
 
     # ------------------------------------------------------------------------ Actuator
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
-        """Record each decision and reconcile its PA now; returns the failures."""
+        """Record each decision and reconcile its PA now; returns the failures.
+
+        Another replica's revision (its bucket moved since the catalog was read) is skipped:
+        not reconciled, no failure, and its decision not kept either — a kept one would be
+        applied, stale, the moment this replica took the bucket over."""
+        decisions = {k: v for k, v in decisions.items() if self.owns(k)}
         for key, replicas in decisions.items():
             self.desired[(key.namespace, key.name)] = replicas
         results = await asyncio.gather(
