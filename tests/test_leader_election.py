@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 
 from adapters.hpa.adapter import KubernetesWorkloads
@@ -27,7 +34,10 @@ from autoscaler.sharding import Timing, bucket_lease_name, bucket_of
 from tests.cluster.fixtures import bound_service_account
 from tests.cluster.knative import create_revision
 from tests.cluster.objects import eventually, gpu_deployment
+from tests.conftest import free_port
 from tests.test_knative import make_adapter, read_pa, read_sks, wait_ready
+from tests.prometheus_fixture import serve_exporter, start_prometheus
+from tests.test_hpa_run import AppExporter
 from tests.test_knative import replicas as scale_of
 
 pytest_plugins = ["tests.cluster.fault_proxy"]
@@ -274,11 +284,11 @@ def writers(api: client.ApiClient, obj: object) -> set[str]:
     return {entry["manager"] for entry in metadata.get("managedFields") or []}
 
 
-def revisions_one_per_bucket(namespace: str) -> list[str]:
-    """Revision names, one in each bucket (the namespace is random, so are the buckets)."""
+def one_per_bucket(namespace: str, template: str = "rev{}-00001") -> list[str]:
+    """Service names, one in each bucket (the namespace is random, so are the buckets)."""
     found: dict[int, str] = {}
     for i in range(1000):
-        name = f"rev{i}-00001"
+        name = template.format(i)
         found.setdefault(bucket_of(ServiceKey(namespace, name), BUCKETS), name)
         if len(found) == BUCKETS:
             return [found[b] for b in sorted(found)]
@@ -321,7 +331,7 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
     PA at once without changing the scale the previous owner set, and its next decision
     reaches every PA's desiredScale and Deployment."""
     pool = gpu_pool(gpus=16)
-    names = revisions_one_per_bucket(namespace)
+    names = one_per_bucket(namespace)
     keys = [ServiceKey(namespace, n) for n in names]
     async with replicas([kube_configuration] * 2, namespace) as electors:
         adapters = []
@@ -396,3 +406,193 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
         finally:
             await watch.stop()
             await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
+
+
+# ------------------------------------------------------------------------------- leadtime run
+TAKEOVER_SLACK_S = 2.0
+"""Beyond lease duration + 2 retry periods (the survivor sees the crashed replica's last renew
+up to one round late and acts on its expiry up to one round late): one more round, because the
+crashed replica's member Lease was written in the same round as its buckets and may be seen to
+change a round later, keeping the survivor's fair share at 2 for that round (0.5 s); its list
+and writes on a loaded 2-core machine, each given up after 1 s (the elector's call timeout:
+half the renew deadline), one of them slow (1 s); this test's own polling (0.05 s) and
+scheduling. 2 s covers that with room; a takeover near it means something waited a lease
+duration twice."""
+
+
+def leadtime_run(config_file, log_file) -> subprocess.Popen:
+    """`leadtime run` as a process in a session of its own, so that a crash can kill all of
+    it (the forecasting worker included), as a dying container is."""
+    with open(log_file, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
+                                 str(config_file)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def tail(log_file, lines: int = 40) -> str:
+    return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.mark.slow
+@pytest.mark.hpa
+@pytest.mark.prometheus
+@pytest.mark.faults
+async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a_crash(
+    kube, control_plane, namespace, gpu_pool, tmp_path
+):
+    """Two `leadtime run` processes with leader election (4 buckets, lease 3 s / renew 2 s /
+    retry 0.5 s) scaling opted-in Deployments, one per bucket, from a real Prometheus: the
+    Leases show both holding buckets; one is SIGKILLed (with its worker: nothing released) and
+    the other holds every bucket within lease + 2 retries + slack, then scales every
+    Deployment; SIGTERM makes it exit 0 with its buckets released and its member Lease gone."""
+    names = one_per_bucket(namespace, "llm-{}")
+    exporter = AppExporter({(namespace, n): 1.0 for n in names})
+    server, exporter_port = serve_exporter(exporter)
+    prometheus = start_prometheus(exporter_port)
+    pool = gpu_pool(gpus=16)
+    apps = client.AppsV1Api(kube)
+    for name in names:
+        deployment = gpu_deployment(name, 1, pool=pool)
+        deployment["metadata"]["annotations"] = {AUTOSCALE: "true"}
+        await apps.create_namespaced_deployment(namespace, deployment)
+    identities = ["leadtime-a", "leadtime-b"]
+    processes: dict[str, subprocess.Popen] = {}
+    logs = {i: tmp_path / f"{i}.log" for i in identities}
+    coordination = client.CoordinationV1Api(kube)
+    bucket_names = [bucket_lease_name("leadtime", b, BUCKETS) for b in range(BUCKETS)]
+
+    async def leases() -> dict[str, str]:
+        listed = await coordination.list_namespaced_lease(
+            namespace, label_selector=f"{SET_LABEL}=leadtime")
+        return {lease.metadata.name: lease.spec.holder_identity or "" for lease in listed.items}
+
+    async def holders() -> list[str]:
+        found = await leases()
+        return [found.get(name, "") for name in bucket_names]
+
+    async def all_at(replicas_wanted: int) -> bool:
+        for name in names:
+            deployment = await apps.read_namespaced_deployment(name, namespace)
+            if deployment.spec.replicas != replicas_wanted:
+                return False
+        return True
+
+    ports = {i: free_port() for i in identities}
+
+    def listed(identity: str) -> set[str]:
+        """The services a process's loop has (its catalog), from its HTTP API."""
+        url = f"http://127.0.0.1:{ports[identity]}/api/v1/services"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return {s["name"] for s in json.load(answer)["services"]
+                    if s["namespace"] == namespace}
+
+    async def catalogs_are(expected: dict[str, set[str]]) -> bool:
+        check_running()
+        for identity, services in expected.items():
+            if await asyncio.to_thread(listed, identity) != services:
+                return False
+        return True
+
+    def check_running() -> None:
+        for identity, process in processes.items():
+            assert process.poll() is None, f"{identity} exited:\n{tail(logs[identity])}"
+
+    try:
+        for identity in identities:
+            config_file = tmp_path / f"{identity}.yaml"
+            config_file.write_text(yaml.safe_dump({
+                "tick": "500ms",
+                "http": {"port": ports[identity], "host": "127.0.0.1"},
+                "forecasting": {"workers": 1},
+                "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
+                "prometheus": {
+                    "url": prometheus.url, "signals": "custom", "rate_window": "5s",
+                    "query_arrivals":
+                        "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+                    "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                },
+                "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig)},
+                "leader_election": {
+                    "enabled": True, "namespace": namespace, "identity": identity,
+                    "buckets": BUCKETS, "lease_duration": f"{TIMING.lease_duration_s:g}s",
+                    "renew_deadline": f"{TIMING.renew_deadline_s:g}s",
+                    "retry_period": f"{TIMING.retry_period_s * 1000:g}ms",
+                },
+            }))
+            processes[identity] = leadtime_run(config_file, logs[identity])
+
+        async def split_between_both() -> list[str] | None:
+            check_running()
+            held = await holders()
+            return held if sorted(held) == sorted(identities * 2) else None
+
+        held = await eventually(split_between_both, timeout_s=120, interval_s=0.2,
+                                what="both processes holding 2 of the 4 bucket Leases")
+        found = await leases()
+        assert {f"leadtime.member.{i}" for i in identities} <= set(found)
+        # Each loop has exactly its own buckets' services (the catalog is refreshed every 5 s).
+        own = {i: {n for b, n in enumerate(names) if held[b] == i} for i in identities}
+        await eventually(lambda: catalogs_are(own), timeout_s=30, interval_s=0.5,
+                         what=f"each process listing its own buckets' services {own}")
+
+        # Both scale: each Deployment (one per bucket, so two per process) follows its load.
+        for name in names:
+            exporter.in_flight[(namespace, name)] = 2.0
+        await eventually(lambda: all_at(2), timeout_s=120, interval_s=0.5,
+                         what="every Deployment at 2 replicas for 2 in flight")
+        check_running()
+
+        # A crash: the whole process group gets SIGKILL — no release, no member Lease deleted.
+        crashed, survivor = identities
+        theirs = [bucket_names[b] for b, h in enumerate(held) if h == crashed]
+        os.killpg(processes[crashed].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        await asyncio.to_thread(processes.pop(crashed).wait, 10)
+
+        async def survivor_holds_all() -> bool:
+            return await holders() == [survivor] * BUCKETS
+
+        await eventually(survivor_holds_all, timeout_s=30, interval_s=0.05,
+                         what=f"{survivor} holding every bucket")
+        taken = time.monotonic() - killed_at
+        bound = TIMING.lease_duration_s + 2 * TIMING.retry_period_s + TAKEOVER_SLACK_S
+        print(f"\n  leadtime run, crash (SIGKILL): {survivor} holds the crashed process's buckets "
+              f"{', '.join(theirs)} {taken:.2f} s after the kill (bound {bound:g} s: lease "
+              f"{TIMING.lease_duration_s:g} s + 2 x retry {TIMING.retry_period_s:g} s + slack "
+              f"{TAKEOVER_SLACK_S:g} s)")
+        assert taken <= bound, tail(logs[survivor])
+        # Not before the crashed process's lease ran out: its last renew was sent at most about
+        # a round (retry period + the round's own calls) before the kill.
+        assert taken >= TIMING.lease_duration_s - 3 * TIMING.retry_period_s
+        check_running()
+
+        # The survivor's loop takes the crashed process's services on (its catalog is refreshed
+        # every 5 s) and scales every Deployment.
+        await eventually(lambda: catalogs_are({survivor: set(names)}), timeout_s=30,
+                         interval_s=0.5, what=f"{survivor} listing every service")
+        scaled_from = time.monotonic()
+        for name in names:
+            exporter.in_flight[(namespace, name)] = 3.0
+        await eventually(lambda: all_at(3), timeout_s=120, interval_s=0.5,
+                         what=f"{survivor} scaling every Deployment to 3")
+        print(f"  the survivor scaled all {len(names)} Deployments to 3 "
+              f"{time.monotonic() - scaled_from:.1f} s after the load rose")
+
+        # A graceful stop: exit 0, every bucket released, its member Lease deleted.
+        processes[survivor].send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(processes[survivor].wait, 60)
+        assert code == 0, tail(logs[survivor])
+        found = await leases()
+        assert [found[name] for name in bucket_names] == [""] * BUCKETS, found
+        assert f"leadtime.member.{survivor}" not in found
+        assert found[f"leadtime.member.{crashed}"] == crashed  # nobody deletes a crashed one's
+        output = logs[survivor].read_text(errors="replace")
+        assert f"sharded over {BUCKETS} Lease bucket(s)" in output
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await asyncio.to_thread(process.wait, 10)
+        prometheus.remove()
+        server.shutdown()
