@@ -3,7 +3,9 @@ Leases on kube-apiserver 1.20): replicas — each an elector with its own ApiCli
 processes would be — split the buckets, take over a stopped replica's buckets within one retry
 period, a crashed or cut-off replica's within one lease duration, and never both own a service
 at the same instant (sampled every 50 ms throughout). Then the same with the real HPA adapter
-scaling Deployments (markers `kubernetes`; the crash and partition cases also `faults`).
+scaling Deployments and the real Knative adapter reconciling PodAutoscalers, and two
+`leadtime run` processes, one of them SIGKILLed (markers `kubernetes`; the crash and partition
+cases also `faults`; the processes also `slow`).
 
 Short timings keep it quick: lease 3 s, renew deadline 2 s, retry 0.5 s. The takeover times are
 printed (`pytest tests/test_leader_election.py -q -s`)."""
@@ -28,7 +30,7 @@ from kubernetes_asyncio import client
 from adapters.hpa.adapter import KubernetesWorkloads
 from adapters.hpa.workloads import AUTOSCALE
 from adapters.knative.adapter import KnativeAdapter
-from adapters.kubernetes.lease import RULES, SET_LABEL, LeaseElector
+from adapters.kubernetes.lease import RULES, SET_LABEL, LeaseElector, micro_time
 from autoscaler.ports import ServiceKey
 from autoscaler.sharding import Timing, bucket_lease_name, bucket_of
 from tests.cluster.fixtures import bound_service_account
@@ -259,6 +261,35 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
             finally:
                 await watch.stop()
                 await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
+
+
+async def test_a_graceful_stop_releases_buckets_whose_last_renew_it_did_not_see(
+    kube, kube_configuration, namespace
+):
+    """`stop()` cancels the round in progress, whose renews may have landed without their
+    answers being read: the Leases' resourceVersions moved past what the elector saw. The
+    release must still happen — not meet 409 and leave the buckets held for a lease duration
+    (as two `leadtime run` processes' SIGTERM did)."""
+    coordination = client.CoordinationV1Api(kube)
+    async with client.ApiClient(kube_configuration) as api:
+        elector = LeaseElector(api, namespace=namespace, identity="leadtime-0", buckets=3,
+                               timing=TIMING)
+        await elector.start()
+        assert elector.held() == {0, 1, 2}
+        assert elector._task is not None
+        elector._task.cancel()  # no more rounds: what it saw last is all it knows
+        await asyncio.gather(elector._task, return_exceptions=True)
+        elector._task = None
+        for bucket in (0, 1):  # its renews whose answers the cancelled round never read
+            name = bucket_lease_name("leadtime", bucket, 3)
+            lease = api.sanitize_for_serialization(
+                await coordination.read_namespaced_lease(name, namespace))
+            lease["spec"]["renewTime"] = micro_time(time.time() + 0.5)
+            await coordination.replace_namespaced_lease(name, namespace, lease)
+        await elector.stop()
+    leases = await coordination.list_namespaced_lease(namespace)
+    assert {lease.metadata.name: lease.spec.holder_identity for lease in leases.items} == {
+        "leadtime.00-of-03": "", "leadtime.01-of-03": "", "leadtime.02-of-03": ""}
 
 
 async def test_the_shipped_lease_rules_are_enough(kube, control_plane, namespace):

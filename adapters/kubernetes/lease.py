@@ -49,6 +49,7 @@ a ClusterRole): list (one call per round), create (a missing Lease), update (ren
 release), delete (its member Lease on a graceful stop)."""
 
 OnChange = Callable[[set[int], set[int]], None]
+CONFLICT = "conflict"
 
 
 def micro_time(seconds: float) -> str:
@@ -141,10 +142,20 @@ class LeaseElector:
             self._task = None
         if not release:
             return
-        mine = [b for b, o in self.observed.items() if o.record.holder == self.identity]
         self.renewed_at.clear()
         self._notify()
-        await asyncio.gather(*(self._release(b) for b in mine))
+        # The round just cancelled may have renewed or acquired a bucket without reading the
+        # answer: its resourceVersion moved (a release on the old one meets 409 and the bucket
+        # stays held for a lease duration) or the bucket is not even known to be ours. Read
+        # them all again first, and once more after a 409 (a write of that round landing late).
+        released: set[int] = set()
+        for _ in range(2):
+            await self._reread()
+            mine = [b for b, o in self.observed.items() if o.record.holder == self.identity]
+            outcomes = await asyncio.gather(*(self._release(b) for b in mine))
+            released |= {b for b, outcome in zip(mine, outcomes, strict=True) if outcome is True}
+            if CONFLICT not in outcomes:
+                break
         try:
             await call(f"delete Lease {self.member_name}",
                        self.coordination.delete_namespaced_lease(self.member_name, self.namespace),
@@ -152,7 +163,19 @@ class LeaseElector:
         except ApiCallFailed as error:
             if error.status != 404:
                 log.warning("leader election: member lease not deleted: %s", error)
-        log.info("leader election: %s released buckets %s", self.identity, sorted(mine))
+        log.info("leader election: %s released buckets %s", self.identity, sorted(released))
+
+    async def _reread(self) -> None:
+        """The current records (on failure, the last ones seen stand)."""
+        try:
+            listed = await call(
+                "list Leases", self.coordination.list_namespaced_lease(
+                    self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"),
+                self.call_timeout_s)
+        except ApiCallFailed as error:
+            log.warning("leader election: %s (releasing what was last seen)", error)
+            return
+        self._read(listed.items, self.clock())
 
     async def _run(self) -> None:
         while True:
@@ -243,19 +266,22 @@ class LeaseElector:
             log.info("leader election: %s acquired bucket %d (%s)", self.identity, bucket, name)
         self.renewed_at[bucket] = max(sent, self.renewed_at.get(bucket, sent))
 
-    async def _release(self, bucket: int) -> None:
+    async def _release(self, bucket: int) -> bool | str:
+        """True: released; CONFLICT: the record changed since it was read; else False."""
         self.renewed_at.pop(bucket, None)
         current = self.observed.get(bucket)
         if current is None or current.record.holder != self.identity:
-            return
+            return False
         name = self.names[bucket]
         record = released_record(current.record, micro_time(self.wall()))
         try:
             await call(f"update Lease {name}", self.coordination.replace_namespaced_lease(
                 name, self.namespace, self._body(name, record, "bucket")), self.call_timeout_s)
             log.info("leader election: %s released bucket %d (%s)", self.identity, bucket, name)
+            return True
         except ApiCallFailed as error:  # it expires by itself after a lease duration
             log.warning("leader election: release of bucket %d failed: %s", bucket, error)
+            return CONFLICT if error.status == 409 else False
 
     async def _renew_member(self) -> None:
         record = acquired_record(None, self.identity, math.ceil(self.timing.lease_duration_s),
