@@ -21,8 +21,9 @@ import dataclasses
 import gc
 import resource
 import statistics
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -87,8 +88,12 @@ class Fleet:
         return np.zeros(0)
 
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
+        failures = {}
         for key, desired in decisions.items():
-            i = self.index[key]
+            i = self.index.get(key)
+            if i is None:  # removed from the catalog since the loop last asked for it
+                failures[key] = "no such service"
+                continue
             up = desired - self.desired[i]
             if up > 0:
                 self.ready_at[i].extend([self.second + COLD_START_S] * int(up))
@@ -97,7 +102,7 @@ class Fleet:
                 del self.ready_at[i][len(self.ready_at[i]) - drop :]
                 self.ready[i] = max(0, self.ready[i] - (-up - drop))
             self.desired[i] = desired
-        return {}
+        return failures
 
     async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
         pending = [len(starting) for starting in self.ready_at]
@@ -109,43 +114,82 @@ class Fleet:
         }
 
 
-def install_forecasts(loop: ControlLoop, fleet: Fleet, now: float, part: int, parts: int) -> None:
+def install_forecasts(
+    loop: ControlLoop, fleet: Fleet, now: float, part: int, parts: int, quality: bool = False
+) -> None:
     """What the forecasting workers would hand the loop: a p50/p90 forecast per service, every
-    10 s, in batches (one fifth of the services each 2 s tick, as the worker shards deliver)."""
+    10 s, in batches (one fifth of the services each 2 s tick, as the worker shards deliver).
+    With `quality`, each also carries a live MASE and coverage (per-service gauges)."""
     steps = 20
     rates = fleet.rates_at(now)
+    mase, coverage = (0.8, 0.9) if quality else (math.nan, math.nan)
     for key in list(loop.states)[part::parts]:
-        median = np.full(steps, rates[fleet.index[key]])
+        i = fleet.index.get(key)
+        if i is None:  # removed from the catalog: its worker has forgotten it
+            continue
+        median = np.full(steps, rates[i])
         quantiles = {0.05: median * 0.6, 0.5: median, 0.9: median * 1.3, 0.95: median * 1.4}
         forecast = Forecast(median, quantiles, 10.0, "bench")
-        loop.forecast_arrived(ForecastResult(str(key), forecast, "", now))
+        loop.forecast_arrived(ForecastResult(str(key), forecast, "", now, None, mase, coverage))
 
 
-async def bench(count: int, minutes: float) -> dict[str, float]:
+def make_loop(fleet: Fleet) -> tuple[ControlLoop, ManualClock]:
+    """The real loop (default config, containerConcurrency 8) over `fleet`, on a hand clock."""
     config = load_config(None, env={})
     config = dataclasses.replace(
         config, policy=dataclasses.replace(config.policy, container_concurrency=8)
     )
-    fleet = Fleet(count)
     clock = ManualClock(start=0.0)
     loop = ControlLoop(
         config, source=fleet, actuator=fleet, catalog=fleet, clock=clock, warmup_s=0.0
     )
-    ticks = int(minutes * 60 / config.tick_s)
+    return loop, clock
+
+
+async def drive(
+    loop: ControlLoop,
+    fleet: Fleet,
+    clock: ManualClock,
+    ticks: int,
+    after: Callable[[int, float], None],
+    before: Callable[[float], None] | None = None,
+    quality: bool = False,
+) -> None:
+    """Run `ticks` ticks as `ControlLoop.run` does (garbage collection off during a tick,
+    `housekeeping` between ticks), with forecasts delivered before each; `before(now)` runs
+    before the forecasts, `after(tick, wall_s)` after housekeeping, both untimed."""
+    gc.disable()  # as ControlLoop.run does: collections happen in housekeeping, between ticks
+    try:
+        for tick in range(ticks):
+            clock.advance(loop.config.tick_s)
+            if before is not None:
+                before(clock.now())
+            if loop.states:
+                install_forecasts(loop, fleet, clock.now(), tick % 5, 5, quality)
+            started = time.perf_counter()
+            await loop.tick()
+            wall = time.perf_counter() - started
+            loop.housekeeping()
+            after(tick, wall)
+    finally:
+        gc.enable()
+
+
+async def bench(count: int, minutes: float) -> dict[str, float]:
+    fleet = Fleet(count)
+    loop, clock = make_loop(fleet)
+    ticks = int(minutes * 60 / loop.config.tick_s)
     warmup = max(1, ticks // 5)
     walls: list[float] = []
     rss_after_warmup = 0.0
-    gc.disable()  # as ControlLoop.run does: collections happen in housekeeping, between ticks
-    for tick in range(ticks):
-        clock.advance(config.tick_s)
-        if loop.states:
-            install_forecasts(loop, fleet, clock.now(), tick % 5, 5)
-        started = time.perf_counter()
-        await loop.tick()
-        walls.append(time.perf_counter() - started)
-        loop.housekeeping()
+
+    def after(tick: int, wall: float) -> None:
+        nonlocal rss_after_warmup
+        walls.append(wall)
         if tick == warmup:
-            rss_after_warmup = _rss_mib()
+            rss_after_warmup = rss_mib()
+
+    await drive(loop, fleet, clock, ticks, after)
     steady = sorted(walls[warmup:])
     return {
         "services": count,
@@ -153,12 +197,13 @@ async def bench(count: int, minutes: float) -> dict[str, float]:
         "tick_p50_ms": 1000 * statistics.median(steady),
         "tick_p99_ms": 1000 * steady[min(len(steady) - 1, int(0.99 * len(steady)))],
         "rss_after_warmup_mib": rss_after_warmup,
-        "rss_end_mib": _rss_mib(),
+        "rss_end_mib": rss_mib(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
+    """Resident memory of this process now (not the peak), in MiB."""
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * resource.getpagesize() / 2**20
