@@ -151,13 +151,15 @@ async def drive(
     fleet: Fleet,
     clock: ManualClock,
     ticks: int,
-    after: Callable[[int, float], None],
+    after: Callable[[int, float, float], None],
     before: Callable[[float], None] | None = None,
     quality: bool = False,
 ) -> None:
     """Run `ticks` ticks as `ControlLoop.run` does (garbage collection off during a tick,
     `housekeeping` between ticks), with forecasts delivered before each; `before(now)` runs
-    before the forecasts, `after(tick, wall_s)` after housekeeping, both untimed."""
+    before the forecasts, `after(tick, wall_s, cpu_s)` after housekeeping, both untimed.
+    `cpu_s` is the process's CPU time during the tick: unlike wall time, it does not grow
+    when other processes take the cores."""
     gc.disable()  # as ControlLoop.run does: collections happen in housekeeping, between ticks
     try:
         for tick in range(ticks):
@@ -166,11 +168,12 @@ async def drive(
                 before(clock.now())
             if loop.states:
                 install_forecasts(loop, fleet, clock.now(), tick % 5, 5, quality)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             await loop.tick()
             wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             loop.housekeeping()
-            after(tick, wall)
+            after(tick, wall, cpu)
     finally:
         gc.enable()
 
@@ -183,7 +186,7 @@ async def bench(count: int, minutes: float) -> dict[str, float]:
     walls: list[float] = []
     rss_after_warmup = 0.0
 
-    def after(tick: int, wall: float) -> None:
+    def after(tick: int, wall: float, cpu: float) -> None:
         nonlocal rss_after_warmup
         walls.append(wall)
         if tick == warmup:

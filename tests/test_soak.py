@@ -29,12 +29,14 @@ async def test_soak_reports_hours_and_forgets_removed_services() -> None:
         "p99_last_ms",
         "p99_last_over_first",
         "p99_max_over_min",
+        "cpu_p99_first_after_warmup_ms",
+        "cpu_p99_last_over_first",
     ):
         assert summary[key] > 0 or key == "rss_growth_pct"
     assert summary["rss_after_warmup_mib"] == hours[0]["rss_mib"]
     assert summary["rss_end_mib"] == hours[-1]["rss_mib"]
     assert isinstance(summary["rss_pass"], bool) and isinstance(summary["p99_pass"], bool)
-    assert len(soak.report(summary)) == 6
+    assert len(soak.report(summary)) == 7
 
     loop, fleet = result["loop"], result["fleet"]
     removed = set(fleet.removed)
@@ -65,13 +67,13 @@ async def test_removed_service_state_is_freed() -> None:
     would never be collected)."""
     fleet = soak.ChurningFleet(20, churn_per_hour=0)
     loop, clock = soak.make_loop(fleet)
-    await soak.drive(loop, fleet, clock, 60, lambda tick, wall: None, quality=True)
+    await soak.drive(loop, fleet, clock, 60, lambda tick, wall, cpu: None, quality=True)
     victim = fleet.keys[3]
     state = weakref.ref(loop.states[victim])
     assert state() is not None and state().forecast is not None
     fleet.replace(3)
     assert fleet.removed == [victim]
-    await soak.drive(loop, fleet, clock, 20, lambda tick, wall: None, quality=True)
+    await soak.drive(loop, fleet, clock, 20, lambda tick, wall, cpu: None, quality=True)
     assert victim not in loop.states
     gc.collect()
     assert state() is None
