@@ -65,10 +65,20 @@ class ForecastShell:
     def feed(self, seconds: np.ndarray, *, origin_s: float | None = None) -> None:
         """Append the arrivals of the next whole seconds. `origin_s` (first call only) is the
         clock time of the first second, when it is not 0 (the service's wall clock)."""
+        values = np.asarray(seconds, dtype=float)
         if origin_s is not None and self._seconds_fed == 0:
             self._origin_s = float(origin_s)
-        self._carry.extend(np.asarray(seconds, dtype=float).tolist())
-        self._seconds_fed += int(np.asarray(seconds).size)
+        self._seconds_fed += int(values.size)
+        if not self._carry and not self._rates:
+            # Seconds before the first observed one are not history: the service was not
+            # there (or not scraped) yet. A warm start pulls hours of them from Prometheus for
+            # a new service; counted, they let the first fit happen on nothing, and that
+            # model would be kept until the "history" doubled — an hour later.
+            observed = np.flatnonzero(~np.isnan(values))
+            skip = int(observed[0]) if observed.size else int(values.size)
+            self._origin_s += skip
+            values = values[skip:]
+        self._carry.extend(values.tolist())
 
     def forecast(self, now: float, *, allow_fit: bool = True) -> tuple[Forecast | None, str]:
         """The forecast for [now, now + horizon_s) from what was fed; None and why without one.

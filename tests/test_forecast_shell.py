@@ -19,6 +19,21 @@ def test_no_forecast_until_there_is_enough_history():
     assert forecast is None and "needs 600s" in note
 
 
+def test_seconds_before_the_first_observed_one_are_not_history():
+    """A warm start from Prometheus hands a new service hours of NaN (nothing scraped yet):
+    they must not count towards the history a fit needs, nor shift the forecast's clock."""
+    shell = ForecastShell(horizon_s=60.0, model="naive", min_history_s=60.0)
+    shell.feed(np.full(3600, np.nan), origin_s=1000.0)
+    shell.feed(np.ones(30))
+    forecast, note = shell.forecast(now=4630.0)
+    assert forecast is None and note.startswith("30s of history")
+    shell.feed(np.full(40, 3.0))  # 70 s observed: the first fit, on observed seconds only
+    forecast, note = shell.forecast(now=4670.0)
+    assert note == "" and forecast is not None and shell.last_fit_s is not None
+    assert abs(forecast.quantile(0.5)[0] - 3.0) < 0.5  # the last full step, not NaN or 0
+    assert forecast.horizon_steps * forecast.step_s >= 60.0  # starts at now
+
+
 def test_forecast_starts_at_now_and_reaches_the_horizon():
     shell = ForecastShell(horizon_s=120.0, model="naive", min_history_s=60.0)
     arrivals = np.tile([2.0, 0.0], 600)  # 1 request/s on average
