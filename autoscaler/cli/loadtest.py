@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -48,7 +48,7 @@ from autoscaler.forecast_pool import ForecastPool
 from autoscaler.loop import ControlLoop
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policy import Observation
-from autoscaler.ports import MetricsChunk
+from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 
 BALANCER_SIGNALS = SignalSet(
     name="local",
@@ -185,12 +185,29 @@ async def _drive(policy: str, source: PrometheusSource, cluster: LocalCluster, s
     # First tick at the workload's second 0; the warm replicas hold until then.
     await asyncio.sleep(max(0.0, start_at - time.time()))
     if policy == "leadtime":
-        await _drive_loop(source, cluster, sim, stop)
+        await _drive_loop(_SinceSecondZero(source, start_at), cluster, sim, stop)
     else:
         await _drive_policy(policy, source, cluster, sim, stop)
 
 
-async def _drive_loop(source: PrometheusSource, cluster: LocalCluster, sim: SimConfig,
+class _SinceSecondZero:
+    """The Prometheus source with no history before the workload's second 0. The harness's
+    balancer counts from its start, some seconds before the workload, and the loop's warm
+    start would read those idle seconds as history the simulator's run never had (its first
+    fit would come that much earlier)."""
+
+    def __init__(self, source: PrometheusSource, start_at: float) -> None:
+        self.source, self.start_at = source, start_at
+
+    async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
+        return await self.source.snapshot(now)
+
+    async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:
+        start = max(start, math.floor(self.start_at))
+        return await self.source.history(key, start, end) if start < end else np.zeros(0)
+
+
+async def _drive_loop(source: _SinceSecondZero, cluster: LocalCluster, sim: SimConfig,
                       stop: asyncio.Event) -> None:
     """Leadtime as the service runs it: the control loop and its forecasting workers."""
     config = config_from_mapping({
