@@ -20,7 +20,7 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.floors import ORIGINAL_MIN, HpaFacts, floor_patch, hpa_facts
 from adapters.hpa.workloads import opted_in, replicas_for, workload_status
-from adapters.knative.events import FailureEvents
+from adapters.kubernetes.events import FailureEvents
 from adapters.kubernetes.api import (
     CONFLICT_RETRIES, MERGE_PATCH, REQUEST_TIMEOUT_S, call,
 )

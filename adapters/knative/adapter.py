@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from adapters.knative import events
+from adapters.kubernetes import events
 from adapters.knative.annotations import RevisionSettings, revision_settings
 from adapters.kubernetes.api import ApiCallFailed
 from adapters.kubernetes.informer import Informer, Key

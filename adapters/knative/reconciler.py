@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from adapters.knative import events
+from adapters.kubernetes import events
 from adapters.knative.annotations import RevisionSettings
 from adapters.knative.conditions import FALSE, TRUE, set_condition, status_of, with_ready
 from adapters.knative.names import (

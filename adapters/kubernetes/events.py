@@ -1,6 +1,6 @@
-"""Kubernetes Events on a PodAutoscaler, so `kubectl describe` shows what Leadtime refused
-(and, through `FailureEvents`, which API calls keep failing; the HPA adapter uses it for HPAs
-and workloads too)."""
+"""Kubernetes Events, so `kubectl describe` shows what Leadtime refused (a PodAutoscaler's bad
+annotation) and, through `FailureEvents`, which API calls keep failing (on PAs, HPAs and
+workloads alike)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ COMPONENT = "leadtime"
 
 async def record(api: client.ApiClient, pa: dict[str, Any], kind: str, reason: str,
                  message: str) -> None:
-    """Create a core/v1 Event about `pa` (`kind` Normal or Warning); failures are logged only:
+    """Create a core/v1 Event about `pa` (any object: `apiVersion`, `kind`, `metadata`; `kind`
+    of the Event Normal or Warning); failures are logged only:
     an Event is a courtesy, never a reason to stop reconciling."""
     meta = pa["metadata"]
     now = rfc3339()
