@@ -165,13 +165,17 @@ class LeaseElector:
                 log.warning("leader election: member lease not deleted: %s", error)
         log.info("leader election: %s released buckets %s", self.identity, sorted(released))
 
+    async def _list(self) -> Any:
+        """Every Lease of the set, in one call."""
+        return await call(
+            "list Leases", self.coordination.list_namespaced_lease(
+                self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"),
+            self.call_timeout_s)
+
     async def _reread(self) -> None:
         """The current records (on failure, the last ones seen stand)."""
         try:
-            listed = await call(
-                "list Leases", self.coordination.list_namespaced_lease(
-                    self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"),
-                self.call_timeout_s)
+            listed = await self._list()
         except ApiCallFailed as error:
             log.warning("leader election: %s (releasing what was last seen)", error)
             return
@@ -189,10 +193,7 @@ class LeaseElector:
     async def round(self) -> None:
         """Read, decide, write once."""
         try:
-            listed = await call(
-                "list Leases", self.coordination.list_namespaced_lease(
-                    self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"),
-                self.call_timeout_s)
+            listed = await self._list()
         except ApiCallFailed as error:
             log.warning("leader election: %s (acting on buckets %s until the renew deadline)",
                         error, sorted(self.held()))
