@@ -507,12 +507,17 @@ async def floored_deployment(setup: Workloads, pool: str, name: str, floor: int)
     key = ServiceKey(setup.namespace, name)
     await eventually(lambda: setup.listed(key), what="the opted-in HPA listed")
     assert await setup.adapter.apply({key: floor}) == {}
-
-    async def raised():
-        return await deployment_replicas(setup.kube, setup.namespace, name) == floor
-
-    await eventually(raised, timeout_s=60, what=f"the HPA controller holding {floor}")
+    await replicas_reach(setup, name, floor, f"the HPA controller holding {floor}")
     return key
+
+
+async def replicas_reach(setup: Workloads, name: str, replicas: int, what: str) -> None:
+    """Wait (up to a minute: the real HPA controller syncs every 2 s) until the Deployment's
+    spec asks for `replicas`."""
+    async def reached():
+        return await deployment_replicas(setup.kube, setup.namespace, name) == replicas
+
+    await eventually(reached, timeout_s=60, what=what)
 
 
 async def create_floored_hpa(api: client.ApiClient, namespace: str, name: str) -> None:
@@ -563,11 +568,7 @@ async def test_hpa_floor_survives_an_api_error(hpa_setup, gpu_pool, status, time
         assert event.involved_object.kind == "HorizontalPodAutoscaler"
         await apply_until(setup, key, 3)
         assert await setup.floor("chat") == 3
-
-        async def three():
-            return await deployment_replicas(setup.kube, setup.namespace, "chat") == 3
-
-        await eventually(three, timeout_s=60, what="the HPA controller holding the new floor")
+        await replicas_reach(setup, "chat", 3, "the HPA controller holding the new floor")
     assert setup.alive()
 
 
@@ -651,11 +652,7 @@ async def test_hpa_deleted_while_its_floor_is_held(hpa_setup, gpu_pool):
         await eventually(lambda: setup.listed(key), what="the recreated HPA listed")
         await apply_until(setup, key, 4)
         assert await setup.floor("rag") == 4
-
-        async def four():
-            return await deployment_replicas(setup.kube, setup.namespace, "rag") == 4
-
-        await eventually(four, timeout_s=60, what="the recreated HPA holding the floor")
+        await replicas_reach(setup, "rag", 4, "the recreated HPA holding the floor")
     assert setup.alive()
 
 
