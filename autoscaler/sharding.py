@@ -159,12 +159,6 @@ def acquired_record(current: LeaseRecord | None, identity: str, duration_s: floa
                    transitions=base.transitions + (1 if changed and base.holder else 0))
 
 
-def renewed_record(current: LeaseRecord, identity: str, duration_s: float,
-                   wall: str) -> LeaseRecord:
-    """What the holder writes to renew."""
-    return acquired_record(current, identity, duration_s, wall)
-
-
 def released_record(current: LeaseRecord, wall: str) -> LeaseRecord:
     """client-go's release: an empty holder, so the next replica need not wait."""
     return replace(current, holder="", renew_time=wall)

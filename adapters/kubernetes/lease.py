@@ -247,12 +247,8 @@ class LeaseElector:
                                  math.ceil(self.timing.lease_duration_s), micro_time(self.wall()))
         name = self.names[bucket]
         try:
-            if current is None:
-                answer = await call(f"create Lease {name}", self.coordination.create_namespaced_lease(
-                    self.namespace, self._body(name, record, "bucket")), self.call_timeout_s)
-            else:
-                answer = await call(f"update Lease {name}", self.coordination.replace_namespaced_lease(
-                    name, self.namespace, self._body(name, record, "bucket")), self.call_timeout_s)
+            answer = await self._write(name, self._body(name, record, "bucket"),
+                                       exists=current is not None)
         except ApiCallFailed as error:
             if error.status == 409:  # someone else wrote first: re-observe next round
                 self.renewed_at.pop(bucket, None)
@@ -276,8 +272,7 @@ class LeaseElector:
         name = self.names[bucket]
         record = released_record(current.record, micro_time(self.wall()))
         try:
-            await call(f"update Lease {name}", self.coordination.replace_namespaced_lease(
-                name, self.namespace, self._body(name, record, "bucket")), self.call_timeout_s)
+            await self._write(name, self._body(name, record, "bucket"), exists=True)
             log.info("leader election: %s released bucket %d (%s)", self.identity, bucket, name)
             return True
         except ApiCallFailed as error:  # it expires by itself after a lease duration
@@ -290,19 +285,20 @@ class LeaseElector:
         body = self._body(self.member_name, replace(record, resource_version=self._member_version),
                           "member")
         try:
-            if self._member_version is None:
-                answer = await call(f"create Lease {self.member_name}",
-                                    self.coordination.create_namespaced_lease(self.namespace, body),
-                                    self.call_timeout_s)
-            else:
-                answer = await call(f"update Lease {self.member_name}",
-                                    self.coordination.replace_namespaced_lease(
-                                        self.member_name, self.namespace, body),
-                                    self.call_timeout_s)
+            answer = await self._write(self.member_name, body,
+                                       exists=self._member_version is not None)
             self._member_version = answer.metadata.resource_version
         except ApiCallFailed as error:
             if error.status != 409:  # 409: changed or created meanwhile; the next list rereads
                 log.warning("leader election: member lease not renewed: %s", error)
+
+    async def _write(self, name: str, body: dict[str, Any], *, exists: bool) -> Any:
+        """Replace the Lease (conditional on the body's resourceVersion) or create it."""
+        if exists:
+            return await call(f"update Lease {name}", self.coordination.replace_namespaced_lease(
+                name, self.namespace, body), self.call_timeout_s)
+        return await call(f"create Lease {name}", self.coordination.create_namespaced_lease(
+            self.namespace, body), self.call_timeout_s)
 
     def _body(self, name: str, record: LeaseRecord, role: str) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": name, "namespace": self.namespace,
