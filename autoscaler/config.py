@@ -35,6 +35,9 @@ from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
 from autoscaler.policies.kpa import CONCURRENCY, RPS, KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
+from autoscaler.sharding import (
+    LEASE_DURATION_S, RENEW_DEADLINE_S, RETRY_PERIOD_S, default_identity, is_subdomain,
+)
 from forecasting.registry import model_names
 
 LIVE, DRY_RUN = "live", "dry-run"
@@ -247,9 +250,9 @@ class LeaderElectionConfig:
     """1 (Knative's default): one active replica, the others on standby. Set it to at least the
     number of replicas for them to share the work; each held bucket is one Lease write per
     retry period."""
-    lease_duration_s: float = 15.0
-    renew_deadline_s: float = 10.0
-    retry_period_s: float = 2.0
+    lease_duration_s: float = LEASE_DURATION_S
+    renew_deadline_s: float = RENEW_DEADLINE_S
+    retry_period_s: float = RETRY_PERIOD_S
     """client-go's and Knative's defaults."""
     identity: str | None = None
     """This replica's holder identity; None: the `POD_NAME` variable, else the host name."""
@@ -267,9 +270,6 @@ class LeaderElectionConfig:
         return self.namespace or env.get("POD_NAMESPACE", "").strip() or "leadtime"
 
     def resolved_identity(self, env: Mapping[str, str]) -> str:
-        # Imported here: the config module stays free of the sharding rules' import cost.
-        from autoscaler.sharding import default_identity
-
         return self.identity or default_identity(env)
 
 
@@ -719,13 +719,10 @@ _HPA_KEYS: dict[str, _Key] = {
     "client_ca_file": _Key("client_ca_file", _FILE, text=True),
 }
 
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
 def _subdomain(value: Any, where: _Where) -> str:
     allowed = ("a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and "
                "ending with a letter or digit, at most 253 characters)")
-    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+    if not isinstance(value, str) or not is_subdomain(value):
         _reject(where, allowed, value)
     return value
 
