@@ -55,6 +55,11 @@ def bucket_of(key: ServiceKey, buckets: int) -> int:
     return zlib.crc32(f"{key.namespace}/{key.name}".encode()) % buckets
 
 
+def owns_every_service(key: ServiceKey) -> bool:
+    """The adapters' `owns` with one replica (no leader election): every service is its own."""
+    return True
+
+
 def bucket_lease_name(prefix: str, index: int, count: int) -> str:
     """Knative's naming: `leadtime.00-of-04`."""
     return f"{prefix}.{index:02d}-of-{count:02d}"

@@ -26,6 +26,7 @@ from adapters.kubernetes.api import (
 )
 from adapters.kubernetes.informer import Informer, Key
 from autoscaler.ports import ReplicaStatus, ServiceKey
+from autoscaler.sharding import owns_every_service
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class KubernetesWorkloads:
     def __init__(self, api: client.ApiClient, *, api_timeout_s: float = REQUEST_TIMEOUT_S,
                  owns: Callable[[ServiceKey], bool] | None = None) -> None:
         self.api = api
-        self.owns: Callable[[ServiceKey], bool] = owns or _everything
+        self.owns: Callable[[ServiceKey], bool] = owns or owns_every_service
         """With several replicas: whether this one holds the service's bucket now (the Lease
         elector's `owns`); other replicas' services are neither listed nor written."""
         self.api_timeout_s = api_timeout_s
@@ -183,7 +184,7 @@ class KubernetesWorkloads:
         key = ServiceKey(facts.namespace, facts.service)
         if not self.owns(key):
             return
-        if facts.opted_in and key not in self.desired and self.owns is not _everything:
+        if facts.opted_in and key not in self.desired and self.owns is not owns_every_service:
             # A replica that took this service over has no decision for it yet: the floor the
             # previous owner set stays until its first decision, instead of dropping to the
             # original minReplicas in between.
@@ -208,11 +209,6 @@ class KubernetesWorkloads:
         except client.ApiException as error:
             if error.status != 404:
                 await self._failures.report(_hpa_object(facts), str(error))
-
-
-def _everything(key: ServiceKey) -> bool:
-    """One replica (no leader election): every service is its own."""
-    return True
 
 
 def _hpa_object(facts: HpaFacts) -> dict:

@@ -32,6 +32,7 @@ from adapters.knative.reconciler import Outcome, ReconcileSettings, Reconciler, 
 from autoscaler.config import PolicyConfig
 from autoscaler.errors import InputError
 from autoscaler.ports import ReplicaStatus, ServiceKey
+from autoscaler.sharding import owns_every_service
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class KnativeAdapter:
         self.resync_s = resync_s
         self.workers = workers
         self.on_queries = on_queries
-        self.owns: Callable[[ServiceKey], bool] = owns or _everything
+        self.owns: Callable[[ServiceKey], bool] = owns or owns_every_service
         """With several replicas: whether this one holds the revision's bucket now (the Lease
         elector's `owns`); PAs of other replicas are listed by nobody here and not touched."""
         custom = client.CustomObjectsApi(api)
@@ -262,8 +263,3 @@ class KnativeAdapter:
         revision = (namespace, (new or old)[0])  # type: ignore[index]
         if revision in self.pas.objects:
             self._enqueue(revision)
-
-
-def _everything(key: ServiceKey) -> bool:
-    """One replica (no leader election): every service is its own."""
-    return True
