@@ -62,7 +62,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_loop import Fleet, drive, make_loop, rss_mib  # noqa: E402
+from bench_loop import Fleet, drive, make_loop, p99, rss_mib  # noqa: E402
 
 from autoscaler.loop import ControlLoop  # noqa: E402
 from autoscaler.ports import ServiceKey  # noqa: E402
@@ -194,8 +194,8 @@ async def soak(
                 hour=len(rows) + 1,
                 ticks=len(ordered),
                 tick_p50_ms=1000 * statistics.median(ordered),
-                tick_p99_ms=1000 * _p99(ordered),
-                tick_cpu_p99_ms=1000 * _p99(sorted(cpus)),
+                tick_p99_ms=1000 * p99(ordered),
+                tick_cpu_p99_ms=1000 * p99(sorted(cpus)),
                 rss_mib=rss_mib(),
                 decisions_mib=decisions_mib(loop),
                 gc_objects=len(gc.get_objects()) + gc.get_freeze_count(),
@@ -217,10 +217,6 @@ async def soak(
     summary["churned_services"] = len(fleet.removed)
     return {"hours": [asdict(row) for row in rows], "summary": summary, "loop": loop,
             "fleet": fleet}
-
-
-def _p99(ordered: list[float]) -> float:
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 def summarise(rows: list[Hour], warmup_hours: int) -> dict:
