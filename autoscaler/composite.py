@@ -17,8 +17,9 @@ from autoscaler.ports import ReplicaStatus, ServiceKey
 
 
 class CompositeAdapter:
-    def __init__(self, members: Sequence[Any],
-                 default_policy: Callable[[ServiceKey], PolicyConfig]) -> None:
+    def __init__(
+        self, members: Sequence[Any], default_policy: Callable[[ServiceKey], PolicyConfig]
+    ) -> None:
         self.members = list(members)
         self.default_policy = default_policy
         self.owner: dict[ServiceKey, Any] = {}
@@ -38,10 +39,12 @@ class CompositeAdapter:
 
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
         failures: dict[ServiceKey, str] = {
-            key: f"{key}: no adapter manages it" for key in decisions if key not in self.owner}
+            key: f"{key}: no adapter manages it" for key in decisions if key not in self.owner
+        }
         groups = self._by_owner(k for k in decisions if k in self.owner)
         answers = await asyncio.gather(
-            *(member.apply({k: decisions[k] for k in keys}) for member, keys in groups))
+            *(member.apply({k: decisions[k] for k in keys}) for member, keys in groups)
+        )
         for answer in answers:
             failures.update(answer)
         return failures

@@ -36,7 +36,11 @@ from autoscaler.errors import InputError
 from autoscaler.policies.kpa import CONCURRENCY, RPS, KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
 from autoscaler.sharding import (
-    LEASE_DURATION_S, RENEW_DEADLINE_S, RETRY_PERIOD_S, default_identity, is_subdomain,
+    LEASE_DURATION_S,
+    RENEW_DEADLINE_S,
+    RETRY_PERIOD_S,
+    default_identity,
+    is_subdomain,
 )
 from forecasting.registry import model_names
 
@@ -696,12 +700,15 @@ _PROMETHEUS_KEYS: dict[str, _Key] = {
 _KNATIVE_KEYS: dict[str, _Key] = {
     "enabled": _Key("enabled", _boolean),
     "class": _Key("class_name", _text("a class name such as leadtime.dev"), text=True),
-    "kubeconfig": _Key("kubeconfig", _optional(_text("a file path, or null (in-cluster)")),
-                       text=True),
+    "kubeconfig": _Key(
+        "kubeconfig", _optional(_text("a file path, or null (in-cluster)")), text=True
+    ),
     "scale_to_zero_grace_period": _seconds("scale_to_zero_grace_period_s", _duration(0, 3600)),
     "activator_probe_url": _Key(
         "activator_probe_url",
-        _text("a URL template with {service}, {namespace} and {port}"), text=True),
+        _text("a URL template with {service}, {namespace} and {port}"),
+        text=True,
+    ),
     "probe_timeout": _seconds("probe_timeout_s", _duration(0.1, 60)),
     "resync": _seconds("resync_s", _duration(1, 3600)),
 }
@@ -710,8 +717,9 @@ _FILE = _optional(_text("a file path, or null"))
 
 _HPA_KEYS: dict[str, _Key] = {
     "enabled": _Key("enabled", _boolean),
-    "kubeconfig": _Key("kubeconfig", _optional(_text("a file path, or null (in-cluster)")),
-                       text=True),
+    "kubeconfig": _Key(
+        "kubeconfig", _optional(_text("a file path, or null (in-cluster)")), text=True
+    ),
     "metrics_api_port": _Key("metrics_api_port", _integer(0, 65535, " (0 = not served)")),
     "metrics_api_host": _Key("metrics_api_host", _text(), text=True),
     "tls_cert_file": _Key("tls_cert_file", _FILE, text=True),
@@ -719,17 +727,22 @@ _HPA_KEYS: dict[str, _Key] = {
     "client_ca_file": _Key("client_ca_file", _FILE, text=True),
 }
 
+
 def _subdomain(value: Any, where: _Where) -> str:
-    allowed = ("a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and "
-               "ending with a letter or digit, at most 253 characters)")
+    allowed = (
+        "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and "
+        "ending with a letter or digit, at most 253 characters)"
+    )
     if not isinstance(value, str) or not is_subdomain(value):
         _reject(where, allowed, value)
     return value
 
 
 def _label(longest: int) -> _Parser:
-    allowed = (f"a DNS-1123 label of at most {longest} characters (lowercase letters, digits "
-               "and '-', starting and ending with a letter or digit)")
+    allowed = (
+        f"a DNS-1123 label of at most {longest} characters (lowercase letters, digits "
+        "and '-', starting and ending with a letter or digit)"
+    )
 
     def parse(value: Any, where: _Where) -> str:
         if not isinstance(value, str) or len(value) > longest or not _DNS_LABEL.fullmatch(value):
@@ -763,7 +776,15 @@ _SECTIONS: dict[str, dict[str, _Key]] = {
 """Sections the environment can set (`services` is read from the file only)."""
 
 _TOP_LEVEL = (
-    *_TOP, "http", "forecasting", "policy", "services", "simulator", "prometheus", "knative", "hpa",
+    *_TOP,
+    "http",
+    "forecasting",
+    "policy",
+    "services",
+    "simulator",
+    "prometheus",
+    "knative",
+    "hpa",
     "leader_election",
 )
 
@@ -792,33 +813,42 @@ def _build(data: object, source: str, env: Mapping[str, str]) -> Config:
     merged = _merge(top, overrides)
     where = _Where(source, origins={path: variable for variable, (path, _) in overrides})
     policy = _policy(merged.get("policy"), where.key("policy"), PolicyConfig())
-    return _sourced(source, Config, dict(
-        **_values({k: v for k, v in merged.items() if k in _TOP}, _TOP, where),
-        http=_http(merged.get("http"), where.key("http")),
-        forecasting=ForecastingConfig(
-            **_values(merged.get("forecasting"), _FORECASTING_KEYS, where.key("forecasting"))
+    return _sourced(
+        source,
+        Config,
+        dict(
+            **_values({k: v for k, v in merged.items() if k in _TOP}, _TOP, where),
+            http=_http(merged.get("http"), where.key("http")),
+            forecasting=ForecastingConfig(
+                **_values(merged.get("forecasting"), _FORECASTING_KEYS, where.key("forecasting"))
+            ),
+            policy=policy,
+            services=_services(merged.get("services"), policy, where.key("services")),
+            simulator=_simulator(merged.get("simulator"), where.key("simulator")),
+            prometheus=_sourced(
+                source,
+                PrometheusConfig,
+                _values(merged.get("prometheus"), _PROMETHEUS_KEYS, where.key("prometheus")),
+            ),
+            knative=_sourced(
+                source,
+                KnativeConfig,
+                _values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative")),
+            ),
+            hpa=_sourced(
+                source, HpaConfig, _values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))
+            ),
+            leader_election=_sourced(
+                source,
+                LeaderElectionConfig,
+                _values(
+                    merged.get("leader_election"),
+                    _LEADER_ELECTION_KEYS,
+                    where.key("leader_election"),
+                ),
+            ),
         ),
-        policy=policy,
-        services=_services(merged.get("services"), policy, where.key("services")),
-        simulator=_simulator(merged.get("simulator"), where.key("simulator")),
-        prometheus=_sourced(
-            source,
-            PrometheusConfig,
-            _values(merged.get("prometheus"), _PROMETHEUS_KEYS, where.key("prometheus")),
-        ),
-        knative=_sourced(
-            source,
-            KnativeConfig,
-            _values(merged.get("knative"), _KNATIVE_KEYS, where.key("knative")),
-        ),
-        hpa=_sourced(source, HpaConfig, _values(merged.get("hpa"), _HPA_KEYS, where.key("hpa"))),
-        leader_election=_sourced(
-            source,
-            LeaderElectionConfig,
-            _values(merged.get("leader_election"), _LEADER_ELECTION_KEYS,
-                    where.key("leader_election")),
-        ),
-    ))
+    )
 
 
 def _sourced(source: str, section: Callable[..., Any], values: dict[str, Any]) -> Any:

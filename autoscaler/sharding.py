@@ -72,7 +72,7 @@ def member_lease_name(prefix: str, identity: str) -> str:
     if len(name) <= MAX_NAME:
         return name
     digest = f"{zlib.crc32(identity.encode()):08x}"
-    return f"{name[:MAX_NAME - 9].rstrip('.-')}-{digest}"
+    return f"{name[: MAX_NAME - 9].rstrip('.-')}-{digest}"
 
 
 def is_subdomain(text: str) -> bool:
@@ -105,7 +105,8 @@ class Timing:
             raise ValueError(
                 "leader election needs 0 < retry_period < renew_deadline < lease_duration, got "
                 f"{self.retry_period_s:g} s, {self.renew_deadline_s:g} s, "
-                f"{self.lease_duration_s:g} s")
+                f"{self.lease_duration_s:g} s"
+            )
 
 
 # ------------------------------------------------------------------------------- records
@@ -123,8 +124,13 @@ class LeaseRecord:
 
     def content(self) -> tuple:
         """Everything but the resourceVersion: a metadata-only change is no renewal."""
-        return (self.holder, self.lease_duration_s, self.acquire_time, self.renew_time,
-                self.transitions)
+        return (
+            self.holder,
+            self.lease_duration_s,
+            self.acquire_time,
+            self.renew_time,
+            self.transitions,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +160,20 @@ def is_free(observed: Observed | None, identity: str, now: float) -> bool:
     return observed.record.holder != identity and expired(observed, now)
 
 
-def acquired_record(current: LeaseRecord | None, identity: str, duration_s: float,
-                    wall: str) -> LeaseRecord:
+def acquired_record(
+    current: LeaseRecord | None, identity: str, duration_s: float, wall: str
+) -> LeaseRecord:
     """What a replica writes to take a lease (or to create it, when `current` is None)."""
     base = current or LeaseRecord()
     changed = base.holder != identity
-    return replace(base, holder=identity, lease_duration_s=duration_s,
-                   acquire_time=wall if changed else base.acquire_time or wall, renew_time=wall,
-                   transitions=base.transitions + (1 if changed and base.holder else 0))
+    return replace(
+        base,
+        holder=identity,
+        lease_duration_s=duration_s,
+        acquire_time=wall if changed else base.acquire_time or wall,
+        renew_time=wall,
+        transitions=base.transitions + (1 if changed and base.holder else 0),
+    )
 
 
 def released_record(current: LeaseRecord, wall: str) -> LeaseRecord:
@@ -184,8 +196,13 @@ def fair_share(buckets: int, members: int) -> int:
     return math.ceil(buckets / max(1, members))
 
 
-def decide(identity: str, buckets: int, leases: Mapping[int, Observed | None],
-           members: Iterable[Observed], now: float) -> dict[int, str]:
+def decide(
+    identity: str,
+    buckets: int,
+    leases: Mapping[int, Observed | None],
+    members: Iterable[Observed],
+    now: float,
+) -> dict[int, str]:
     """Per bucket, what to write now: RENEW the ones this replica holds (by the last record it
     saw), RELEASE its excess over the fair share (highest indexes first), ACQUIRE free ones
     while below the share (a missing lease is created). Buckets left out: wait.
@@ -193,8 +210,11 @@ def decide(identity: str, buckets: int, leases: Mapping[int, Observed | None],
     Free buckets are tried from an offset that depends on the identity, so replicas starting
     together mostly try different buckets instead of all racing for bucket 0."""
     share = fair_share(buckets, len(live_members(members, identity, now)))
-    mine = sorted(b for b in range(buckets)
-                  if (o := leases.get(b)) is not None and o.record.holder == identity)
+    mine = sorted(
+        b
+        for b in range(buckets)
+        if (o := leases.get(b)) is not None and o.record.holder == identity
+    )
     decisions: dict[int, str] = {}
     keep, excess = mine[:share], mine[share:]
     for bucket in keep:

@@ -41,8 +41,11 @@ AZURE = _trace("AzureLLMInferenceTrace_code.csv", "10m", "5m")
 NASA = _trace("nasa_http_1995_per_second_workload.tbz2", "10m", "5m")
 BURSTY = ("--workload", "llm-bursty", "--duration", "2m")
 CASES = [
-    Case("llm-bursty static:10 (1 min)", ("--workload", "llm-bursty", "--duration", "1m"),
-         "static:10"),
+    Case(
+        "llm-bursty static:10 (1 min)",
+        ("--workload", "llm-bursty", "--duration", "1m"),
+        "static:10",
+    ),
     *(Case(f"llm-bursty {policy}", BURSTY, policy) for policy in ("kpa", "hpa", "leadtime")),
     *(Case(f"azure-code {policy}", AZURE, policy) for policy in ("kpa", "hpa", "leadtime")),
     *(Case(f"nasa {policy}", NASA, policy) for policy in ("kpa", "hpa", "leadtime")),
@@ -50,8 +53,18 @@ CASES = [
 
 
 def run(command: str, case: Case) -> dict:
-    argv = [sys.executable, "-m", "autoscaler", command, *case.source, "--policy", case.policy,
-            "--cold-start", case.cold_start, "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "autoscaler",
+        command,
+        *case.source,
+        "--policy",
+        case.policy,
+        "--cold-start",
+        case.cold_start,
+        "--json",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
@@ -62,10 +75,12 @@ def row(case: Case, sim: dict, harness: dict) -> str:
     slo_delta = 100 * (harness["slo_attainment"] - sim["slo_attainment"])
     gpu_delta = harness["gpu_seconds"] / sim["gpu_seconds"] - 1 if sim["gpu_seconds"] else 0.0
     inside = abs(slo_delta) <= SLO_BAR_POINTS and abs(gpu_delta) <= GPU_BAR
-    return (f"| {case.name} | {sim['requests']} | {100 * sim['slo_attainment']:.1f} % "
-            f"| {100 * harness['slo_attainment']:.1f} % | {slo_delta:+.1f} "
-            f"| {sim['gpu_seconds']:.0f} | {harness['gpu_seconds']:.0f} | {100 * gpu_delta:+.0f} % "
-            f"| {'yes' if inside else '**no**'} |")
+    return (
+        f"| {case.name} | {sim['requests']} | {100 * sim['slo_attainment']:.1f} % "
+        f"| {100 * harness['slo_attainment']:.1f} % | {slo_delta:+.1f} "
+        f"| {sim['gpu_seconds']:.0f} | {harness['gpu_seconds']:.0f} | {100 * gpu_delta:+.0f} % "
+        f"| {'yes' if inside else '**no**'} |"
+    )
 
 
 def main() -> int:
@@ -74,10 +89,14 @@ def main() -> int:
     args = parser.parse_args()
     cases = [case for case in CASES if args.case in case.name]
     if not cases:
-        raise SystemExit(f"--case: no case matches {args.case!r}; cases: "
-                         + ", ".join(case.name for case in CASES))
-    print("| window, policy | requests | SLO sim | SLO harness | Δ points | GPU-s sim "
-          "| GPU-s harness | Δ | inside the bar |")
+        raise SystemExit(
+            f"--case: no case matches {args.case!r}; cases: "
+            + ", ".join(case.name for case in CASES)
+        )
+    print(
+        "| window, policy | requests | SLO sim | SLO harness | Δ points | GPU-s sim "
+        "| GPU-s harness | Δ | inside the bar |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         print(row(case, run("simulate", case), run("loadtest", case)), flush=True)

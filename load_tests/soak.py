@@ -159,9 +159,7 @@ def holdings(loop: ControlLoop) -> dict[str, int]:
 def decisions_mib(loop: ControlLoop) -> float:
     """An estimate of the memory the kept decisions take (records and their details)."""
     size = sys.getsizeof
-    return (
-        sum(size(d) + size(d.detail) for s in loop.states.values() for d in s.decisions) / 2**20
-    )
+    return sum(size(d) + size(d.detail) for s in loop.states.values() for d in s.decisions) / 2**20
 
 
 async def soak(
@@ -215,8 +213,12 @@ async def soak(
     summary["services"] = services
     summary["virtual_hours"] = ticks * tick_s / hour_s
     summary["churned_services"] = len(fleet.removed)
-    return {"hours": [asdict(row) for row in rows], "summary": summary, "loop": loop,
-            "fleet": fleet}
+    return {
+        "hours": [asdict(row) for row in rows],
+        "summary": summary,
+        "loop": loop,
+        "fleet": fleet,
+    }
 
 
 def summarise(rows: list[Hour], warmup_hours: int) -> dict:

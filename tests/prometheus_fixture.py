@@ -50,7 +50,9 @@ class Exporter:
             labels = f'namespace="ns{i % 3}",service="svc-{i}"'
             # Knative scales revisions: its series carry the revision's name (here the same).
             knative = f'namespace_name="ns{i % 3}",service_name="svc",revision_name="svc-{i}"'
-            otel = f'k8s_namespace_name="ns{i % 3}",kn_service_name="svc",kn_revision_name="svc-{i}"'
+            otel = (
+                f'k8s_namespace_name="ns{i % 3}",kn_service_name="svc",kn_revision_name="svc-{i}"'
+            )
             count = rate(i) * elapsed
             lines += [
                 f"leadtime_test_requests_total{{{labels}}} {count}",

@@ -32,24 +32,41 @@ CLIENT_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 COMBINATIONS = {
     "default (Knative)": {},
     "HPA only": {"adapters": {"knative": {"enabled": False}, "hpa": {"enabled": True}}},
-    "HPA with the external metrics API": {"adapters": {"knative": {"enabled": False}, "hpa": {
-        "enabled": True, "metricsApi": {"enabled": True, "clientCA": CLIENT_CA}}}},
+    "HPA with the external metrics API": {
+        "adapters": {
+            "knative": {"enabled": False},
+            "hpa": {"enabled": True, "metricsApi": {"enabled": True, "clientCA": CLIENT_CA}},
+        }
+    },
     "both, token, ServiceMonitor": {
-        "adapters": {"hpa": {"enabled": True, "metricsApi": {
-            "enabled": True, "existingSecret": "my-tls", "caBundle": "Y2E="}}},
-        "api": {"tokenSecret": "leadtime-api"}, "serviceMonitor": {"enabled": True},
-        "config": {"policy": {"quantile": 0.95}}},
+        "adapters": {
+            "hpa": {
+                "enabled": True,
+                "metricsApi": {"enabled": True, "existingSecret": "my-tls", "caBundle": "Y2E="},
+            }
+        },
+        "api": {"tokenSecret": "leadtime-api"},
+        "serviceMonitor": {"enabled": True},
+        "config": {"policy": {"quantile": 0.95}},
+    },
     "three replicas sharing the services": {
-        "replicaCount": 3, "leaderElection": {"enabled": True, "buckets": 6},
-        "adapters": {"hpa": {"enabled": True}}},
+        "replicaCount": 3,
+        "leaderElection": {"enabled": True, "buckets": 6},
+        "adapters": {"hpa": {"enabled": True}},
+    },
 }
 
 
 def render(values: dict) -> list[dict]:
     with helm.Chart.load(str(CHART)) as chart:
         files = chart.render(values, name="leadtime", namespace="ops")
-    return [doc for name, text in sorted(files.items()) if name.endswith(".yaml")
-            for doc in yaml.safe_load_all(text) if doc]
+    return [
+        doc
+        for name, text in sorted(files.items())
+        if name.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
 
 
 def of_kind(documents: list[dict], kind: str) -> list[dict]:
@@ -81,9 +98,11 @@ def test_rbac_is_exactly_what_the_enabled_adapters_use(case):
     documents = render(values)
     roles = {d["metadata"]["name"]: d["rules"] for d in of_kind(documents, "ClusterRole")}
     bindings = of_kind(documents, "ClusterRoleBinding")
-    ours = {b["roleRef"]["name"] for b in bindings
-            if b["subjects"][0] == {"kind": "ServiceAccount", "name": "leadtime",
-                                    "namespace": "ops"}}
+    ours = {
+        b["roleRef"]["name"]
+        for b in bindings
+        if b["subjects"][0] == {"kind": "ServiceAccount", "name": "leadtime", "namespace": "ops"}
+    }
     assert ("leadtime-knative" in ours) == knative and ("leadtime-hpa" in ours) == hpa
     if knative:
         assert roles["leadtime-knative"] == knative_rbac.RULES
@@ -102,8 +121,9 @@ def test_rbac_is_exactly_what_the_enabled_adapters_use(case):
         assert role["metadata"]["namespace"] == "ops" and role["rules"] == lease.RULES
         binding = of_kind(documents, "RoleBinding")[0]
         assert binding["roleRef"]["name"] == "leadtime-leader-election"
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "leadtime",
-                                        "namespace": "ops"}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "leadtime", "namespace": "ops"}
+        ]
 
 
 def test_the_pod_meets_the_restricted_pod_security_standard():
@@ -119,8 +139,10 @@ def test_the_pod_meets_the_restricted_pod_security_standard():
         assert context["allowPrivilegeEscalation"] is False
         assert context["readOnlyRootFilesystem"] is True
         assert context["capabilities"] == {"drop": ["ALL"]}
-        probes = {container["readinessProbe"]["httpGet"]["path"],
-                  container["livenessProbe"]["httpGet"]["path"]}
+        probes = {
+            container["readinessProbe"]["httpGet"]["path"],
+            container["livenessProbe"]["httpGet"]["path"],
+        }
         assert probes == {"/readyz", "/healthz"}
         assert container["resources"]["requests"] and container["resources"]["limits"]
 
@@ -128,8 +150,9 @@ def test_the_pod_meets_the_restricted_pod_security_standard():
 @pytest.mark.parametrize("case", list(COMBINATIONS))
 def test_the_configuration_the_chart_writes_is_one_leadtime_accepts(case, tmp_path):
     documents = render(COMBINATIONS[case])
-    configmap = next(d for d in of_kind(documents, "ConfigMap")
-                     if "leadtime.yaml" in d.get("data", {}))
+    configmap = next(
+        d for d in of_kind(documents, "ConfigMap") if "leadtime.yaml" in d.get("data", {})
+    )
     data = yaml.safe_load(configmap["data"]["leadtime.yaml"])
     token = data.get("http", {}).get("token_file")
     if token:  # the mounted Secret, stood in for by a file here
@@ -144,12 +167,17 @@ def test_the_configuration_the_chart_writes_is_one_leadtime_accepts(case, tmp_pa
     assert config.leader_election.enabled == election.get("enabled", False)
     if election:
         assert config.leader_election.buckets == election["buckets"]
-        assert (config.leader_election.lease_duration_s, config.leader_election.renew_deadline_s,
-                config.leader_election.retry_period_s) == (15.0, 10.0, 2.0)
+        assert (
+            config.leader_election.lease_duration_s,
+            config.leader_election.renew_deadline_s,
+            config.leader_election.retry_period_s,
+        ) == (15.0, 10.0, 2.0)
         deployment = of_kind(documents, "Deployment")[0]
         assert deployment["spec"]["replicas"] == COMBINATIONS[case]["replicaCount"]
-        env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
-               for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        env = {
+            e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
         assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
         # Identity and namespace come from the downward API, resolved as Leadtime does.
         pod_env = {"POD_NAME": "leadtime-7d4b9-x2x", "POD_NAMESPACE": "ops"}
@@ -159,7 +187,9 @@ def test_the_configuration_the_chart_writes_is_one_leadtime_accepts(case, tmp_pa
 
 def test_pause_and_resume_stay_disabled_without_a_token_secret():
     documents = render({})
-    configmap = next(d for d in of_kind(documents, "ConfigMap") if d["metadata"]["name"] == "leadtime")
+    configmap = next(
+        d for d in of_kind(documents, "ConfigMap") if d["metadata"]["name"] == "leadtime"
+    )
     data = yaml.safe_load(configmap["data"]["leadtime.yaml"])
     assert "token" not in data["http"] and "token_file" not in data["http"]
     assert config_from_mapping(data).http.token is None
@@ -167,12 +197,13 @@ def test_pause_and_resume_stay_disabled_without_a_token_secret():
 
 def test_the_values_schema_refuses_what_leadtime_would_refuse():
     with helm.Chart.load(str(CHART)) as chart:
-        for bad, where in (({"adapters": {"knative": {"class": "gpu.knative.dev"}}},
-                            "/adapters/knative/class"),
-                           ({"replicaCount": 3}, "/replicaCount"),
-                           ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
-                           ({"replicas": 1}, "additional properties 'replicas'"),
-                           ({"leaderElection": {"buckets": 0}}, "/leaderElection/buckets")):
+        for bad, where in (
+            ({"adapters": {"knative": {"class": "gpu.knative.dev"}}}, "/adapters/knative/class"),
+            ({"replicaCount": 3}, "/replicaCount"),
+            ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
+            ({"replicas": 1}, "additional properties 'replicas'"),
+            ({"leaderElection": {"buckets": 0}}, "/leaderElection/buckets"),
+        ):
             with pytest.raises(helm.HelmError) as refused:
                 chart.render(bad, name="leadtime", namespace="ops")
             assert where in str(refused.value)
@@ -180,8 +211,9 @@ def test_the_values_schema_refuses_what_leadtime_would_refuse():
 
 def test_the_dashboard_parses_and_queries_only_metrics_leadtime_exports():
     documents = render({})
-    holder = next(d for d in of_kind(documents, "ConfigMap")
-                  if d["metadata"]["name"] == "leadtime-dashboard")
+    holder = next(
+        d for d in of_kind(documents, "ConfigMap") if d["metadata"]["name"] == "leadtime-dashboard"
+    )
     board = json.loads(holder["data"]["leadtime.json"])
     loop, _ = make_loop(two_services(), warmup_s=0.0)  # the service's own registry, as scraped
     exported = set()
@@ -204,12 +236,15 @@ def test_the_image_is_multi_stage_non_root_and_pinned():
     assert len(stages) >= 2
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", dockerfile, re.M)[1]
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base)  # an exact version
-    final = dockerfile[dockerfile.rindex("\nFROM"):]
+    final = dockerfile[dockerfile.rindex("\nFROM") :]
     assert re.search(r"^USER\s+\d+:\d+$", final, re.M)  # numeric: runAsNonRoot can check it
     assert "apt-get install" not in final and "gcc" not in final
     assert 'ENTRYPOINT ["leadtime"]' in final and 'CMD ["run"]' in final
-    pins = [line for line in (ROOT / "requirements.lock").read_text().splitlines()
-            if line and not line.startswith("#")]
+    pins = [
+        line
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s]+", line) for line in pins)
     pinned = {re.split("==", line)[0].lower().replace("_", "-") for line in pins}
     project = (ROOT / "pyproject.toml").read_text()
@@ -220,12 +255,17 @@ def test_the_image_is_multi_stage_non_root_and_pinned():
 
 def test_several_replicas_need_leader_election_and_never_serve_the_metrics_api():
     with helm.Chart.load(str(CHART)) as chart:
-        for values in ({"replicaCount": 2}, {"replicaCount": 2, "leaderElection": {"enabled": False}}):
+        for values in (
+            {"replicaCount": 2},
+            {"replicaCount": 2, "leaderElection": {"enabled": False}},
+        ):
             with pytest.raises(helm.HelmError) as refused:
                 chart.render(values, name="leadtime", namespace="ops")
             assert "/replicaCount" in str(refused.value)
-        metrics_api = {"adapters": {"hpa": {"enabled": True, "metricsApi": {"enabled": True}}},
-                       "leaderElection": {"enabled": True}}
+        metrics_api = {
+            "adapters": {"hpa": {"enabled": True, "metricsApi": {"enabled": True}}},
+            "leaderElection": {"enabled": True},
+        }
         with pytest.raises(helm.HelmError) as refused:
             chart.render(metrics_api, name="leadtime", namespace="ops")
         assert "leaderElection.enabled cannot go with adapters.hpa.metricsApi" in str(refused.value)

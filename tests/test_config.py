@@ -701,11 +701,15 @@ def test_junk_files_raise_only_input_error(tmp_path_factory, text):
 
 
 def test_knative_section_defaults_environment_and_class_check():
-    config = config_from_mapping({"knative": {"enabled": True, "scale_to_zero_grace_period": "10s"}})
+    config = config_from_mapping(
+        {"knative": {"enabled": True, "scale_to_zero_grace_period": "10s"}}
+    )
     assert config.knative.enabled and config.knative.class_name == "leadtime.dev"
     assert config.knative.scale_to_zero_grace_period_s == 10.0
-    assert load_config(None, env={"LEADTIME_KNATIVE__CLASS": "gpu.example.com"}).knative.class_name \
+    assert (
+        load_config(None, env={"LEADTIME_KNATIVE__CLASS": "gpu.example.com"}).knative.class_name
         == "gpu.example.com"
+    )
     with pytest.raises(InputError, match=r"knative.class: must not end in .knative.dev"):
         config_from_mapping({"knative": {"class": "leadtime.knative.dev"}})
     with pytest.raises(InputError, match=r"knative.resync: expected a duration"):
@@ -716,7 +720,10 @@ def test_leader_election_defaults_are_client_gos_and_off():
     election = Config().leader_election
     assert not election.enabled and election.buckets == 1 and election.name_prefix == "leadtime"
     assert (election.lease_duration_s, election.renew_deadline_s, election.retry_period_s) == (
-        15.0, 10.0, 2.0)
+        15.0,
+        10.0,
+        2.0,
+    )
     assert election.resolved_namespace({"POD_NAMESPACE": "ops"}) == "ops"
     assert election.resolved_namespace({}) == "leadtime"
     assert election.resolved_identity({"POD_NAME": "leadtime-6f7-x"}) == "leadtime-6f7-x"
@@ -724,36 +731,53 @@ def test_leader_election_defaults_are_client_gos_and_off():
 
 
 def test_leader_election_section_file_environment_and_round_trip(tmp_path):
-    path = write(tmp_path, "leader_election:\n  enabled: true\n  buckets: 4\n"
-                           "  lease_duration: 3s\n  renew_deadline: 2s\n  retry_period: 0.5s\n"
-                           "  namespace: ops\n  identity: leadtime-0.node-a\n")
+    path = write(
+        tmp_path,
+        "leader_election:\n  enabled: true\n  buckets: 4\n"
+        "  lease_duration: 3s\n  renew_deadline: 2s\n  retry_period: 0.5s\n"
+        "  namespace: ops\n  identity: leadtime-0.node-a\n",
+    )
     config = load_config(path, env={"LEADTIME_LEADER_ELECTION__NAME_PREFIX": "gpu"})
     election = config.leader_election
     assert election.enabled and election.buckets == 4 and election.name_prefix == "gpu"
     assert (election.lease_duration_s, election.renew_deadline_s, election.retry_period_s) == (
-        3.0, 2.0, 0.5)
+        3.0,
+        2.0,
+        0.5,
+    )
     assert election.resolved_namespace({"POD_NAMESPACE": "x"}) == "ops"
     assert election.resolved_identity({"POD_NAME": "x"}) == "leadtime-0.node-a"
     assert config_from_mapping(config_to_mapping(config)) == config
 
 
-@pytest.mark.parametrize("values, key, message", [
-    ({"enabled": "yes"}, "enabled", "true or false"),
-    ({"buckets": 0}, "buckets", r"an integer in 1\.\.100"),
-    ({"buckets": 101}, "buckets", r"an integer in 1\.\.100"),
-    ({"buckets": 2.5}, "buckets", "an integer"),
-    ({"lease_duration": "1.5s"}, "lease_duration", "whole seconds"),
-    ({"lease_duration": "0s"}, "lease_duration", "a duration"),
-    ({"renew_deadline": "20s"}, "renew_deadline", "retry_period < renew_deadline < lease_duration"),
-    ({"retry_period": "10s"}, "renew_deadline", "retry_period < renew_deadline < lease_duration"),
-    ({"retry_period": 0}, "retry_period", "a duration"),
-    ({"identity": "Leadtime_0"}, "identity", "DNS-1123 subdomain"),
-    ({"identity": "a" * 254}, "identity", "DNS-1123 subdomain"),
-    ({"namespace": "Ops"}, "namespace", "DNS-1123 label"),
-    ({"name_prefix": "lead.time"}, "name_prefix", "DNS-1123 label"),
-    ({"name_prefix": "a" * 41}, "name_prefix", "at most 40"),
-    ({"bucket": 4}, "", "unknown key 'bucket' \\(did you mean 'buckets'"),
-])
+@pytest.mark.parametrize(
+    "values, key, message",
+    [
+        ({"enabled": "yes"}, "enabled", "true or false"),
+        ({"buckets": 0}, "buckets", r"an integer in 1\.\.100"),
+        ({"buckets": 101}, "buckets", r"an integer in 1\.\.100"),
+        ({"buckets": 2.5}, "buckets", "an integer"),
+        ({"lease_duration": "1.5s"}, "lease_duration", "whole seconds"),
+        ({"lease_duration": "0s"}, "lease_duration", "a duration"),
+        (
+            {"renew_deadline": "20s"},
+            "renew_deadline",
+            "retry_period < renew_deadline < lease_duration",
+        ),
+        (
+            {"retry_period": "10s"},
+            "renew_deadline",
+            "retry_period < renew_deadline < lease_duration",
+        ),
+        ({"retry_period": 0}, "retry_period", "a duration"),
+        ({"identity": "Leadtime_0"}, "identity", "DNS-1123 subdomain"),
+        ({"identity": "a" * 254}, "identity", "DNS-1123 subdomain"),
+        ({"namespace": "Ops"}, "namespace", "DNS-1123 label"),
+        ({"name_prefix": "lead.time"}, "name_prefix", "DNS-1123 label"),
+        ({"name_prefix": "a" * 41}, "name_prefix", "at most 40"),
+        ({"bucket": 4}, "", "unknown key 'bucket' \\(did you mean 'buckets'"),
+    ],
+)
 def test_each_bad_leader_election_value_names_its_key(values, key, message):
     with pytest.raises(InputError, match=rf"^config leader_election\.?{key}: .*{message}"):
         config_from_mapping({"leader_election": values})
@@ -761,9 +785,15 @@ def test_each_bad_leader_election_value_names_its_key(values, key, message):
 
 def test_leader_election_refuses_the_external_metrics_api(tmp_path):
     (tmp_path / "tls.crt").write_text("x")
-    data = {"leader_election": {"enabled": True},
-            "hpa": {"enabled": True, "metrics_api_port": 6443, "tls_cert_file": "tls.crt",
-                    "tls_key_file": "tls.key"}}
+    data = {
+        "leader_election": {"enabled": True},
+        "hpa": {
+            "enabled": True,
+            "metrics_api_port": 6443,
+            "tls_cert_file": "tls.crt",
+            "tls_key_file": "tls.key",
+        },
+    }
     with pytest.raises(InputError, match=r"^in\.yaml leader_election\.enabled: .*metrics_api"):
         config_from_mapping(data, source="in.yaml")
     data["leader_election"]["enabled"] = False

@@ -22,11 +22,16 @@ PA_GROUP, PA_VERSION, PA_PLURAL = "autoscaling.internal.knative.dev", "v1alpha1"
 
 def podautoscaler(name: str) -> dict:
     return {
-        "apiVersion": f"{PA_GROUP}/{PA_VERSION}", "kind": "PodAutoscaler",
-        "metadata": {"name": name,
-                     "annotations": {"autoscaling.knative.dev/class": "leadtime.dev"}},
-        "spec": {"protocolType": "http1",
-                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}},
+        "apiVersion": f"{PA_GROUP}/{PA_VERSION}",
+        "kind": "PodAutoscaler",
+        "metadata": {
+            "name": name,
+            "annotations": {"autoscaling.knative.dev/class": "leadtime.dev"},
+        },
+        "spec": {
+            "protocolType": "http1",
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        },
     }
 
 
@@ -61,8 +66,11 @@ async def test_deployment_replicas_become_ready_after_the_cold_start_and_scale_t
 
     pods = await eventually(all_bound, what="3 pods bound by the scheduler")
     # Bound but still loading the model: nobody is Ready before the cold start is over.
-    assert not any(c.type == "Ready" and c.status == "True"
-                   for p in pods.items for c in p.status.conditions or [])
+    assert not any(
+        c.type == "Ready" and c.status == "True"
+        for p in pods.items
+        for c in p.status.conditions or []
+    )
 
     async def deployment_ready():
         status = (await apps.read_namespaced_deployment_status("model", namespace)).status
@@ -102,14 +110,15 @@ async def test_a_serving_replica_preempts_a_low_priority_placeholder(kube, names
     pool = gpu_pool(gpus=2)
     scheduling = client.SchedulingV1Api(kube)
     low, high = f"placeholder-{namespace}", f"serving-{namespace}"
-    await scheduling.create_priority_class({"metadata": {"name": low}, "value": -10,
-                                            "preemptionPolicy": "Never"})
+    await scheduling.create_priority_class(
+        {"metadata": {"name": low}, "value": -10, "preemptionPolicy": "Never"}
+    )
     await scheduling.create_priority_class({"metadata": {"name": high}, "value": 1000})
     try:
         apps = client.AppsV1Api(kube)
         await apps.create_namespaced_deployment(
-            namespace, gpu_deployment("placeholder", 2, pool=pool, cold_start_s=0.2,
-                                      priority_class=low)
+            namespace,
+            gpu_deployment("placeholder", 2, pool=pool, cold_start_s=0.2, priority_class=low),
         )
 
         async def placeholders_hold_the_gpus():
@@ -117,15 +126,18 @@ async def test_a_serving_replica_preempts_a_low_priority_placeholder(kube, names
 
         await eventually(placeholders_hold_the_gpus, what="2 placeholders running")
         await apps.create_namespaced_deployment(
-            namespace, gpu_deployment("serving", 1, pool=pool, cold_start_s=0.2,
-                                      priority_class=high)
+            namespace,
+            gpu_deployment("serving", 1, pool=pool, cold_start_s=0.2, priority_class=high),
         )
 
         async def preempted():
             serving = await pods_by_phase(kube, namespace, "serving")
             placeholders = await pods_by_phase(kube, namespace, "placeholder")
-            done = (serving.get("Ready") == 1 and placeholders.get("Ready") == 1
-                    and placeholders.get("Pending") == 1)
+            done = (
+                serving.get("Ready") == 1
+                and placeholders.get("Ready") == 1
+                and placeholders.get("Pending") == 1
+            )
             return done and (serving, placeholders)
 
         await eventually(preempted, what="the serving pod in a placeholder's GPU")
@@ -142,7 +154,12 @@ async def test_podautoscaler_status_is_checked_against_knative_schema(kube, name
 
     async def patch_status(status: dict) -> None:
         await custom.patch_namespaced_custom_object_status(
-            PA_GROUP, PA_VERSION, namespace, PA_PLURAL, "model-00001", {"status": status},
+            PA_GROUP,
+            PA_VERSION,
+            namespace,
+            PA_PLURAL,
+            "model-00001",
+            {"status": status},
             _content_type="application/merge-patch+json",
         )
 
@@ -153,8 +170,14 @@ async def test_podautoscaler_status_is_checked_against_knative_schema(kube, name
         await patch_status({"serviceName": "s", "metricsServiceName": "m", "desiredScale": "two"})
     assert wrong_type.value.status == 422 and "desiredScale" in wrong_type.value.body
 
-    await patch_status({"serviceName": "model-00001", "metricsServiceName": "model-00001-private",
-                        "desiredScale": 2, "actualScale": 0})
+    await patch_status(
+        {
+            "serviceName": "model-00001",
+            "metricsServiceName": "model-00001-private",
+            "desiredScale": 2,
+            "actualScale": 0,
+        }
+    )
     stored = await custom.get_namespaced_custom_object(
         PA_GROUP, PA_VERSION, namespace, PA_PLURAL, "model-00001"
     )
@@ -166,16 +189,24 @@ async def test_a_stale_resource_version_is_a_conflict(kube, namespace):
     created = await core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "state"}, "data": {"n": "1"}}
     )
-    first = await core.replace_namespaced_config_map("state", namespace, {
-        "metadata": {"name": "state", "resourceVersion": created.metadata.resource_version},
-        "data": {"n": "2"},
-    })
+    first = await core.replace_namespaced_config_map(
+        "state",
+        namespace,
+        {
+            "metadata": {"name": "state", "resourceVersion": created.metadata.resource_version},
+            "data": {"n": "2"},
+        },
+    )
     assert first.data == {"n": "2"}
     with pytest.raises(client.ApiException) as conflict:
-        await core.replace_namespaced_config_map("state", namespace, {
-            "metadata": {"name": "state", "resourceVersion": created.metadata.resource_version},
-            "data": {"n": "3"},
-        })
+        await core.replace_namespaced_config_map(
+            "state",
+            namespace,
+            {
+                "metadata": {"name": "state", "resourceVersion": created.metadata.resource_version},
+                "data": {"n": "3"},
+            },
+        )
     assert conflict.value.status == 409
 
 
@@ -185,7 +216,11 @@ async def test_a_watch_streams_added_modified_deleted(kube, namespace):
 
     async def follow() -> None:
         stream = watch.Watch().stream(
-            custom.list_namespaced_custom_object, PA_GROUP, PA_VERSION, namespace, PA_PLURAL,
+            custom.list_namespaced_custom_object,
+            PA_GROUP,
+            PA_VERSION,
+            namespace,
+            PA_PLURAL,
             timeout_seconds=20,
         )
         async with stream as events:
@@ -201,7 +236,11 @@ async def test_a_watch_streams_added_modified_deleted(kube, namespace):
         PA_GROUP, PA_VERSION, namespace, PA_PLURAL, podautoscaler(name)
     )
     await custom.patch_namespaced_custom_object(
-        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name,
+        PA_GROUP,
+        PA_VERSION,
+        namespace,
+        PA_PLURAL,
+        name,
         {"metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "1"}}},
         _content_type="application/merge-patch+json",
     )
@@ -222,8 +261,9 @@ async def test_state_and_the_kubelet_survive_an_api_server_restart(
     async with client.ApiClient(kube_configuration) as api:
         apps = client.AppsV1Api(api)
         assert (await apps.read_namespaced_deployment("survivor", namespace)).spec.replicas == 1
-        await apps.patch_namespaced_deployment_scale("survivor", namespace,
-                                                     {"spec": {"replicas": 3}})
+        await apps.patch_namespaced_deployment_scale(
+            "survivor", namespace, {"spec": {"replicas": 3}}
+        )
 
         async def three_ready():
             return (await pods_by_phase(api, namespace, "survivor")).get("Ready") == 3
@@ -231,9 +271,7 @@ async def test_state_and_the_kubelet_survive_an_api_server_restart(
         await eventually(three_ready, timeout_s=60, what="3 ready pods after the restart")
 
 
-async def test_an_aggregated_api_is_reached_through_the_front_proxy(
-    kube, control_plane, namespace
-):
+async def test_an_aggregated_api_is_reached_through_the_front_proxy(kube, control_plane, namespace):
     group, version = f"{namespace}.leadtime.test", "v1"
     seen_users: list[str] = []
 
@@ -242,27 +280,43 @@ async def test_an_aggregated_api_is_reached_through_the_front_proxy(
         subject = dict(item for rdn in peer.get("subject", ()) for item in rdn)
         assert subject.get("commonName") == FRONT_PROXY_CLIENT
         seen_users.append(request.headers.get("X-Remote-User", ""))
-        return web.json_response({
-            "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
-            "resources": [{"name": "probes", "singularName": "", "namespaced": True,
-                           "kind": "Probe", "verbs": ["get"]}],
-        })
+        return web.json_response(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}",
+                "resources": [
+                    {
+                        "name": "probes",
+                        "singularName": "",
+                        "namespaced": True,
+                        "kind": "Probe",
+                        "verbs": ["get"],
+                    }
+                ],
+            }
+        )
 
     app = web.Application()
     app.router.add_get(f"/apis/{group}/{version}", discovery)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port,
-                      ssl_context=server_tls(control_plane, "probe", namespace)).start()
+    await web.TCPSite(
+        runner, "127.0.0.1", port, ssl_context=server_tls(control_plane, "probe", namespace)
+    ).start()
     name = None
     try:
-        name = await register_api_service(kube, control_plane, group, version, "probe",
-                                          namespace, port)
+        name = await register_api_service(
+            kube, control_plane, group, version, "probe", namespace, port
+        )
         seen_users.clear()
         body, status, _ = await kube.call_api(
-            f"/apis/{group}/{version}", "GET", auth_settings=["BearerToken"],
-            response_types_map={200: "object"}, _return_http_data_only=False,
+            f"/apis/{group}/{version}",
+            "GET",
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object"},
+            _return_http_data_only=False,
         )
         assert status == 200 and body["resources"][0]["kind"] == "Probe"
         assert seen_users == ["admin"]  # who asked, as the API server authenticated them

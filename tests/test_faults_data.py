@@ -376,8 +376,13 @@ def wall_loop(url: str, **options: object) -> tuple[ControlLoop, Replicas, Prome
     cluster = Replicas({SVC6: NEEDED, SVC13: NEEDED})
     config = dataclasses.replace(fast_config(), tick_s=0.5)
     loop = ControlLoop(
-        config, source=source, actuator=cluster, catalog=cluster, clock=WallClock(),
-        warmup_s=0, **options,
+        config,
+        source=source,
+        actuator=cluster,
+        catalog=cluster,
+        clock=WallClock(),
+        warmup_s=0,
+        **options,
     )
     return loop, cluster, client
 
@@ -393,9 +398,7 @@ async def eventually(condition: Callable[[], bool], limit_s: float = 60.0) -> bo
 
 
 def data_ok(loop: ControlLoop, *keys: ServiceKey) -> Callable[[], bool]:
-    return lambda: all(
-        key in loop.states and loop.states[key].data_status == "ok" for key in keys
-    )
+    return lambda: all(key in loop.states and loop.states[key].data_status == "ok" for key in keys)
 
 
 async def bumped_back_down(loop: ControlLoop, cluster: Replicas, key: ServiceKey) -> bool:
@@ -619,8 +622,14 @@ async def forecasting(fake, tmp_path, monkeypatch):
     settings = ShellSettings(horizon_s=30.0, model="faulty", refit_every_s=1.0, min_history_s=30.0)
     pool = FaultyPool(settings, 1, lambda r: aio.call_soon_threadsafe(box[0].forecast_arrived, r))
     loop = ControlLoop(
-        fast_config(), source=source, actuator=cluster, catalog=cluster, clock=clock,
-        forecasts=pool, warmup_s=0, history_s=60.0,
+        fast_config(),
+        source=source,
+        actuator=cluster,
+        catalog=cluster,
+        clock=clock,
+        forecasts=pool,
+        warmup_s=0,
+        history_s=60.0,
     )
     box.append(loop)
     try:

@@ -29,7 +29,13 @@ from adapters.hpa.floors import FLOOR
 from adapters.hpa.workloads import AUTOSCALE
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.names import (
-    PA_GROUP, PA_PLURAL, PA_VERSION, REVISION_LABEL, SKS_GROUP, SKS_PLURAL, SKS_VERSION,
+    PA_GROUP,
+    PA_PLURAL,
+    PA_VERSION,
+    REVISION_LABEL,
+    SKS_GROUP,
+    SKS_PLURAL,
+    SKS_VERSION,
 )
 from adapters.knative.reconciler import ReconcileSettings
 from adapters.kubernetes.api import CONFLICT_RETRIES, REQUEST_TIMEOUT_S
@@ -67,8 +73,9 @@ async def deployment_replicas(api: client.ApiClient, namespace: str, name: str) 
 
 
 @contextlib.asynccontextmanager
-async def never_below(api: client.ApiClient, namespace: str, name: str,
-                      floor: int) -> AsyncIterator[list[int]]:
+async def never_below(
+    api: client.ApiClient, namespace: str, name: str, floor: int
+) -> AsyncIterator[list[int]]:
     """Sample the Deployment's replicas every 0.2 s while the body runs; fail if any sample is
     below `floor` (a missing Deployment or an API server that is down is not a sample)."""
     samples: list[int] = []
@@ -91,16 +98,22 @@ async def never_below(api: client.ApiClient, namespace: str, name: str,
     assert min(samples) >= floor, f"scaled below {floor} during the fault: {samples}"
 
 
-async def warning_events(api: client.ApiClient, namespace: str, name: str,
-                         reason: str) -> list[client.CoreV1Event]:
+async def warning_events(
+    api: client.ApiClient, namespace: str, name: str, reason: str
+) -> list[client.CoreV1Event]:
     listing = await client.CoreV1Api(api).list_namespaced_event(namespace)
-    return [e for e in listing.items if e.reason == reason and e.involved_object.name == name
-            and e.type == "Warning"]
+    return [
+        e
+        for e in listing.items
+        if e.reason == reason and e.involved_object.name == name and e.type == "Warning"
+    ]
 
 
-async def event_saying(api: client.ApiClient, namespace: str, name: str, reason: str,
-                       *words: str) -> client.CoreV1Event:
+async def event_saying(
+    api: client.ApiClient, namespace: str, name: str, reason: str, *words: str
+) -> client.CoreV1Event:
     """The Warning Event `reason` on `name` whose message holds every one of `words`."""
+
     async def found():
         for event in await warning_events(api, namespace, name, reason):
             if all(word in event.message for word in words):
@@ -116,7 +129,8 @@ def logged(caplog: pytest.LogCaptureFixture, *words: str) -> bool:
 
 async def read_pa(api: client.ApiClient, namespace: str, name: str) -> dict:
     return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name)
+        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name
+    )
 
 
 def condition(pa: dict, kind: str) -> dict:
@@ -154,22 +168,33 @@ class Revision:
     async def reaches(self, replicas: int, timeout_s: float = 60.0, ready: bool = True) -> dict:
         """Wait for the Deployment at `replicas` and the PA's status saying so (and Ready,
         unless `ready` is False)."""
+
         async def there():
             pa = await read_pa(self.kube, self.namespace, self.name)
             status = pa.get("status") or {}
             is_ready = condition(pa, "Ready").get("status") == "True" or not ready
-            return (await self.replicas() == replicas and status.get("desiredScale") == replicas
-                    and is_ready and pa)
+            return (
+                await self.replicas() == replicas
+                and status.get("desiredScale") == replicas
+                and is_ready
+                and pa
+            )
 
-        return await eventually(there, timeout_s=timeout_s,
-                                what=f"{self.name} at {replicas} replicas, Ready")
+        return await eventually(
+            there, timeout_s=timeout_s, what=f"{self.name} at {replicas} replicas, Ready"
+        )
 
     async def set_min_scale(self, replicas: int) -> None:
         """Change the PA directly (not through the proxy): only a working informer sees it."""
         await client.CustomObjectsApi(self.kube).patch_namespaced_custom_object(
-            PA_GROUP, PA_VERSION, self.namespace, PA_PLURAL, self.name,
+            PA_GROUP,
+            PA_VERSION,
+            self.namespace,
+            PA_PLURAL,
+            self.name,
             {"metadata": {"annotations": {"autoscaling.knative.dev/min-scale": str(replicas)}}},
-            _content_type=MERGE)
+            _content_type=MERGE,
+        )
 
 
 @pytest.fixture
@@ -179,12 +204,14 @@ async def knative_setup(kube, proxied, fault_proxy, namespace, gpu_pool, activat
     act on the adapter's first lists and watches."""
     made: list[KnativeAdapter] = []
 
-    async def make(name: str, replicas: int = 2,
-                   api_timeout_s: float = REQUEST_TIMEOUT_S) -> Revision:
+    async def make(
+        name: str, replicas: int = 2, api_timeout_s: float = REQUEST_TIMEOUT_S
+    ) -> Revision:
         pool = gpu_pool(gpus=8)
         await create_revision(kube, namespace, name, pool=pool)
-        settings = ReconcileSettings(grace_s=1.0, probe_url_template=activator.url_template,
-                                     api_timeout_s=api_timeout_s)
+        settings = ReconcileSettings(
+            grace_s=1.0, probe_url_template=activator.url_template, api_timeout_s=api_timeout_s
+        )
         adapter = KnativeAdapter(proxied, PolicyConfig(), settings=settings, resync_s=2.0)
         made.append(adapter)  # stopped even when its start fails
         await adapter.start()
@@ -199,8 +226,14 @@ async def knative_setup(kube, proxied, fault_proxy, namespace, gpu_pool, activat
 
 
 ANSWERED = [
-    pytest.param("PUT", PA_STATUS, 409, CONFLICT_RETRIES + 1, "update PodAutoscaler status",
-                 id="409-on-PA-status-past-the-retries"),
+    pytest.param(
+        "PUT",
+        PA_STATUS,
+        409,
+        CONFLICT_RETRIES + 1,
+        "update PodAutoscaler status",
+        id="409-on-PA-status-past-the-retries",
+    ),
     pytest.param("PUT", PA_STATUS, 503, 2, "update PodAutoscaler status", id="503-on-PA-status"),
     pytest.param("PATCH", SCALE, 409, 2, "patch scale", id="409-on-scale-subresource"),
     pytest.param("PATCH", SCALE, 429, 3, "patch scale", id="429-on-patch-scale"),
@@ -211,15 +244,20 @@ ANSWERED = [
 
 @pytest.mark.knative
 @pytest.mark.parametrize(("method", "path", "status", "times", "operation"), ANSWERED)
-async def test_knative_survives_an_api_error(knative_setup, method, path, status, times,
-                                             operation):
+async def test_knative_survives_an_api_error(knative_setup, method, path, status, times, operation):
     revision = await knative_setup("err-00001")
     rule = revision.proxy.answer(method, path, status, times=times)
     async with never_below(revision.kube, revision.namespace, revision.deployment, 2):
         await revision.adapter.apply({revision.key: 3})
         await eventually(lambda: _done(rule), what="the fault used up")
-        event = await event_saying(revision.kube, revision.namespace, revision.name,
-                                   "ReconcileFailed", operation, str(status))
+        event = await event_saying(
+            revision.kube,
+            revision.namespace,
+            revision.name,
+            "ReconcileFailed",
+            operation,
+            str(status),
+        )
         await revision.reaches(3)
     assert event.involved_object.kind == "PodAutoscaler"
     assert revision.alive()
@@ -241,19 +279,24 @@ async def test_knative_status_conflicts_within_the_retries_are_reread(knative_se
         await revision.reaches(3)
     assert rule.done
     assert logged(caplog, revision.name, "status conflict, rereading")
-    assert not await warning_events(revision.kube, revision.namespace, revision.name,
-                                    "ReconcileFailed")
+    assert not await warning_events(
+        revision.kube, revision.namespace, revision.name, "ReconcileFailed"
+    )
     assert revision.alive()
 
 
 @pytest.mark.knative
-@pytest.mark.parametrize(("method", "path", "operation"), [
-    pytest.param("GET", SCALE, "get scale", id="timeout-on-get-scale"),
-    pytest.param("PATCH", SCALE, "patch scale", id="timeout-on-patch-scale"),
-    pytest.param("PUT", PA_STATUS, "update PodAutoscaler status", id="timeout-on-PA-status"),
-])
-async def test_knative_survives_an_api_server_that_does_not_answer(knative_setup, method, path,
-                                                                   operation):
+@pytest.mark.parametrize(
+    ("method", "path", "operation"),
+    [
+        pytest.param("GET", SCALE, "get scale", id="timeout-on-get-scale"),
+        pytest.param("PATCH", SCALE, "patch scale", id="timeout-on-patch-scale"),
+        pytest.param("PUT", PA_STATUS, "update PodAutoscaler status", id="timeout-on-PA-status"),
+    ],
+)
+async def test_knative_survives_an_api_server_that_does_not_answer(
+    knative_setup, method, path, operation
+):
     """The proxy holds the call three times longer than the adapter's request timeout: the
     reconcile gives up, reports, and a later one gets through."""
     revision = await knative_setup("slow-00001", api_timeout_s=API_TIMEOUT_S)
@@ -261,8 +304,14 @@ async def test_knative_survives_an_api_server_that_does_not_answer(knative_setup
     async with never_below(revision.kube, revision.namespace, revision.deployment, 2):
         await revision.adapter.apply({revision.key: 3})
         await eventually(lambda: _done(rule), what="the stalled call made")
-        await event_saying(revision.kube, revision.namespace, revision.name, "ReconcileFailed",
-                           operation, f"no answer within {API_TIMEOUT_S:g} s")
+        await event_saying(
+            revision.kube,
+            revision.namespace,
+            revision.name,
+            "ReconcileFailed",
+            operation,
+            f"no answer within {API_TIMEOUT_S:g} s",
+        )
         await revision.reaches(3)
     assert revision.alive()
 
@@ -277,8 +326,9 @@ async def test_knative_a_watch_ended_cleanly_is_resumed_without_a_relist(
     rule = fault_proxy.cut_watch(PA_LIST, after_s=1.0, clean=True)
     revision = await knative_setup("drop-00001")
     await eventually(lambda: _done(rule), what="the first PA watch ended")
-    watches = await eventually(lambda: _watches(fault_proxy, PA_LIST, 2),
-                               what="the PA watch resumed")
+    watches = await eventually(
+        lambda: _watches(fault_proxy, PA_LIST, 2), what="the PA watch resumed"
+    )
     assert watches[1].query.get("resourceVersion"), "resumed from where it was"
     assert revision.adapter.pas.relists == 1
     async with never_below(kube, revision.namespace, revision.deployment, 2):
@@ -361,7 +411,8 @@ async def test_knative_pa_deleted_mid_reconcile(kube, fault_proxy, knative_setup
         applying = asyncio.create_task(revision.adapter.apply({revision.key: 3}))
         await eventually(lambda: _hit(rule), what="the status write in flight")
         await client.CustomObjectsApi(kube).delete_namespaced_custom_object(
-            PA_GROUP, PA_VERSION, revision.namespace, PA_PLURAL, revision.name)
+            PA_GROUP, PA_VERSION, revision.namespace, PA_PLURAL, revision.name
+        )
         failures = await applying
         assert failures == {revision.key: f"{revision.namespace}/{revision.name} is gone"}
 
@@ -370,10 +421,17 @@ async def test_knative_pa_deleted_mid_reconcile(kube, fault_proxy, knative_setup
 
         await eventually(forgotten, what="the deleted PA forgotten")
         await client.CustomObjectsApi(kube).create_namespaced_custom_object(
-            PA_GROUP, PA_VERSION, revision.namespace, PA_PLURAL, {
-                "apiVersion": old["apiVersion"], "kind": old["kind"], "spec": old["spec"],
+            PA_GROUP,
+            PA_VERSION,
+            revision.namespace,
+            PA_PLURAL,
+            {
+                "apiVersion": old["apiVersion"],
+                "kind": old["kind"],
+                "spec": old["spec"],
                 "metadata": {k: old["metadata"][k] for k in ("name", "labels", "annotations")},
-            })
+            },
+        )
         await revision.adapter.apply({revision.key: 3})
         await revision.reaches(3, timeout_s=90)  # after the GC removed the old PA's SKS
     assert revision.alive()
@@ -392,18 +450,32 @@ async def test_knative_deployment_deleted_mid_reconcile(kube, fault_proxy, knati
     rule = fault_proxy.delay("PATCH", SCALE, 1.5)
     applying = asyncio.create_task(revision.adapter.apply({revision.key: 3}))
     await eventually(lambda: _hit(rule), what="the scale write in flight")
-    await client.AppsV1Api(kube).delete_namespaced_deployment(revision.deployment,
-                                                              revision.namespace)
+    await client.AppsV1Api(kube).delete_namespaced_deployment(
+        revision.deployment, revision.namespace
+    )
     failures = await applying
     assert "patch scale" in failures[revision.key] and "404" in failures[revision.key]
-    await event_saying(kube, revision.namespace, revision.name, "ReconcileFailed",
-                       "patch scale", "404")
-    await event_saying(kube, revision.namespace, revision.name, "ReconcileFailed",
-                       f"scale target {revision.deployment} not found")
+    await event_saying(
+        kube, revision.namespace, revision.name, "ReconcileFailed", "patch scale", "404"
+    )
+    await event_saying(
+        kube,
+        revision.namespace,
+        revision.name,
+        "ReconcileFailed",
+        f"scale target {revision.deployment} not found",
+    )
     assert revision.key in await revision.adapter.services()  # the PA is still ours
-    await client.AppsV1Api(kube).create_namespaced_deployment(revision.namespace, gpu_deployment(
-        revision.deployment, 1, pool=revision.pool, cold_start_s=0.5,
-        labels={REVISION_LABEL: revision.name}))
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        revision.namespace,
+        gpu_deployment(
+            revision.deployment,
+            1,
+            pool=revision.pool,
+            cold_start_s=0.5,
+            labels={REVISION_LABEL: revision.name},
+        ),
+    )
     async with never_below(kube, revision.namespace, revision.deployment, 1):
         await revision.reaches(3)
     assert revision.alive()
@@ -417,12 +489,14 @@ async def test_knative_sks_deleted_is_recreated(kube, fault_proxy, knative_setup
     caplog.clear()
     async with never_below(kube, revision.namespace, revision.deployment, 2):
         await client.CustomObjectsApi(kube).delete_namespaced_custom_object(
-            SKS_GROUP, SKS_VERSION, revision.namespace, SKS_PLURAL, revision.name)
+            SKS_GROUP, SKS_VERSION, revision.namespace, SKS_PLURAL, revision.name
+        )
 
         async def recreated():
             try:
                 sks = await client.CustomObjectsApi(kube).get_namespaced_custom_object(
-                    SKS_GROUP, SKS_VERSION, revision.namespace, SKS_PLURAL, revision.name)
+                    SKS_GROUP, SKS_VERSION, revision.namespace, SKS_PLURAL, revision.name
+                )
             except client.ApiException as error:
                 if error.status == 404:
                     return None
@@ -438,8 +512,9 @@ async def test_knative_sks_deleted_is_recreated(kube, fault_proxy, knative_setup
 
 
 @pytest.mark.knative
-async def test_knative_survives_an_api_server_restart(kube, control_plane, fault_proxy,
-                                                      knative_setup, caplog):
+async def test_knative_survives_an_api_server_restart(
+    kube, control_plane, fault_proxy, knative_setup, caplog
+):
     """kube-apiserver stops for 2 s and starts again: every watch through the proxy drops and
     every call meanwhile fails; the informers log and relist, and a change made after the
     restart is reconciled."""
@@ -448,8 +523,11 @@ async def test_knative_survives_an_api_server_restart(kube, control_plane, fault
     relists = revision.adapter.pas.relists
     async with never_below(kube, revision.namespace, revision.deployment, 2):
         await asyncio.to_thread(control_plane.restart_apiserver, 2.0)
-        await eventually(lambda: _relisted_since(revision.adapter.pas, relists), timeout_s=60,
-                         what="the PAs relisted after the restart")
+        await eventually(
+            lambda: _relisted_since(revision.adapter.pas, relists),
+            timeout_s=60,
+            what="the PAs relisted after the restart",
+        )
         assert logged(caplog, "watch ended", "relisting")
         await revision.set_min_scale(3)
         # Not Ready necessarily: the stand-in kubelet does not retry marking a pod ready when
@@ -475,7 +553,8 @@ class Workloads:
 
     async def floor(self, name: str) -> int:
         hpa = await client.AutoscalingV1Api(self.kube).read_namespaced_horizontal_pod_autoscaler(
-            name, self.namespace)
+            name, self.namespace
+        )
         return hpa.spec.min_replicas
 
     def alive(self) -> bool:
@@ -502,7 +581,8 @@ async def floored_deployment(setup: Workloads, pool: str, name: str, floor: int)
     """A Deployment under an opted-in HPA (min 1) whose floor Leadtime holds at `floor`, the
     real HPA controller having raised the Deployment to it."""
     await client.AppsV1Api(setup.kube).create_namespaced_deployment(
-        setup.namespace, gpu_deployment(name, 1, pool=pool))
+        setup.namespace, gpu_deployment(name, 1, pool=pool)
+    )
     await create_floored_hpa(setup.kube, setup.namespace, name)
     key = ServiceKey(setup.namespace, name)
     await eventually(lambda: setup.listed(key), what="the opted-in HPA listed")
@@ -514,6 +594,7 @@ async def floored_deployment(setup: Workloads, pool: str, name: str, floor: int)
 async def replicas_reach(setup: Workloads, name: str, replicas: int, what: str) -> None:
     """Wait (up to a minute: the real HPA controller syncs every 2 s) until the Deployment's
     spec asks for `replicas`."""
+
     async def reached():
         return await deployment_replicas(setup.kube, setup.namespace, name) == replicas
 
@@ -521,11 +602,18 @@ async def replicas_reach(setup: Workloads, name: str, replicas: int, what: str) 
 
 
 async def create_floored_hpa(api: client.ApiClient, namespace: str, name: str) -> None:
-    await client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, {
-        "metadata": {"name": name, "annotations": {FLOOR: "true"}},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                 "minReplicas": 1, "maxReplicas": 8, "targetCPUUtilizationPercentage": 80},
-    })
+    await client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": name, "annotations": {FLOOR: "true"}},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": 1,
+                "maxReplicas": 8,
+                "targetCPUUtilizationPercentage": 80,
+            },
+        },
+    )
 
 
 async def plain_deployment(setup: Workloads, pool: str, name: str, replicas: int) -> ServiceKey:
@@ -541,6 +629,7 @@ async def plain_deployment(setup: Workloads, pool: str, name: str, replicas: int
 async def apply_until(setup: Workloads, key: ServiceKey, replicas: int) -> None:
     """Apply the decision every second, as the control loop re-applies one each tick, until
     the adapter reports success."""
+
     async def applied():
         return await setup.adapter.apply({key: replicas}) == {}
 
@@ -548,11 +637,14 @@ async def apply_until(setup: Workloads, key: ServiceKey, replicas: int) -> None:
 
 
 @pytest.mark.hpa
-@pytest.mark.parametrize(("status", "times"), [
-    pytest.param(409, CONFLICT_RETRIES + 1, id="409-on-HPA-patch-past-the-retries"),
-    pytest.param(429, 2, id="429-on-HPA-patch"),
-    pytest.param(503, 2, id="503-on-HPA-patch"),
-])
+@pytest.mark.parametrize(
+    ("status", "times"),
+    [
+        pytest.param(409, CONFLICT_RETRIES + 1, id="409-on-HPA-patch-past-the-retries"),
+        pytest.param(429, 2, id="429-on-HPA-patch"),
+        pytest.param(503, 2, id="503-on-HPA-patch"),
+    ],
+)
 async def test_hpa_floor_survives_an_api_error(hpa_setup, gpu_pool, status, times):
     setup = await hpa_setup()
     key = await floored_deployment(setup, gpu_pool(gpus=8), "chat", 2)
@@ -563,8 +655,14 @@ async def test_hpa_floor_survives_an_api_error(hpa_setup, gpu_pool, status, time
             assert str(status) in failures[key] and "patch HorizontalPodAutoscaler" in failures[key]
         await eventually(lambda: _done(rule), what="the fault used up")
         # Whichever write met the fault reported it on the HPA.
-        event = await event_saying(setup.kube, setup.namespace, "chat", "ScaleFailed",
-                                   "patch HorizontalPodAutoscaler", str(status))
+        event = await event_saying(
+            setup.kube,
+            setup.namespace,
+            "chat",
+            "ScaleFailed",
+            "patch HorizontalPodAutoscaler",
+            str(status),
+        )
         assert event.involved_object.kind == "HorizontalPodAutoscaler"
         await apply_until(setup, key, 3)
         assert await setup.floor("chat") == 3
@@ -573,13 +671,15 @@ async def test_hpa_floor_survives_an_api_error(hpa_setup, gpu_pool, status, time
 
 
 @pytest.mark.hpa
-@pytest.mark.parametrize(("status", "times"), [
-    pytest.param(429, 2, id="429-on-workload-scale"),
-    pytest.param(500, 1, id="500-on-workload-scale"),
-    pytest.param(409, 1, id="409-on-workload-scale"),
-])
-async def test_a_plain_workload_survives_an_api_error_on_scale(hpa_setup, gpu_pool, status,
-                                                                times):
+@pytest.mark.parametrize(
+    ("status", "times"),
+    [
+        pytest.param(429, 2, id="429-on-workload-scale"),
+        pytest.param(500, 1, id="500-on-workload-scale"),
+        pytest.param(409, 1, id="409-on-workload-scale"),
+    ],
+)
+async def test_a_plain_workload_survives_an_api_error_on_scale(hpa_setup, gpu_pool, status, times):
     setup = await hpa_setup()
     key = await plain_deployment(setup, gpu_pool(gpus=8), "llm", 2)
     rule = setup.proxy.answer("PATCH", SCALE, status, times=times)
@@ -587,8 +687,9 @@ async def test_a_plain_workload_survives_an_api_error_on_scale(hpa_setup, gpu_po
         failures = await setup.adapter.apply({key: 3})
         assert rule.hits == 1
         assert "patch scale of Deployment llm" in failures[key] and str(status) in failures[key]
-        event = await event_saying(setup.kube, setup.namespace, "llm", "ScaleFailed",
-                                   "patch scale", str(status))
+        event = await event_saying(
+            setup.kube, setup.namespace, "llm", "ScaleFailed", "patch scale", str(status)
+        )
         assert event.involved_object.kind == "Deployment"
         await apply_until(setup, key, 3)
         assert await deployment_replicas(setup.kube, setup.namespace, "llm") == 3
@@ -610,8 +711,7 @@ async def test_hpa_adapter_events_are_rate_limited(hpa_setup, gpu_pool):
 
 @pytest.mark.hpa
 @pytest.mark.parametrize("what", ["floor", "workload"])
-async def test_hpa_adapter_survives_an_api_server_that_does_not_answer(hpa_setup, gpu_pool,
-                                                                       what):
+async def test_hpa_adapter_survives_an_api_server_that_does_not_answer(hpa_setup, gpu_pool, what):
     setup = await hpa_setup(api_timeout_s=API_TIMEOUT_S)
     pool = gpu_pool(gpus=8)
     if what == "floor":
@@ -625,8 +725,13 @@ async def test_hpa_adapter_survives_an_api_server_that_does_not_answer(hpa_setup
         if what == "workload" or failures:  # (a floor's background re-assertion may meet it)
             assert f"no answer within {API_TIMEOUT_S:g} s" in failures[key]
         await eventually(lambda: _done(rule), what="the stalled call made")
-        await event_saying(setup.kube, setup.namespace, "slow", "ScaleFailed",
-                           f"no answer within {API_TIMEOUT_S:g} s")
+        await event_saying(
+            setup.kube,
+            setup.namespace,
+            "slow",
+            "ScaleFailed",
+            f"no answer within {API_TIMEOUT_S:g} s",
+        )
         await apply_until(setup, key, 3)
     assert setup.alive()
 
@@ -639,7 +744,8 @@ async def test_hpa_deleted_while_its_floor_is_held(hpa_setup, gpu_pool):
     key = await floored_deployment(setup, gpu_pool(gpus=8), "rag", 3)
     async with never_below(setup.kube, setup.namespace, "rag", 3):
         await client.AutoscalingV1Api(setup.kube).delete_namespaced_horizontal_pod_autoscaler(
-            "rag", setup.namespace)
+            "rag", setup.namespace
+        )
 
         async def forgotten():
             return not await setup.listed(key)

@@ -50,18 +50,47 @@ from tests.test_http import TOKEN, build
 from tests.test_prometheus import TEST_SIGNALS
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ALLOWED_WORDS = re.compile(r"expected|must|allowed|accepted|not a|not valid|missing|unknown|"
-                           r"at most|outside|need|duplicate|empty|corrupt|is negative|not on|"
-                           r"no data|cannot|exclusive|too |over |does not exist|is a directory")
+ALLOWED_WORDS = re.compile(
+    r"expected|must|allowed|accepted|not a|not valid|missing|unknown|"
+    r"at most|outside|need|duplicate|empty|corrupt|is negative|not on|"
+    r"no data|cannot|exclusive|too |over |does not exist|is a directory"
+)
 """A rejection says what is allowed or what is wrong with the value, in one of these words."""
 
 # --- shared junk -----------------------------------------------------------------------------
 
 NUMBER_TEXT = st.sampled_from(
-    ["0", "1", "-1", "1.5", "1e3", "1e400", "-1e400", "nan", "NaN", "inf", "-inf", "+Inf",
-     "9223372036854775807", "9223372036854775808", "99999999999999999999999", "0x10", "1_000",
-     "5000000000", "1e12", "1e308", "-1e308", "1e-300",
-     "", " ", "abc", "٣", "1,5", "true", "null"]
+    [
+        "0",
+        "1",
+        "-1",
+        "1.5",
+        "1e3",
+        "1e400",
+        "-1e400",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "+Inf",
+        "9223372036854775807",
+        "9223372036854775808",
+        "99999999999999999999999",
+        "0x10",
+        "1_000",
+        "5000000000",
+        "1e12",
+        "1e308",
+        "-1e308",
+        "1e-300",
+        "",
+        " ",
+        "abc",
+        "٣",
+        "1,5",
+        "true",
+        "null",
+    ]
 )
 JSON_SCALARS = st.one_of(
     st.none(),
@@ -74,8 +103,9 @@ JSON_SCALARS = st.one_of(
 )
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=15,
 )
 
@@ -93,32 +123,66 @@ def one_line(message: str) -> bool:
 
 ISO_TIMES = st.one_of(
     st.datetimes().map(lambda t: t.isoformat(sep=" ")),
-    st.sampled_from(["2023-11-16 18:17:05.5000000", "0001-01-01", "9999-12-31T23:59:59",
-                     "1677-09-21", "2262-04-12", "1970-01-01T00:00:00Z",
-                     "2024-01-01T00:00:00+14:00", "2024-02-30", "1", "yesterday"]),
+    st.sampled_from(
+        [
+            "2023-11-16 18:17:05.5000000",
+            "0001-01-01",
+            "9999-12-31T23:59:59",
+            "1677-09-21",
+            "2262-04-12",
+            "1970-01-01T00:00:00Z",
+            "2024-01-01T00:00:00+14:00",
+            "2024-02-30",
+            "1",
+            "yesterday",
+        ]
+    ),
 )
 SMALL = st.integers(0, 30).map(str)
-HUGE_COUNTS = st.sampled_from(["5000000000", "4611686018427387904", "9223372036854775806",
-                               "9223372036854775807", "18446744073709551616"])
-EPOCHS = st.one_of(st.integers(0, 200).map(str), st.integers(1_600_000_000, 1_700_000_000).map(str),
-                   st.sampled_from(["1e12", "1e308", "-1e308", "1e-300", "0.5", "nan", "inf"]))
-CELLS = st.one_of(NUMBER_TEXT, ISO_TIMES, SMALL, HUGE_COUNTS,
-                  st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8))
+HUGE_COUNTS = st.sampled_from(
+    [
+        "5000000000",
+        "4611686018427387904",
+        "9223372036854775806",
+        "9223372036854775807",
+        "18446744073709551616",
+    ]
+)
+EPOCHS = st.one_of(
+    st.integers(0, 200).map(str),
+    st.integers(1_600_000_000, 1_700_000_000).map(str),
+    st.sampled_from(["1e12", "1e308", "-1e308", "1e-300", "0.5", "nan", "inf"]),
+)
+CELLS = st.one_of(
+    NUMBER_TEXT,
+    ISO_TIMES,
+    SMALL,
+    HUGE_COUNTS,
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8),
+)
 
 
 @st.composite
 def csv_texts(draw: st.DrawFn) -> str:
     """CSV that looks like an Azure trace or a counts file: a plausible header, junk cells."""
-    header = draw(st.sampled_from([
-        ["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
-        ["time", "count"], ["timestamp", "requests"], ["date", "value", "extra"],
-        ["a", "b"], ["ContextTokens", "x"],
-    ]))
+    header = draw(
+        st.sampled_from(
+            [
+                ["TIMESTAMP", "ContextTokens", "GeneratedTokens"],
+                ["time", "count"],
+                ["timestamp", "requests"],
+                ["date", "value", "extra"],
+                ["a", "b"],
+                ["ContextTokens", "x"],
+            ]
+        )
+    )
     if draw(st.booleans()):
         header = header + draw(st.lists(st.text(max_size=4), max_size=2))
     width = len(header) + draw(st.sampled_from([0, 0, 0, -1, 1]))
-    rows = draw(st.lists(st.lists(CELLS, min_size=max(0, width), max_size=max(0, width)),
-                         max_size=8))
+    rows = draw(
+        st.lists(st.lists(CELLS, min_size=max(0, width), max_size=max(0, width)), max_size=8)
+    )
     quote_char = draw(st.sampled_from(["", "", '"']))
     lines = [",".join(header)] + [",".join(quote_char + c + quote_char for c in r) for r in rows]
     return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n  \n"]))
@@ -137,8 +201,7 @@ def counts_csv_texts(draw: st.DrawFn) -> str:
 @st.composite
 def azure_texts(draw: st.DrawFn) -> str:
     """A well-formed Azure trace over any years and token counts."""
-    rows = draw(st.lists(st.tuples(ISO_TIMES, SMALL | HUGE_COUNTS, SMALL), min_size=1,
-                         max_size=5))
+    rows = draw(st.lists(st.tuples(ISO_TIMES, SMALL | HUGE_COUNTS, SMALL), min_size=1, max_size=5))
     lines = ["TIMESTAMP,ContextTokens,GeneratedTokens", *(",".join(row) for row in rows)]
     return "\n".join(lines)
 
@@ -148,8 +211,12 @@ def jsonl_texts(draw: st.DrawFn) -> str:
     """Mooncake-like JSON Lines: the three keys with values of any JSON type, or junk lines."""
     record = st.fixed_dictionaries(
         {},
-        optional={"timestamp": JSON_VALUES, "input_length": JSON_VALUES,
-                  "output_length": JSON_VALUES, "hash_ids": JSON_VALUES},
+        optional={
+            "timestamp": JSON_VALUES,
+            "input_length": JSON_VALUES,
+            "output_length": JSON_VALUES,
+            "hash_ids": JSON_VALUES,
+        },
     ).map(json.dumps)
     plausible = st.builds(
         lambda t, i, o: json.dumps({"timestamp": t, "input_length": i, "output_length": o}),
@@ -157,8 +224,9 @@ def jsonl_texts(draw: st.DrawFn) -> str:
         st.one_of(st.integers(0, 9000), st.sampled_from([2**63 - 1, 2**63, 2**64, 10**30])),
         st.integers(0, 9000),
     )
-    junk = st.sampled_from(["{", "{}", "[1]", '{"timestamp": NaN}', '{"a": ' + nested(5000),
-                            "{" + "x" * 9])
+    junk = st.sampled_from(
+        ["{", "{}", "[1]", '{"timestamp": NaN}', '{"a": ' + nested(5000), "{" + "x" * 9]
+    )
     lines = draw(st.lists(st.one_of(record, plausible, plausible, junk), min_size=1, max_size=6))
     return "\n".join(lines)
 
@@ -166,14 +234,22 @@ def jsonl_texts(draw: st.DrawFn) -> str:
 @st.composite
 def whitespace_texts(draw: st.DrawFn) -> str:
     """Per-second counts: mostly small integers, with huge, negative and non-integer tokens."""
-    token = st.one_of(SMALL, SMALL, SMALL, HUGE_COUNTS, st.integers(-5, 2**64).map(str),
-                      NUMBER_TEXT)
+    token = st.one_of(
+        SMALL, SMALL, SMALL, HUGE_COUNTS, st.integers(-5, 2**64).map(str), NUMBER_TEXT
+    )
     lines = draw(st.lists(st.lists(token, min_size=1, max_size=6), min_size=1, max_size=5))
     return "\n".join(" ".join(line) for line in lines)
 
 
-TRACE_TEXTS = st.one_of(csv_texts(), counts_csv_texts(), azure_texts(), jsonl_texts(),
-                        whitespace_texts(), st.text(max_size=60), st.just(""))
+TRACE_TEXTS = st.one_of(
+    csv_texts(),
+    counts_csv_texts(),
+    azure_texts(),
+    jsonl_texts(),
+    whitespace_texts(),
+    st.text(max_size=60),
+    st.just(""),
+)
 
 
 def wrapped(data: bytes, how: str) -> bytes:
@@ -229,8 +305,10 @@ FOUND_TRACES = [
 
 
 @FUZZ
-@given(text=TRACE_TEXTS, how=st.sampled_from(["plain", "plain", "gz", "bz2", "truncated-gz",
-                                               "tar", "tar-two"]))
+@given(
+    text=TRACE_TEXTS,
+    how=st.sampled_from(["plain", "plain", "gz", "bz2", "truncated-gz", "tar", "tar-two"]),
+)
 def test_trace_texts_load_or_are_refused_with_the_file_and_line(tmp_path_factory, text, how):
     """Format-shaped junk, plain or wrapped: a sane Workload or an InputError naming the file."""
     path = tmp_path_factory.mktemp("trace") / "fuzzed.trace"
@@ -239,8 +317,10 @@ def test_trace_texts_load_or_are_refused_with_the_file_and_line(tmp_path_factory
 
 
 @FUZZ
-@given(data=st.binary(max_size=300) | st.sampled_from([b"\x1f\x8b", b"BZh9", b"\xef\xbb\xbf",
-                                                          b"\xff\xfe1 2 3", b"1 2\x003", b","]))
+@given(
+    data=st.binary(max_size=300)
+    | st.sampled_from([b"\x1f\x8b", b"BZh9", b"\xef\xbb\xbf", b"\xff\xfe1 2 3", b"1 2\x003", b","])
+)
 def test_trace_bytes_load_or_are_refused_with_the_file(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("trace") / "fuzzed.bin"
     path.write_bytes(data)
@@ -276,11 +356,32 @@ def test_traces_that_broke_a_parser_are_refused_clearly(tmp_path, text):
 SECTIONS = config_to_mapping(Config(), reveal_secrets=True)
 """Every section and key under its YAML name, at its default."""
 BAD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(),
-    st.text(max_size=12), st.lists(st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    st.sampled_from(["-1s", "1x", "5 m", "1e400s", "nans", "infs", "0s", "1h1m", "3601s", "s",
-                     "1e-9s", "99999999999h", "2", "http://", "a b"]),
+    st.sampled_from(
+        [
+            "-1s",
+            "1x",
+            "5 m",
+            "1e400s",
+            "nans",
+            "infs",
+            "0s",
+            "1h1m",
+            "3601s",
+            "s",
+            "1e-9s",
+            "99999999999h",
+            "2",
+            "http://",
+            "a b",
+        ]
+    ),
 )
 
 
@@ -342,10 +443,32 @@ ANNOTATION_KEYS = st.one_of(
     KEY_TEXT,
 )
 ANNOTATION_VALUES = st.one_of(
-    NUMBER_TEXT, st.text(max_size=12),
-    st.sampled_from(["30s", "5m", "-1s", "1h", "0", "100", "0.5", "rps", "concurrency", "true",
-                     "yes", "{a: 1}", "[1, 2]", "!!binary AAAA", "&a 1", "*a", "sum(rate(x[1m]))",
-                     "'quoted'", "~", "1e400"]),
+    NUMBER_TEXT,
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "30s",
+            "5m",
+            "-1s",
+            "1h",
+            "0",
+            "100",
+            "0.5",
+            "rps",
+            "concurrency",
+            "true",
+            "yes",
+            "{a: 1}",
+            "[1, 2]",
+            "!!binary AAAA",
+            "&a 1",
+            "*a",
+            "sum(rate(x[1m]))",
+            "'quoted'",
+            "~",
+            "1e400",
+        ]
+    ),
 )
 
 
@@ -354,8 +477,9 @@ ANNOTATION_VALUES = st.one_of(
     annotations=st.dictionaries(ANNOTATION_KEYS, ANNOTATION_VALUES, max_size=8),
     container_concurrency=st.integers(-5, 5000) | st.sampled_from([0, 8, 1000, 1001]),
 )
-def test_annotations_give_a_valid_policy_and_name_every_refused_one(annotations,
-                                                                     container_concurrency):
+def test_annotations_give_a_valid_policy_and_name_every_refused_one(
+    annotations, container_concurrency
+):
     """Whatever the annotations: a policy that builds, and each problem keyed and prefixed by
     the annotation (or spec field) it is about, saying what is allowed."""
     settings_ = revision_settings(annotations, container_concurrency, PolicyConfig())
@@ -371,11 +495,18 @@ def test_annotations_give_a_valid_policy_and_name_every_refused_one(annotations,
 # --- 4. Prometheus answers -------------------------------------------------------------------
 
 VALUE_TEXT = st.one_of(NUMBER_TEXT, st.floats().map(str), JSON_SCALARS)
-TIMES = st.one_of(st.floats(allow_nan=False), st.integers(-(10**20), 10**400),
-                  st.sampled_from(["1700000000.5", "x", None, 10**400]))
+TIMES = st.one_of(
+    st.floats(allow_nan=False),
+    st.integers(-(10**20), 10**400),
+    st.sampled_from(["1700000000.5", "x", None, 10**400]),
+)
 LABELS = st.one_of(
-    st.fixed_dictionaries({"namespace": st.sampled_from(["default", "", "x"]),
-                           "service": st.sampled_from(["chat", "code", ""])}),
+    st.fixed_dictionaries(
+        {
+            "namespace": st.sampled_from(["default", "", "x"]),
+            "service": st.sampled_from(["chat", "code", ""]),
+        }
+    ),
     st.fixed_dictionaries({"namespace": JSON_SCALARS, "service": JSON_SCALARS}),
     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
     JSON_VALUES,
@@ -390,33 +521,50 @@ def prometheus_documents(draw: st.DrawFn) -> bytes:
         {}, optional={"metric": LABELS, "value": st.lists(VALUE_TEXT | TIMES, max_size=3)}
     )
     series = st.fixed_dictionaries(
-        {}, optional={"metric": LABELS,
-                      "values": st.lists(st.lists(VALUE_TEXT | TIMES, max_size=3), max_size=3)}
+        {},
+        optional={
+            "metric": LABELS,
+            "values": st.lists(st.lists(VALUE_TEXT | TIMES, max_size=3), max_size=3),
+        },
     )
     result = st.lists(sample | series | JSON_VALUES, max_size=4) | JSON_VALUES
     data = st.fixed_dictionaries(
         {},
-        optional={"resultType": st.sampled_from(["vector", "matrix", "scalar", "x"]) | JSON_VALUES,
-                  "result": result},
+        optional={
+            "resultType": st.sampled_from(["vector", "matrix", "scalar", "x"]) | JSON_VALUES,
+            "result": result,
+        },
     )
     answer = st.fixed_dictionaries(
-        {}, optional={"status": st.sampled_from(["success", "error"]) | JSON_VALUES,
-                      "data": data | JSON_VALUES, "error": JSON_VALUES, "errorType": JSON_VALUES}
+        {},
+        optional={
+            "status": st.sampled_from(["success", "error"]) | JSON_VALUES,
+            "data": data | JSON_VALUES,
+            "error": JSON_VALUES,
+            "errorType": JSON_VALUES,
+        },
     )
     point = st.lists(VALUE_TEXT | TIMES, min_size=2, max_size=2) | st.tuples(TIMES, VALUE_TEXT)
-    strict = st.fixed_dictionaries({
-        "status": st.just("success"),
-        "data": st.fixed_dictionaries({
-            "resultType": st.sampled_from(["vector", "matrix"]),
-            "result": st.lists(
-                st.fixed_dictionaries({"metric": LABELS, "value": point})
-                | st.fixed_dictionaries({"metric": LABELS, "values": st.lists(point, max_size=3)}),
-                max_size=3,
+    strict = st.fixed_dictionaries(
+        {
+            "status": st.just("success"),
+            "data": st.fixed_dictionaries(
+                {
+                    "resultType": st.sampled_from(["vector", "matrix"]),
+                    "result": st.lists(
+                        st.fixed_dictionaries({"metric": LABELS, "value": point})
+                        | st.fixed_dictionaries(
+                            {"metric": LABELS, "values": st.lists(point, max_size=3)}
+                        ),
+                        max_size=3,
+                    ),
+                }
             ),
-        }),
-    })
-    kind = draw(st.sampled_from(["strict", "strict", "answer", "answer", "json", "nested",
-                                 "bytes"]))
+        }
+    )
+    kind = draw(
+        st.sampled_from(["strict", "strict", "answer", "answer", "json", "nested", "bytes"])
+    )
     if kind == "strict":
         return json.dumps(draw(strict)).encode()
     if kind == "answer":
@@ -456,8 +604,7 @@ def runner() -> Iterator[Runner]:
 
 async def canned_server(canned: Canned) -> TestServer:
     async def answer(request: web.Request) -> web.Response:
-        return web.Response(status=canned.status, body=canned.body,
-                            content_type="application/json")
+        return web.Response(status=canned.status, body=canned.body, content_type="application/json")
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
@@ -500,8 +647,10 @@ def test_prometheus_answers_parse_or_are_one_prometheus_error(runner):
     source.seen.add(ServiceKey("default", "chat"))
 
     @FUZZ
-    @given(status=st.sampled_from([200, 200, 200, 400, 404, 422, 429, 500, 503]),
-           body=prometheus_documents())
+    @given(
+        status=st.sampled_from([200, 200, 200, 400, 404, 422, 429, 500, 503]),
+        body=prometheus_documents(),
+    )
     def check(status: int, body: bytes) -> None:
         canned.status, canned.body = status, body
         runner.run(ask_everything(source, client))
@@ -516,35 +665,86 @@ def test_prometheus_answers_parse_or_are_one_prometheus_error(runner):
 # --- 5. the HTTP API -------------------------------------------------------------------------
 
 SEGMENTS = st.one_of(
-    st.sampled_from(["api", "v1", "v2", "services", "default", "chat", "code", "pause", "resume",
-                     "healthz", "readyz", "metrics", "static", "index.html", "..", ".", "", "%",
-                     "%00", "%2e%2e", "nope"]),
+    st.sampled_from(
+        [
+            "api",
+            "v1",
+            "v2",
+            "services",
+            "default",
+            "chat",
+            "code",
+            "pause",
+            "resume",
+            "healthz",
+            "readyz",
+            "metrics",
+            "static",
+            "index.html",
+            "..",
+            ".",
+            "",
+            "%",
+            "%00",
+            "%2e%2e",
+            "nope",
+        ]
+    ),
     st.text(max_size=10).map(lambda s: quote(s, safe="")),
 )
 HEADERS = st.one_of(
     st.just({}),
-    st.sampled_from([f"Bearer {TOKEN}", "Bearer wrong", "Bearer", "Basic abc", "bearer " + TOKEN,
-                     "Bearer  " + TOKEN, ""]).map(lambda v: {"Authorization": v}),
+    st.sampled_from(
+        [
+            f"Bearer {TOKEN}",
+            "Bearer wrong",
+            "Bearer",
+            "Basic abc",
+            "bearer " + TOKEN,
+            "Bearer  " + TOKEN,
+            "",
+        ]
+    ).map(lambda v: {"Authorization": v}),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20).map(
-        lambda v: {"Authorization": v}),
+        lambda v: {"Authorization": v}
+    ),
 )
 BODIES = st.one_of(
     st.none(),
     st.binary(max_size=64),
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
-    st.sampled_from([b'{"reason": "maintenance"}', b"{}", b'{"reason": 1, "x": 2}', b"  ",
-                     b"\xff\xfe", nested(20_000).encode()[:1000], nested(900).encode(),
-                     nested(20_000).encode(), b"x" * 70_000]),
+    st.sampled_from(
+        [
+            b'{"reason": "maintenance"}',
+            b"{}",
+            b'{"reason": 1, "x": 2}',
+            b"  ",
+            b"\xff\xfe",
+            nested(20_000).encode()[:1000],
+            nested(900).encode(),
+            nested(20_000).encode(),
+            b"x" * 70_000,
+        ]
+    ),
 )
 
 
 @st.composite
 def http_requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], dict[str, str], Any]:
-    known = st.sampled_from([
-        "/", "/healthz", "/readyz", "/metrics", "/api/v1/services", "/api/v1/services/default/chat",
-        "/api/v1/services/default/chat/pause", "/api/v1/services/default/chat/resume",
-        "/static/app.js", "/static/../app.py",
-    ])
+    known = st.sampled_from(
+        [
+            "/",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/v1/services",
+            "/api/v1/services/default/chat",
+            "/api/v1/services/default/chat/pause",
+            "/api/v1/services/default/chat/resume",
+            "/static/app.js",
+            "/static/../app.py",
+        ]
+    )
     random_path = st.lists(SEGMENTS, max_size=6).map(lambda parts: "/" + "/".join(parts))
     if draw(st.integers(0, 3)) == 0:  # an authorised pause or resume: only the body is odd
         verb = draw(st.sampled_from(["pause", "resume"]))

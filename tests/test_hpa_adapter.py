@@ -27,19 +27,33 @@ async def workloads(kube):
     await adapter.stop()
 
 
-async def create_hpa(api, namespace: str, name: str, target: str, minimum: int, maximum: int,
-                     annotations: dict[str, str]) -> None:
-    await client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, {
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                 "minReplicas": minimum, "maxReplicas": maximum,
-                 "targetCPUUtilizationPercentage": 80},
-    })
+async def create_hpa(
+    api,
+    namespace: str,
+    name: str,
+    target: str,
+    minimum: int,
+    maximum: int,
+    annotations: dict[str, str],
+) -> None:
+    await client.AutoscalingV1Api(api).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": minimum,
+                "maxReplicas": maximum,
+                "targetCPUUtilizationPercentage": 80,
+            },
+        },
+    )
 
 
 async def read_hpa(api, namespace: str, name: str):
     return await client.AutoscalingV1Api(api).read_namespaced_horizontal_pod_autoscaler(
-        name, namespace)
+        name, namespace
+    )
 
 
 async def listed(adapter: KubernetesWorkloads, key: ServiceKey) -> bool:
@@ -70,7 +84,8 @@ async def test_a_floor_is_enforced_by_the_real_hpa_controller_and_restored_on_op
     assert (await read_hpa(kube, namespace, "chat")).spec.min_replicas == 2  # the user's own
 
     await client.AutoscalingV1Api(kube).patch_namespaced_horizontal_pod_autoscaler(
-        "chat", namespace, {"metadata": {"annotations": {FLOOR: None}}}, _content_type=MERGE)
+        "chat", namespace, {"metadata": {"annotations": {FLOOR: None}}}, _content_type=MERGE
+    )
 
     async def restored():
         hpa = await read_hpa(kube, namespace, "chat")
@@ -89,7 +104,8 @@ async def test_a_floor_survives_a_conflicting_write_and_an_edit_by_the_user(
     await eventually(lambda: listed(workloads, key), what="the HPA in the catalog")
     # Our cached copy goes stale behind our back: the write meets 409, rereads, lands.
     await client.AutoscalingV1Api(kube).patch_namespaced_horizontal_pod_autoscaler(
-        "embed", namespace, {"metadata": {"labels": {"team": "search"}}}, _content_type=MERGE)
+        "embed", namespace, {"metadata": {"labels": {"team": "search"}}}, _content_type=MERGE
+    )
     stale = workloads.floors()[key]
     workloads.desired[key] = 4
     await workloads._set_floor(stale)
@@ -98,12 +114,12 @@ async def test_a_floor_survives_a_conflicting_write_and_an_edit_by_the_user(
 
     # The user sets minReplicas 3 by hand: that is their new original; the floor stays 4.
     await client.AutoscalingV1Api(kube).patch_namespaced_horizontal_pod_autoscaler(
-        "embed", namespace, {"spec": {"minReplicas": 3}}, _content_type=MERGE)
+        "embed", namespace, {"spec": {"minReplicas": 3}}, _content_type=MERGE
+    )
 
     async def re_asserted():
         hpa = await read_hpa(kube, namespace, "embed")
-        return (hpa.spec.min_replicas == 4
-                and hpa.metadata.annotations.get(ORIGINAL_MIN) == "3")
+        return hpa.spec.min_replicas == 4 and hpa.metadata.annotations.get(ORIGINAL_MIN) == "3"
 
     await eventually(re_asserted, what="the floor re-asserted over the user's new original")
 
@@ -143,10 +159,13 @@ async def test_a_statefulset_scales_and_a_deleted_workload_is_an_error_not_a_cra
     pool = gpu_pool(gpus=4)
     apps = client.AppsV1Api(kube)
     template = gpu_deployment("kv", 1, pool=pool)
-    await apps.create_namespaced_stateful_set(namespace, {
-        "metadata": {"name": "kv", "annotations": {AUTOSCALE: "true"}},
-        "spec": {**template["spec"], "serviceName": "kv"},
-    })
+    await apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "metadata": {"name": "kv", "annotations": {AUTOSCALE: "true"}},
+            "spec": {**template["spec"], "serviceName": "kv"},
+        },
+    )
     key = ServiceKey(namespace, "kv")
     await eventually(lambda: listed(workloads, key), what="the StatefulSet listed")
     assert await workloads.apply({key: 2}) == {}
@@ -175,7 +194,8 @@ async def test_the_shipped_rbac_rules_are_enough_and_a_deleted_hpa_is_forgotten(
             assert await adapter.apply({key: 3}) == {}
             assert (await read_hpa(kube, namespace, "rag")).spec.min_replicas == 3
             await client.AutoscalingV1Api(kube).delete_namespaced_horizontal_pod_autoscaler(
-                "rag", namespace)
+                "rag", namespace
+            )
             await eventually(lambda: _not_listed(adapter, key), what="the HPA forgotten")
             assert "gone" in (await adapter.apply({key: 4}))[key]
         finally:

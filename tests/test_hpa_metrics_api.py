@@ -11,8 +11,15 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.discovery import hpa_group_version
 from adapters.hpa.metrics_api import (
-    DESIRED_REPLICAS, FORECAST_LOAD, GROUP, VERSION, Sample, SelectorError, matches,
-    parse_selector, quantity,
+    DESIRED_REPLICAS,
+    FORECAST_LOAD,
+    GROUP,
+    VERSION,
+    Sample,
+    SelectorError,
+    matches,
+    parse_selector,
+    quantity,
 )
 from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import metrics_app
@@ -29,33 +36,44 @@ def provider_of(values: dict[tuple[str, str], float]):
     """Samples of `leadtime_desired_replicas` from {(namespace, service): value}."""
 
     def samples(namespace: str, metric: str) -> list[Sample]:
-        return [Sample(metric, {"service": service, "namespace": ns}, value, STAMP)
-                for (ns, service), value in values.items() if ns == namespace]
+        return [
+            Sample(metric, {"service": service, "namespace": ns}, value, STAMP)
+            for (ns, service), value in values.items()
+            if ns == namespace
+        ]
 
     return samples
 
 
 # --- shapes, no network --------------------------------------------------------------------------
 
-async def test_discovery_values_and_errors_have_the_shapes_the_hpa_controller_reads(
-    aiohttp_client
-):
-    api = await aiohttp_client(metrics_app(provider_of(
-        {("prod", "chat"): 3, ("prod", "embed"): 1.5, ("dev", "chat"): 7})))
+
+async def test_discovery_values_and_errors_have_the_shapes_the_hpa_controller_reads(aiohttp_client):
+    api = await aiohttp_client(
+        metrics_app(provider_of({("prod", "chat"): 3, ("prod", "embed"): 1.5, ("dev", "chat"): 7}))
+    )
     base = f"/apis/{GROUP}/{VERSION}"
     listing = await (await api.get(base)).json()
     assert listing["kind"] == "APIResourceList" and listing["groupVersion"] == f"{GROUP}/{VERSION}"
-    assert {r["name"] for r in listing["resources"]} == {"leadtime_desired_replicas",
-                                                         "leadtime_forecast_load"}
+    assert {r["name"] for r in listing["resources"]} == {
+        "leadtime_desired_replicas",
+        "leadtime_forecast_load",
+    }
     assert all(r["namespaced"] and r["verbs"] == ["get"] for r in listing["resources"])
 
-    answer = await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}",
-                           params={"labelSelector": "service=chat"})
+    answer = await api.get(
+        f"{base}/namespaces/prod/{DESIRED_REPLICAS}", params={"labelSelector": "service=chat"}
+    )
     body = await answer.json()
     assert body["kind"] == "ExternalMetricValueList" and body["apiVersion"] == f"{GROUP}/{VERSION}"
-    assert body["items"] == [{"metricName": DESIRED_REPLICAS,
-                              "metricLabels": {"service": "chat", "namespace": "prod"},
-                              "timestamp": STAMP, "value": "3"}]
+    assert body["items"] == [
+        {
+            "metricName": DESIRED_REPLICAS,
+            "metricLabels": {"service": "chat", "namespace": "prod"},
+            "timestamp": STAMP,
+            "value": "3",
+        }
+    ]
     every = await (await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}")).json()
     assert sorted(i["value"] for i in every["items"]) == ["1500m", "3"]  # namespace-scoped
 
@@ -63,8 +81,9 @@ async def test_discovery_values_and_errors_have_the_shapes_the_hpa_controller_re
     status = await unknown.json()
     assert unknown.status == 404 and status["kind"] == "Status" and status["code"] == 404
     assert "leadtime_desired_replicas" in status["message"]
-    bad = await api.get(f"{base}/namespaces/prod/{DESIRED_REPLICAS}",
-                        params={"labelSelector": "service=(chat"})
+    bad = await api.get(
+        f"{base}/namespaces/prod/{DESIRED_REPLICAS}", params={"labelSelector": "service=(chat"}
+    )
     assert bad.status == 400 and (await bad.json())["reason"] == "BadRequest"
 
 
@@ -88,6 +107,7 @@ def test_quantities_are_whole_or_thousandths():
 
 # --- end to end ----------------------------------------------------------------------------------
 
+
 @pytest.mark.kubernetes
 @pytest.mark.hpa
 async def test_the_real_hpa_controller_follows_leadtimes_metric(
@@ -97,44 +117,68 @@ async def test_the_real_hpa_controller_follows_leadtimes_metric(
     runner = web.AppRunner(metrics_app(provider_of(values)))
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port,
-                      ssl_context=server_tls(control_plane, "leadtime-metrics", namespace)).start()
+    await web.TCPSite(
+        runner,
+        "127.0.0.1",
+        port,
+        ssl_context=server_tls(control_plane, "leadtime-metrics", namespace),
+    ).start()
     registration = None
     try:
-        registration = await register_api_service(kube, control_plane, GROUP, VERSION,
-                                                  "leadtime-metrics", namespace, port)
+        registration = await register_api_service(
+            kube, control_plane, GROUP, VERSION, "leadtime-metrics", namespace, port
+        )
         pool = gpu_pool(gpus=8)
         apps = client.AppsV1Api(kube)
         await apps.create_namespaced_deployment(
-            namespace, gpu_deployment("chat", 1, pool=pool, cold_start_s=0.5))
+            namespace, gpu_deployment("chat", 1, pool=pool, cold_start_s=0.5)
+        )
         version = await hpa_group_version(kube)
         assert version == "autoscaling/v2beta2"  # Kubernetes 1.20 serves no autoscaling/v2
         hpa = {
-            "apiVersion": version, "kind": "HorizontalPodAutoscaler",
+            "apiVersion": version,
+            "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "chat"},
             "spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
-                "minReplicas": 1, "maxReplicas": 8,
-                "metrics": [{"type": "External", "external": {
-                    "metric": {"name": DESIRED_REPLICAS,
-                               "selector": {"matchLabels": {"service": "chat"}}},
-                    "target": {"type": "AverageValue", "averageValue": "1"}}}],
+                "minReplicas": 1,
+                "maxReplicas": 8,
+                "metrics": [
+                    {
+                        "type": "External",
+                        "external": {
+                            "metric": {
+                                "name": DESIRED_REPLICAS,
+                                "selector": {"matchLabels": {"service": "chat"}},
+                            },
+                            "target": {"type": "AverageValue", "averageValue": "1"},
+                        },
+                    }
+                ],
                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
             },
         }
-        await kube.call_api(f"/apis/{version}/namespaces/{namespace}/horizontalpodautoscalers",
-                            "POST", body=hpa, auth_settings=["BearerToken"],
-                            response_types_map={201: "object"})
+        await kube.call_api(
+            f"/apis/{version}/namespaces/{namespace}/horizontalpodautoscalers",
+            "POST",
+            body=hpa,
+            auth_settings=["BearerToken"],
+            response_types_map={201: "object"},
+        )
 
         async def replicas(wanted: int):
             deployment = await apps.read_namespaced_deployment("chat", namespace)
             return deployment.spec.replicas == wanted
 
-        await eventually(lambda: replicas(4), timeout_s=60,
-                         what="the HPA controller scaling to Leadtime's 4")
+        await eventually(
+            lambda: replicas(4), timeout_s=60, what="the HPA controller scaling to Leadtime's 4"
+        )
         values[(namespace, "chat")] = 2.0
-        await eventually(lambda: replicas(2), timeout_s=60,
-                         what="the HPA controller following Leadtime down to 2")
+        await eventually(
+            lambda: replicas(2),
+            timeout_s=60,
+            what="the HPA controller following Leadtime down to 2",
+        )
     finally:
         if registration is not None:
             await client.ApiregistrationV1Api(kube).delete_api_service(registration)
@@ -143,13 +187,17 @@ async def test_the_real_hpa_controller_follows_leadtimes_metric(
 
 # --- values from the loop ------------------------------------------------------------------------
 
+
 async def test_the_loop_provider_serves_each_services_decision_and_forecast_load():
     loop, clock = make_loop(two_services(), warmup_s=0.0)
     await run_for(loop, clock, 120)
     provider = loop_provider(loop)
     desired = {s.labels["service"]: s.value for s in provider(CHAT.namespace, DESIRED_REPLICAS)}
-    assert desired == {key.name: float(state.last.desired) for key, state in loop.states.items()
-                       if key.namespace == CHAT.namespace}
+    assert desired == {
+        key.name: float(state.last.desired)
+        for key, state in loop.states.items()
+        if key.namespace == CHAT.namespace
+    }
     assert provider("elsewhere", DESIRED_REPLICAS) == []
     assert provider(CHAT.namespace, FORECAST_LOAD) == []  # no forecast yet: no value, not 0
 

@@ -10,17 +10,27 @@ from adapters.hpa.workloads import ALLOW_ZERO, replicas_for, workload_status
 
 
 def hpa(min_replicas: int = 2, max_replicas: int = 10, **annotations: str) -> dict:
-    return {"metadata": {"namespace": "ns", "name": "chat", "resourceVersion": "7",
-                         "annotations": annotations},
-            "spec": {"minReplicas": min_replicas, "maxReplicas": max_replicas,
-                     "scaleTargetRef": {"kind": "Deployment", "name": "chat-model"}}}
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": "chat",
+            "resourceVersion": "7",
+            "annotations": annotations,
+        },
+        "spec": {
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "scaleTargetRef": {"kind": "Deployment", "name": "chat-model"},
+        },
+    }
 
 
 def test_opting_in_records_the_original_and_raises_the_floor():
     patch = floor_patch(hpa_facts(hpa(**{FLOOR: "true"})), 5)
-    assert patch == {"metadata": {"resourceVersion": "7",
-                                  "annotations": {ORIGINAL_MIN: "2", APPLIED: "5"}},
-                     "spec": {"minReplicas": 5}}
+    assert patch == {
+        "metadata": {"resourceVersion": "7", "annotations": {ORIGINAL_MIN: "2", APPLIED: "5"}},
+        "spec": {"minReplicas": 5},
+    }
 
 
 def test_the_floor_stays_within_the_original_min_and_the_max():
@@ -34,7 +44,8 @@ def test_opting_out_restores_the_original_and_forgets():
     facts = hpa_facts(hpa(6, **{ORIGINAL_MIN: "2", APPLIED: "6"}))
     assert floor_patch(facts, 6) == {
         "metadata": {"resourceVersion": "7", "annotations": {ORIGINAL_MIN: None, APPLIED: None}},
-        "spec": {"minReplicas": 2}}
+        "spec": {"minReplicas": 2},
+    }
     assert floor_patch(hpa_facts(hpa(3)), 6) is None  # never opted in: never touched
 
 

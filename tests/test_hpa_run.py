@@ -36,8 +36,10 @@ class AppExporter:
         lines = []
         for (namespace, service), value in self.in_flight.items():
             labels = f'namespace="{namespace}",service="{service}"'
-            lines += [f"app_in_flight{{{labels}}} {value}",
-                      f"app_requests_total{{{labels}}} {time.time() - self.started}"]
+            lines += [
+                f"app_in_flight{{{labels}}} {value}",
+                f"app_requests_total{{{labels}}} {time.time() - self.started}",
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -52,42 +54,67 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
     deployment["metadata"]["annotations"] = {AUTOSCALE: "true"}
     await client.AppsV1Api(kube).create_namespaced_deployment(namespace, deployment)
     assert control_plane.certificates is not None
-    cert, key = make_serving_certificate(control_plane.certificates, f"metrics-{namespace}",
-                                         [f"leadtime-metrics.{namespace}.svc", "localhost"])
+    cert, key = make_serving_certificate(
+        control_plane.certificates,
+        f"metrics-{namespace}",
+        [f"leadtime-metrics.{namespace}.svc", "localhost"],
+    )
     metrics_port, http_port = free_port(), free_port()
     config_file = tmp_path / "leadtime.yaml"
-    config_file.write_text(yaml.safe_dump({
-        "tick": "500ms",
-        "http": {"port": http_port},
-        "forecasting": {"workers": 1},
-        "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
-        "prometheus": {
-            "url": prometheus.url, "signals": "custom", "rate_window": "5s",
-            "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
-            "query_concurrency": "sum by (namespace, service) (app_in_flight)",
-        },
-        "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig),
-                "metrics_api_port": metrics_port, "metrics_api_host": "127.0.0.1",
-                "tls_cert_file": str(cert), "tls_key_file": str(key),
-                "client_ca_file": str(control_plane.certificates.front_proxy_ca)},
-    }))
-    process = subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
-                                str(config_file)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "tick": "500ms",
+                "http": {"port": http_port},
+                "forecasting": {"workers": 1},
+                "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
+                "prometheus": {
+                    "url": prometheus.url,
+                    "signals": "custom",
+                    "rate_window": "5s",
+                    "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+                    "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                },
+                "hpa": {
+                    "enabled": True,
+                    "kubeconfig": str(control_plane.kubeconfig),
+                    "metrics_api_port": metrics_port,
+                    "metrics_api_host": "127.0.0.1",
+                    "tls_cert_file": str(cert),
+                    "tls_key_file": str(key),
+                    "client_ca_file": str(control_plane.certificates.front_proxy_ca),
+                },
+            }
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     registration = None
     try:
+
         async def three():
             d = await client.AppsV1Api(kube).read_namespaced_deployment("chat", namespace)
             return d.spec.replicas == 3
 
         await eventually(three, timeout_s=90, what="leadtime run scaling chat to 3 for 3 in flight")
-        registration = await register_api_service(kube, control_plane, GROUP, VERSION,
-                                                  "leadtime-metrics", namespace, metrics_port)
+        registration = await register_api_service(
+            kube, control_plane, GROUP, VERSION, "leadtime-metrics", namespace, metrics_port
+        )
         body = await kube.call_api(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{DESIRED_REPLICAS}", "GET",
-            query_params=[("labelSelector", "service=chat")], auth_settings=["BearerToken"],
-            response_types_map={200: "object"}, _return_http_data_only=True)
-        assert [(i["metricLabels"]["service"], i["value"]) for i in body["items"]] == [("chat", "3")]
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{DESIRED_REPLICAS}",
+            "GET",
+            query_params=[("labelSelector", "service=chat")],
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object"},
+            _return_http_data_only=True,
+        )
+        assert [(i["metricLabels"]["service"], i["value"]) for i in body["items"]] == [
+            ("chat", "3")
+        ]
     finally:
         if registration is not None:
             await client.ApiregistrationV1Api(kube).delete_api_service(registration)

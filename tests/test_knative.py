@@ -14,7 +14,15 @@ from kubernetes_asyncio import client
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.annotations import RevisionSettings
 from adapters.knative.names import (
-    HPA_CLASS, KPA_CLASS, PA_GROUP, PA_PLURAL, PA_VERSION, PROXY, SERVE, SKS_GROUP, SKS_PLURAL,
+    HPA_CLASS,
+    KPA_CLASS,
+    PA_GROUP,
+    PA_PLURAL,
+    PA_VERSION,
+    PROXY,
+    SERVE,
+    SKS_GROUP,
+    SKS_PLURAL,
     SKS_VERSION,
 )
 from adapters.knative.pods import PodCounts
@@ -44,13 +52,15 @@ async def adapter(kube, activator, sks_status):
 
 async def read_pa(api, namespace: str, name: str) -> dict:
     return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name)
+        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name
+    )
 
 
 async def read_sks(api, namespace: str, name: str) -> dict | None:
     try:
         return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-            SKS_GROUP, SKS_VERSION, namespace, SKS_PLURAL, name)
+            SKS_GROUP, SKS_VERSION, namespace, SKS_PLURAL, name
+        )
     except client.ApiException as error:
         if error.status == 404:
             return None
@@ -64,7 +74,8 @@ def condition(pa: dict, kind: str) -> dict:
 
 async def replicas(api, namespace: str, revision: str) -> int:
     scale = await client.AppsV1Api(api).read_namespaced_deployment_scale(
-        f"{revision}-deployment", namespace)
+        f"{revision}-deployment", namespace
+    )
     return scale.spec.replicas or 0  # 0 is omitted from the JSON
 
 
@@ -91,7 +102,10 @@ async def test_a_new_revision_becomes_ready(kube, namespace, gpu_pool, adapter):
     sks = await read_sks(kube, namespace, "chat-00001")
     owner = sks["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == (
-        "PodAutoscaler", pa["metadata"]["uid"], True)
+        "PodAutoscaler",
+        pa["metadata"]["uid"],
+        True,
+    )
     assert sks["spec"]["objectRef"]["name"] == "chat-00001-deployment"
     assert sks["spec"]["protocolType"] == "http1"
     assert sks["spec"]["mode"] == SERVE
@@ -106,11 +120,18 @@ async def test_a_new_revision_becomes_ready(kube, namespace, gpu_pool, adapter):
 
 async def test_decisions_scale_within_initial_min_and_max(kube, namespace, gpu_pool, adapter):
     pool = gpu_pool(gpus=8)
-    await create_revision(kube, namespace, "llm-00001", pool=pool, cold_start_s=1.5, annotations={
-        "autoscaling.knative.dev/initial-scale": "3",
-        "autoscaling.knative.dev/min-scale": "2",
-        "autoscaling.knative.dev/max-scale": "5",
-    })
+    await create_revision(
+        kube,
+        namespace,
+        "llm-00001",
+        pool=pool,
+        cold_start_s=1.5,
+        annotations={
+            "autoscaling.knative.dev/initial-scale": "3",
+            "autoscaling.knative.dev/min-scale": "2",
+            "autoscaling.knative.dev/max-scale": "5",
+        },
+    )
     key = ServiceKey(namespace, "llm-00001")
     await eventually(lambda: read_pa(kube, namespace, "llm-00001"), what="PA")
     await adapter.apply({key: 1})  # before initialization: initial-scale holds
@@ -183,9 +204,7 @@ async def test_no_scale_to_zero_while_the_activator_does_not_answer(
     await eventually(at_zero, timeout_s=20, what="zero once the activator answers")
 
 
-async def test_kpa_and_hpa_class_podautoscalers_are_left_alone(
-    kube, namespace, gpu_pool, adapter
-):
+async def test_kpa_and_hpa_class_podautoscalers_are_left_alone(kube, namespace, gpu_pool, adapter):
     pool = gpu_pool(gpus=4)
     await create_revision(kube, namespace, "kpa-00001", pool=pool, class_name=KPA_CLASS)
     await create_revision(kube, namespace, "hpa-00001", pool=pool, class_name=HPA_CLASS)
@@ -207,10 +226,16 @@ async def test_a_bad_annotation_is_reported_and_other_revisions_keep_working(
     kube, namespace, gpu_pool, adapter
 ):
     pool = gpu_pool(gpus=4)
-    await create_revision(kube, namespace, "bad-00001", pool=pool, annotations={
-        "autoscaling.knative.dev/max-scale": "lots",
-        "leadtime.dev/quantile": "2",
-    })
+    await create_revision(
+        kube,
+        namespace,
+        "bad-00001",
+        pool=pool,
+        annotations={
+            "autoscaling.knative.dev/max-scale": "lots",
+            "leadtime.dev/quantile": "2",
+        },
+    )
     await create_revision(kube, namespace, "good-00001", pool=pool)
 
     async def reported():
@@ -227,8 +252,11 @@ async def test_a_bad_annotation_is_reported_and_other_revisions_keep_working(
 
     async def event():
         listing = await client.CoreV1Api(kube).list_namespaced_event(namespace)
-        return [e for e in listing.items
-                if e.reason == "InvalidAnnotation" and e.involved_object.name == "bad-00001"]
+        return [
+            e
+            for e in listing.items
+            if e.reason == "InvalidAnnotation" and e.involved_object.name == "bad-00001"
+        ]
 
     events = await eventually(event, what="an InvalidAnnotation Event")
     assert events[0].type == "Warning" and "max-scale" in events[0].message
@@ -244,8 +272,14 @@ async def test_a_status_conflict_is_recovered(kube, namespace, gpu_pool, activat
 
         async def reconcile(pa: dict, sks: dict | None):
             return await reconciler.reconcile(
-                pa, RevisionSettings(PolicyConfig()), sks, PodCounts(ready=1), None,
-                RevisionMemory(), lambda: read_pa(kube, namespace, "cfl-00001"))
+                pa,
+                RevisionSettings(PolicyConfig()),
+                sks,
+                PodCounts(ready=1),
+                None,
+                RevisionMemory(),
+                lambda: read_pa(kube, namespace, "cfl-00001"),
+            )
 
         await reconcile(stale, None)  # creates the SKS; its status comes from Knative's side
 
@@ -256,9 +290,14 @@ async def test_a_status_conflict_is_recovered(kube, namespace, gpu_pool, activat
         sks = await eventually(sks_with_names, what="the SKS status")
         # A conflicting writer changes the PA after our copy was read.
         await client.CustomObjectsApi(kube).patch_namespaced_custom_object(
-            PA_GROUP, PA_VERSION, namespace, PA_PLURAL, "cfl-00001",
+            PA_GROUP,
+            PA_VERSION,
+            namespace,
+            PA_PLURAL,
+            "cfl-00001",
             {"metadata": {"labels": {"team": "search"}}},
-            _content_type="application/merge-patch+json")
+            _content_type="application/merge-patch+json",
+        )
         outcome = await reconcile(stale, sks)
     assert outcome.error is None
     pa = await read_pa(kube, namespace, "cfl-00001")
@@ -294,12 +333,19 @@ async def test_a_podautoscaler_deleted_mid_reconcile(kube, namespace, gpu_pool, 
     pa = await wait_ready(kube, namespace, "del-00001")
     sks = await read_sks(kube, namespace, "del-00001")
     await client.CustomObjectsApi(kube).delete_namespaced_custom_object(
-        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, "del-00001")
+        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, "del-00001"
+    )
     # A reconcile already holding the deleted PA (and its SKS): its status write meets the
     # UID precondition / 404, and it ends cleanly, reporting the PA gone.
     outcome = await adapter._reconciler.reconcile(  # type: ignore[union-attr]
-        {**pa, "status": {}}, RevisionSettings(PolicyConfig()), sks, PodCounts(ready=1), 1,
-        RevisionMemory(), lambda: read_pa(kube, namespace, "del-00001"))
+        {**pa, "status": {}},
+        RevisionSettings(PolicyConfig()),
+        sks,
+        PodCounts(ready=1),
+        1,
+        RevisionMemory(),
+        lambda: read_pa(kube, namespace, "del-00001"),
+    )
     assert outcome.error == f"{namespace}/del-00001 is gone"
 
     async def forgotten():
@@ -307,8 +353,11 @@ async def test_a_podautoscaler_deleted_mid_reconcile(kube, namespace, gpu_pool, 
 
     await eventually(forgotten, what="the adapter forgetting the PA")
     # The real garbage collector removes the SKS the PA owned.
-    await eventually(lambda: _gone(kube, namespace, "del-00001"), timeout_s=30,
-                     what="the owned SKS garbage-collected")
+    await eventually(
+        lambda: _gone(kube, namespace, "del-00001"),
+        timeout_s=30,
+        what="the owned SKS garbage-collected",
+    )
 
 
 async def _gone(api, namespace: str, name: str) -> bool:
@@ -337,8 +386,13 @@ async def test_the_shipped_rbac_rules_are_enough(
         running = make_adapter(limited, activator)
         await running.start()
         try:
-            await create_revision(kube, namespace, "rbac-00001", pool=pool, annotations={
-                "leadtime.dev/horizon": "soon"})  # an Event to create, too
+            await create_revision(
+                kube,
+                namespace,
+                "rbac-00001",
+                pool=pool,
+                annotations={"leadtime.dev/horizon": "soon"},
+            )  # an Event to create, too
             await wait_ready(kube, namespace, "rbac-00001")
             await running.apply({ServiceKey(namespace, "rbac-00001"): 2})
             assert await replicas(kube, namespace, "rbac-00001") == 2
@@ -352,17 +406,26 @@ async def test_the_shipped_rbac_rules_are_enough(
 
 async def test_ready_pods_counted_by_the_revision_label(kube, namespace, gpu_pool, adapter):
     pool = gpu_pool(gpus=3)
-    await create_revision(kube, namespace, "cnt-00001", pool=pool, annotations={
-        "autoscaling.knative.dev/initial-scale": "2"})
+    await create_revision(
+        kube,
+        namespace,
+        "cnt-00001",
+        pool=pool,
+        annotations={"autoscaling.knative.dev/initial-scale": "2"},
+    )
     await wait_ready(kube, namespace, "cnt-00001")
     await adapter.apply({ServiceKey(namespace, "cnt-00001"): 5})  # 3 GPUs: 2 stay Pending
 
     async def three_ready_two_pending():
         pa = await read_pa(kube, namespace, "cnt-00001")
         status = (await adapter.status([ServiceKey(namespace, "cnt-00001")]))[
-            ServiceKey(namespace, "cnt-00001")]
-        return (pa["status"]["actualScale"] == 3 and status.pending == 2
-                and pa["status"]["desiredScale"] == 5)
+            ServiceKey(namespace, "cnt-00001")
+        ]
+        return (
+            pa["status"]["actualScale"] == 3
+            and status.pending == 2
+            and pa["status"]["desiredScale"] == 5
+        )
 
     await eventually(three_ready_two_pending, what="actualScale 3 of desired 5, 2 pending")
     assert await ready_pods(kube, namespace, "cnt-00001") == 3

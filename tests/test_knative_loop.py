@@ -55,8 +55,10 @@ class RevisionExporter:
         for (namespace, revision), value in self.in_flight.items():
             labels = f'namespace_name="{namespace}",revision_name="{revision}"'
             count = 2.0 * (time.time() - self.started)
-            lines += [f"revision_queue_depth{{{labels}}} {value}",
-                      f"revision_request_count{{{labels}}} {count}"]
+            lines += [
+                f"revision_queue_depth{{{labels}}} {value}",
+                f"revision_request_count{{{labels}}} {count}",
+            ]
         for (namespace, revision), value in self.waiting.items():
             labels = f'namespace_name="{namespace}",revision_name="{revision}"'
             lines.append(f"activator_request_concurrency{{{labels}}} {value}")
@@ -74,12 +76,19 @@ def prometheus_with_exporter():
 
 
 def live_config(prometheus_url: str, activator: Activator, **knative):
-    return config_from_mapping({
-        "tick": "500ms",
-        "prometheus": {"url": prometheus_url, "rate_window": "5s", "stale_after": "30s"},
-        "knative": {"enabled": True, "scale_to_zero_grace_period": "1s",
-                    "activator_probe_url": activator.url_template, "resync": "2s", **knative},
-    })
+    return config_from_mapping(
+        {
+            "tick": "500ms",
+            "prometheus": {"url": prometheus_url, "rate_window": "5s", "stale_after": "30s"},
+            "knative": {
+                "enabled": True,
+                "scale_to_zero_grace_period": "1s",
+                "activator_probe_url": activator.url_template,
+                "resync": "2s",
+                **knative,
+            },
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -90,9 +99,16 @@ async def live_loop(kube, prometheus_url: str, activator: Activator) -> AsyncIte
     source = source_from_config(config.prometheus)
     adapter = knative_adapter(config, kube, source)
     await adapter.start()
-    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
-                       clock=WallClock(), policy_settings=adapter.policy_for,
-                       catalog_every_s=1.0, warmup_s=0.0)
+    loop = ControlLoop(
+        config,
+        source=source,
+        actuator=adapter,
+        catalog=adapter,
+        clock=WallClock(),
+        policy_settings=adapter.policy_for,
+        catalog_every_s=1.0,
+        warmup_s=0.0,
+    )
     running = asyncio.create_task(loop.run())
     try:
         yield loop
@@ -139,16 +155,27 @@ async def test_scale_from_zero_on_the_activators_demand(
     source pokes, the loop decides 1, the adapter scales, the pod loads (2 s) and is Ready."""
     exporter, prometheus = prometheus_with_exporter
     pool = gpu_pool(gpus=2)
-    await create_revision(kube, namespace, "zero-00001", pool=pool, cold_start_s=2.0,
-                          annotations={**FAST, "autoscaling.knative.dev/min-scale": "0",
-                                       "autoscaling.knative.dev/initial-scale": "0"})
+    await create_revision(
+        kube,
+        namespace,
+        "zero-00001",
+        pool=pool,
+        cold_start_s=2.0,
+        annotations={
+            **FAST,
+            "autoscaling.knative.dev/min-scale": "0",
+            "autoscaling.knative.dev/initial-scale": "0",
+        },
+    )
     key = (namespace, "zero-00001")
     exporter.waiting[key] = 0.0
     async with live_loop(kube, prometheus.url, activator):
+
         async def inactive():
             pa = await read_pa(kube, namespace, "zero-00001")
-            active = [c for c in (pa.get("status") or {}).get("conditions", [])
-                      if c["type"] == "Active"]
+            active = [
+                c for c in (pa.get("status") or {}).get("conditions", []) if c["type"] == "Active"
+            ]
             return active and active[0]["reason"] == "NoTraffic"
 
         await eventually(inactive, what="the revision at zero, NoTraffic")
@@ -164,14 +191,22 @@ async def test_scale_from_zero_on_the_activators_demand(
 
         await eventually(ready, timeout_s=60, what="Ready from zero")
         latency = time.monotonic() - started
-        print(f"\nscale-from-zero: {latency:.1f} s from the activator's first waiting request "
-              "to a Ready PA (pod cold start 2 s, Prometheus scrape 1 s, tick 0.5 s)")
+        print(
+            f"\nscale-from-zero: {latency:.1f} s from the activator's first waiting request "
+            "to a Ready PA (pod cold start 2 s, Prometheus scrape 1 s, tick 0.5 s)"
+        )
         assert latency >= 2.0  # never faster than the pod's cold start
 
 
 async def test_leadtime_run_serves_a_knative_class(
-    kube, control_plane, namespace, gpu_pool, prometheus_with_exporter, activator, sks_status,
-    tmp_path
+    kube,
+    control_plane,
+    namespace,
+    gpu_pool,
+    prometheus_with_exporter,
+    activator,
+    sks_status,
+    tmp_path,
 ):
     exporter, prometheus = prometheus_with_exporter
     pool = gpu_pool(gpus=4)
@@ -179,18 +214,29 @@ async def test_leadtime_run_serves_a_knative_class(
     exporter.in_flight[(namespace, "run-00001")] = 2.0
     port = free_port()
     config_file = tmp_path / "leadtime.yaml"
-    config_file.write_text(yaml.safe_dump({
-        "tick": "500ms",
-        "http": {"port": port},
-        "forecasting": {"workers": 1},
-        "prometheus": {"url": prometheus.url, "rate_window": "5s"},
-        "knative": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig),
-                    "activator_probe_url": activator.url_template},
-    }))
-    process = subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
-                                str(config_file)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "tick": "500ms",
+                "http": {"port": port},
+                "forecasting": {"workers": 1},
+                "prometheus": {"url": prometheus.url, "rate_window": "5s"},
+                "knative": {
+                    "enabled": True,
+                    "kubeconfig": str(control_plane.kubeconfig),
+                    "activator_probe_url": activator.url_template,
+                },
+            }
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         async def two_ready():
             pa = await read_pa(kube, namespace, "run-00001")
             return (pa.get("status") or {}).get("actualScale") == 2

@@ -25,14 +25,21 @@ def test_the_recipes_configuration_loads_with_knative_enabled():
 
 
 def test_the_rbac_the_recipe_applies_is_the_adapters_rules():
-    printed = subprocess.run([sys.executable, "-m", "adapters.knative.rbac", "ops"],
-                             capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "adapters.knative.rbac", "ops"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     documents = list(yaml.safe_load_all(printed))
     role = next(d for d in documents if d["kind"] == "ClusterRole")
     assert role["rules"] == RULES
     binding = next(d for d in documents if d["kind"] == "ClusterRoleBinding")
-    assert binding["subjects"][0] == {"kind": "ServiceAccount", "name": "leadtime",
-                                      "namespace": "ops"}
+    assert binding["subjects"][0] == {
+        "kind": "ServiceAccount",
+        "name": "leadtime",
+        "namespace": "ops",
+    }
     assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in RULES)
 
 
@@ -58,10 +65,24 @@ async def test_the_replay_script_reports_what_a_streaming_server_gave():
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(RECIPE / "replay.py"), "--url", f"http://127.0.0.1:{port}",
-            "--host", "chat.default.example.com", "--workload", "llm-bursty",
-            "--duration", "1m", "--speed", "60", "--slo-ttft", "1h", "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            str(RECIPE / "replay.py"),
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--host",
+            "chat.default.example.com",
+            "--workload",
+            "llm-bursty",
+            "--duration",
+            "1m",
+            "--speed",
+            "60",
+            "--slo-ttft",
+            "1h",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 120)
     finally:
         await runner.cleanup()

@@ -20,45 +20,74 @@ DEFAULTS = PolicyConfig()
 
 
 def inputs(**changes) -> ScaleInputs:
-    base = ScaleInputs(want=None, min_scale=0, max_scale=0, initial_scale=1, initialized=True,
-                       current=1, ready=1, sks_mode=SERVE, proxy_since=None, activator_ok=None,
-                       now=1000.0, grace_s=30.0)
+    base = ScaleInputs(
+        want=None,
+        min_scale=0,
+        max_scale=0,
+        initial_scale=1,
+        initialized=True,
+        current=1,
+        ready=1,
+        sks_mode=SERVE,
+        proxy_since=None,
+        activator_ok=None,
+        now=1000.0,
+        grace_s=30.0,
+    )
     return replace(base, **changes)
 
 
 # --- annotations ---------------------------------------------------------------------------------
 
+
 def test_knative_annotations_set_the_policy_with_knatives_meanings():
-    settings = revision_settings({
-        "autoscaling.knative.dev/min-scale": "2", "autoscaling.knative.dev/max-scale": "10",
-        "autoscaling.knative.dev/initial-scale": "3", "autoscaling.knative.dev/target": "4",
-        "autoscaling.knative.dev/metric": "rps", "autoscaling.knative.dev/window": "30s",
-        "autoscaling.knative.dev/scale-down-delay": "5m",
-        "autoscaling.knative.dev/target-utilization-percentage": "80",
-        "leadtime.dev/quantile": "0.95", "leadtime.dev/horizon": "2m",
-        "leadtime.dev/query": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))',
-        "autoscaling.knative.dev/class": "leadtime.dev",
-        "autoscaling.knative.dev/panic-window-percentage": "10",  # Knative's KPA only
-    }, container_concurrency=8, defaults=DEFAULTS)
+    settings = revision_settings(
+        {
+            "autoscaling.knative.dev/min-scale": "2",
+            "autoscaling.knative.dev/max-scale": "10",
+            "autoscaling.knative.dev/initial-scale": "3",
+            "autoscaling.knative.dev/target": "4",
+            "autoscaling.knative.dev/metric": "rps",
+            "autoscaling.knative.dev/window": "30s",
+            "autoscaling.knative.dev/scale-down-delay": "5m",
+            "autoscaling.knative.dev/target-utilization-percentage": "80",
+            "leadtime.dev/quantile": "0.95",
+            "leadtime.dev/horizon": "2m",
+            "leadtime.dev/query": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))',
+            "autoscaling.knative.dev/class": "leadtime.dev",
+            "autoscaling.knative.dev/panic-window-percentage": "10",  # Knative's KPA only
+        },
+        container_concurrency=8,
+        defaults=DEFAULTS,
+    )
     policy = settings.policy
     assert (policy.min_scale, policy.max_scale, policy.initial_scale) == (2, 10, 3)
     assert (policy.target, policy.metric, policy.stable_window_s) == (4.0, "rps", 30.0)
     assert policy.scale_down_delay_s == 300.0 and policy.target_utilization == 0.8
     assert (policy.quantile, policy.horizon_s, policy.container_concurrency) == (0.95, 120.0, 8)
-    assert settings.queries == {"arrivals": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))'}
+    assert settings.queries == {
+        "arrivals": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))'
+    }
     assert settings.problems == {}
 
 
 def test_each_bad_annotation_is_named_with_what_is_allowed_and_the_rest_apply():
-    settings = revision_settings({
-        "autoscaling.knative.dev/max-scale": "lots",
-        "autoscaling.knative.dev/window": "2s",
-        "autoscaling.knative.dev/target-utilization-percentage": "150",
-        "autoscaling.knative.dev/min-scale": "1",
-        "leadtime.dev/qantile": "0.9",
-    }, container_concurrency=0, defaults=DEFAULTS)
+    settings = revision_settings(
+        {
+            "autoscaling.knative.dev/max-scale": "lots",
+            "autoscaling.knative.dev/window": "2s",
+            "autoscaling.knative.dev/target-utilization-percentage": "150",
+            "autoscaling.knative.dev/min-scale": "1",
+            "leadtime.dev/qantile": "0.9",
+        },
+        container_concurrency=0,
+        defaults=DEFAULTS,
+    )
     problems = settings.problems
-    assert "expected an integer >= 0 (0 = unbounded), got 'lots'" in problems["autoscaling.knative.dev/max-scale"]
+    assert (
+        "expected an integer >= 0 (0 = unbounded), got 'lots'"
+        in problems["autoscaling.knative.dev/max-scale"]
+    )
     assert "6s" in problems["autoscaling.knative.dev/window"]
     assert "(0, 100]" in problems["autoscaling.knative.dev/target-utilization-percentage"]
     assert "unknown annotation" in problems["leadtime.dev/qantile"]
@@ -68,11 +97,16 @@ def test_each_bad_annotation_is_named_with_what_is_allowed_and_the_rest_apply():
 
 
 def test_min_above_max_applies_neither_and_says_so():
-    settings = revision_settings({"autoscaling.knative.dev/min-scale": "5",
-                                  "autoscaling.knative.dev/max-scale": "3"}, 0, DEFAULTS)
+    settings = revision_settings(
+        {"autoscaling.knative.dev/min-scale": "5", "autoscaling.knative.dev/max-scale": "3"},
+        0,
+        DEFAULTS,
+    )
     assert settings.policy == DEFAULTS
-    assert "max-scale: must be >= min_scale=5" in settings.problems[
-        "autoscaling.knative.dev/max-scale"]
+    assert (
+        "max-scale: must be >= min_scale=5"
+        in settings.problems["autoscaling.knative.dev/max-scale"]
+    )
 
 
 def test_the_empty_metric_knatives_webhook_writes_is_not_an_error():
@@ -80,11 +114,23 @@ def test_the_empty_metric_knatives_webhook_writes_is_not_an_error():
     assert settings.problems == {} and settings.policy.metric == DEFAULTS.metric
 
 
-@given(st.dictionaries(st.sampled_from([
-    "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
-    "autoscaling.knative.dev/target", "autoscaling.knative.dev/window",
-    "leadtime.dev/quantile", "leadtime.dev/paused", "leadtime.dev/query", "leadtime.dev/x",
-]), st.text(max_size=12)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "autoscaling.knative.dev/min-scale",
+                "autoscaling.knative.dev/max-scale",
+                "autoscaling.knative.dev/target",
+                "autoscaling.knative.dev/window",
+                "leadtime.dev/quantile",
+                "leadtime.dev/paused",
+                "leadtime.dev/query",
+                "leadtime.dev/x",
+            ]
+        ),
+        st.text(max_size=12),
+    )
+)
 def test_any_annotation_text_gives_settings_or_named_problems(annotations):
     settings = revision_settings(annotations, 0, DEFAULTS)
     settings.policy.leadtime_config()  # always a valid policy
@@ -100,6 +146,7 @@ def test_class_names_ending_in_knative_dev_are_refused():
 
 # --- conditions ----------------------------------------------------------------------------------
 
+
 def test_transition_time_changes_only_when_the_status_flips():
     conditions = set_condition([], "Active", "True", "t1")
     conditions = set_condition(conditions, "Active", "True", "t2", "SameReason")
@@ -109,9 +156,11 @@ def test_transition_time_changes_only_when_the_status_flips():
 
 
 def test_ready_is_false_before_unknown_before_true():
-    conditions = [{"type": "Active", "status": "True"},
-                  {"type": "ScaleTargetInitialized", "status": "Unknown", "reason": "Queued"},
-                  {"type": "SKSReady", "status": "False", "reason": "NotOwned"}]
+    conditions = [
+        {"type": "Active", "status": "True"},
+        {"type": "ScaleTargetInitialized", "status": "Unknown", "reason": "Queued"},
+        {"type": "SKSReady", "status": "False", "reason": "NotOwned"},
+    ]
     ready = with_ready(conditions, "t")
     assert status_of(ready, "Ready") == "False"
     assert [c for c in ready if c["type"] == "Ready"][0]["reason"] == "NotOwned"
@@ -123,18 +172,21 @@ def test_ready_is_false_before_unknown_before_true():
 
 # --- the scaler ----------------------------------------------------------------------------------
 
+
 def test_before_any_decision_a_new_revision_gets_its_initial_scale():
     assert plan(inputs(initialized=False, initial_scale=3, current=3, ready=0)).replicas == 3
     assert plan(inputs(initialized=False, initial_scale=3, want=1)).replicas == 3
     assert plan(inputs(initialized=True, current=4)).replicas == 4  # no decision: hold
 
 
-@given(st.integers(0, 50), st.integers(0, 10), st.integers(0, 30), st.integers(0, 5),
-       st.booleans())
+@given(st.integers(0, 50), st.integers(0, 10), st.integers(0, 30), st.integers(0, 5), st.booleans())
 def test_the_bounded_decision_respects_min_max_and_initial(want, low, high, initial, initialized):
     high = 0 if high < low else high
-    result = bounded(inputs(want=want, min_scale=low, max_scale=high, initial_scale=initial,
-                            initialized=initialized))
+    result = bounded(
+        inputs(
+            want=want, min_scale=low, max_scale=high, initial_scale=initial, initialized=initialized
+        )
+    )
     assert result >= low
     if high:
         assert result <= max(high, 0 if initialized else initial)
@@ -167,10 +219,21 @@ def test_min_scale_forbids_zero_unless_the_revision_is_unreachable():
 
 # --- status ----------------------------------------------------------------------------------------
 
+
 def status_inputs(**changes) -> StatusInputs:
-    base = StatusInputs(generation=3, previous={}, service_name="rev", metrics_service_name="rev-private",
-                        sks_ready=True, sks_message="", desired_scale=1, ready=1, min_scale=0,
-                        initial_scale=1, now="t1")
+    base = StatusInputs(
+        generation=3,
+        previous={},
+        service_name="rev",
+        metrics_service_name="rev-private",
+        sks_ready=True,
+        sks_message="",
+        desired_scale=1,
+        ready=1,
+        min_scale=0,
+        initial_scale=1,
+        now="t1",
+    )
     return replace(base, **changes)
 
 
@@ -178,8 +241,12 @@ def test_a_serving_revision_is_ready_with_every_field():
     status = pa_status(status_inputs())
     assert status["observedGeneration"] == 3 and status["actualScale"] == 1
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
-        "Active": "True", "AnnotationsValid": "True", "Ready": "True",
-        "SKSReady": "True", "ScaleTargetInitialized": "True"}
+        "Active": "True",
+        "AnnotationsValid": "True",
+        "Ready": "True",
+        "SKSReady": "True",
+        "ScaleTargetInitialized": "True",
+    }
 
 
 def test_initialization_needs_initial_scale_ready_and_then_sticks():
@@ -195,8 +262,7 @@ def test_initialization_needs_initial_scale_ready_and_then_sticks():
 
 
 def test_at_zero_the_pa_is_inactive_no_traffic():
-    status = pa_status(status_inputs(desired_scale=0, ready=0,
-                                     previous=pa_status(status_inputs())))
+    status = pa_status(status_inputs(desired_scale=0, ready=0, previous=pa_status(status_inputs())))
     active = [c for c in status["conditions"] if c["type"] == "Active"][0]
     assert (active["status"], active["reason"]) == ("False", "NoTraffic")
     assert status_of(status["conditions"], "Ready") == "False"
@@ -206,20 +272,35 @@ def test_annotation_problems_are_a_warning_condition_not_a_readiness_one():
     status = pa_status(status_inputs(problems={"leadtime.dev/x": "leadtime.dev/x: unknown"}))
     valid = [c for c in status["conditions"] if c["type"] == "AnnotationsValid"][0]
     assert (valid["status"], valid["severity"], valid["reason"]) == (
-        "False", "Warning", "InvalidAnnotation")
+        "False",
+        "Warning",
+        "InvalidAnnotation",
+    )
     assert status_of(status["conditions"], "Ready") == "True"
 
 
 # --- pods ----------------------------------------------------------------------------------------
 
-def pod(name: str, created: float, ready_at: float | None, phase: str = "Running",
-        terminating: bool = False) -> PodInfo:
+
+def pod(
+    name: str,
+    created: float,
+    ready_at: float | None,
+    phase: str = "Running",
+    terminating: bool = False,
+) -> PodInfo:
     return PodInfo(name, phase, ready_at is not None, terminating, created, ready_at)
 
 
 def test_pods_are_counted_as_knative_counts_them():
-    counts = count([pod("a", 0, 5), pod("b", 0, None, "Pending"), pod("c", 0, None),
-                    pod("d", 0, 3, terminating=True)])
+    counts = count(
+        [
+            pod("a", 0, 5),
+            pod("b", 0, None, "Pending"),
+            pod("c", 0, None),
+            pod("d", 0, 3, terminating=True),
+        ]
+    )
     assert (counts.ready, counts.pending, counts.not_ready, counts.terminating) == (1, 1, 1, 1)
 
 

@@ -73,27 +73,37 @@ class Watch:
     async def stop(self) -> None:
         # It really sampled: a test that was over in under a second (a fast run) lets it take
         # its 20 samples first, instead of failing on how quick the machine was.
-        await eventually(lambda: _true(self.samples > 20), timeout_s=10.0, interval_s=0.05,
-                         what="20 ownership samples")
+        await eventually(
+            lambda: _true(self.samples > 20),
+            timeout_s=10.0,
+            interval_s=0.05,
+            what="20 ownership samples",
+        )
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         assert not self.violations, self.violations[:5]
 
 
 @contextlib.asynccontextmanager
-async def replicas(configurations: list[client.Configuration], namespace: str,
-                   buckets: int = BUCKETS) -> AsyncIterator[list[LeaseElector]]:
+async def replicas(
+    configurations: list[client.Configuration], namespace: str, buckets: int = BUCKETS
+) -> AsyncIterator[list[LeaseElector]]:
     """Electors `leadtime-0`, `leadtime-1`, … each on its own ApiClient, started together;
     whatever is still running is stopped (released) at the end."""
     apis = [client.ApiClient(c) for c in configurations]
-    electors = [LeaseElector(api, namespace=namespace, identity=f"leadtime-{i}",
-                             buckets=buckets, timing=TIMING) for i, api in enumerate(apis)]
+    electors = [
+        LeaseElector(
+            api, namespace=namespace, identity=f"leadtime-{i}", buckets=buckets, timing=TIMING
+        )
+        for i, api in enumerate(apis)
+    ]
     try:
         await asyncio.gather(*(e.start() for e in electors))
         yield electors
     finally:
-        await asyncio.gather(*(e.stop() for e in electors if e._task is not None),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(e.stop() for e in electors if e._task is not None), return_exceptions=True
+        )
         for api in apis:
             await api.close()
 
@@ -122,12 +132,17 @@ async def test_replicas_split_the_buckets_and_a_graceful_stop_hands_over_at_once
     async with replicas([kube_configuration] * 2, namespace) as (first, second):
         watch = Watch([first, second])
         started = time.monotonic()
-        await eventually(lambda: split([first, second], [2, 2]), timeout_s=5 * TIMING.retry_period_s,
-                         interval_s=0.05, what="4 buckets split 2 / 2")
+        await eventually(
+            lambda: split([first, second], [2, 2]),
+            timeout_s=5 * TIMING.retry_period_s,
+            interval_s=0.05,
+            what="4 buckets split 2 / 2",
+        )
         print(f"\n  split 2 / 2 {time.monotonic() - started:.2f} s after both started")
         # The Leases are really there, named as Knative names them, held as the electors say.
         leases = await client.CoordinationV1Api(kube).list_namespaced_lease(
-            namespace, label_selector=f"{SET_LABEL}=leadtime")
+            namespace, label_selector=f"{SET_LABEL}=leadtime"
+        )
         holders = {lease.metadata.name: lease.spec.holder_identity for lease in leases.items}
         for bucket in ALL:
             owner = first if bucket in first.held() else second
@@ -140,9 +155,11 @@ async def test_replicas_split_the_buckets_and_a_graceful_stop_hands_over_at_once
         stopping = time.monotonic()
         await first.stop()
         taken = await measure(lambda: second.held() == ALL, timeout_s=4 * TIMING.retry_period_s)
-        print(f"  graceful stop: the survivor owns all {BUCKETS} buckets "
-              f"{time.monotonic() - stopping:.2f} s after stop() began "
-              f"({taken:.2f} s after it returned; retry period {TIMING.retry_period_s} s)")
+        print(
+            f"  graceful stop: the survivor owns all {BUCKETS} buckets "
+            f"{time.monotonic() - stopping:.2f} s after stop() began "
+            f"({taken:.2f} s after it returned; retry period {TIMING.retry_period_s} s)"
+        )
         assert not first.held() and not any(first.owns(k) for k in KEYS)
         await asyncio.sleep(4 * TIMING.retry_period_s)
         assert second.held() == ALL  # and keeps them
@@ -155,33 +172,46 @@ async def test_a_crashed_replicas_buckets_are_taken_after_one_lease_duration(
 ):
     async with replicas([kube_configuration] * 3, namespace, buckets=6) as electors:
         watch = Watch(electors)
-        await eventually(lambda: _all_held(electors, 6, [2, 2, 2]), timeout_s=5.0,
-                         interval_s=0.05, what="6 buckets split 2 / 2 / 2")
+        await eventually(
+            lambda: _all_held(electors, 6, [2, 2, 2]),
+            timeout_s=5.0,
+            interval_s=0.05,
+            what="6 buckets split 2 / 2 / 2",
+        )
         crashed, survivors = electors[0], electors[1:]
         theirs = crashed.held()
         await crashed.stop(release=False)  # the process dies: nothing released, nothing deleted
         crashed_at = time.monotonic()
         await measure(lambda: not crashed.held(), timeout_s=TIMING.renew_deadline_s + 0.1)
         stopped_acting = time.monotonic() - crashed_at
-        await measure(lambda: set().union(*(s.held() for s in survivors)) == set(range(6)),
-                      timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+        await measure(
+            lambda: set().union(*(s.held() for s in survivors)) == set(range(6)),
+            timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s,
+        )
         taken = time.monotonic() - crashed_at
-        print(f"\n  crash: the crashed replica's {len(theirs)} buckets were taken over "
-              f"{taken:.2f} s after it died (it stopped acting after {stopped_acting:.2f} s; "
-              f"lease {TIMING.lease_duration_s:g} s, renew deadline {TIMING.renew_deadline_s:g} s, "
-              f"retry {TIMING.retry_period_s:g} s)")
+        print(
+            f"\n  crash: the crashed replica's {len(theirs)} buckets were taken over "
+            f"{taken:.2f} s after it died (it stopped acting after {stopped_acting:.2f} s; "
+            f"lease {TIMING.lease_duration_s:g} s, renew deadline {TIMING.renew_deadline_s:g} s, "
+            f"retry {TIMING.retry_period_s:g} s)"
+        )
         # Not before its last renew (at most one retry period before it died) has expired.
         assert taken >= TIMING.lease_duration_s - TIMING.retry_period_s
         assert stopped_acting <= TIMING.renew_deadline_s + 0.1
-        await eventually(lambda: _all_held(survivors, 6, [3, 3]), timeout_s=5.0, interval_s=0.05,
-                         what="the survivors' fair share of 3 each")
+        await eventually(
+            lambda: _all_held(survivors, 6, [3, 3]),
+            timeout_s=5.0,
+            interval_s=0.05,
+            what="the survivors' fair share of 3 each",
+        )
         await watch.stop()
 
 
 async def _all_held(electors: list[LeaseElector], buckets: int, counts: list[int]) -> bool:
     held = [e.held() for e in electors]
-    return (sorted(len(h) for h in held) == sorted(counts)
-            and set().union(*held) == set(range(buckets)))
+    return sorted(len(h) for h in held) == sorted(counts) and set().union(*held) == set(
+        range(buckets)
+    )
 
 
 @pytest.mark.faults
@@ -194,21 +224,33 @@ async def test_a_replica_cut_off_from_the_api_server_stops_acting_and_comes_back
     cut_config = proxied.configuration
     async with replicas([cut_config, kube_configuration], namespace) as (cut, other):
         watch = Watch([cut, other])
-        await eventually(lambda: split([cut, other], [2, 2]), timeout_s=5.0, interval_s=0.05,
-                         what="4 buckets split 2 / 2")
+        await eventually(
+            lambda: split([cut, other], [2, 2]),
+            timeout_s=5.0,
+            interval_s=0.05,
+            what="4 buckets split 2 / 2",
+        )
         rule = fault_proxy.add("answer", r"/leases", status=503, times=10**6)
         cut_at = time.monotonic()
         lost = await measure(lambda: not cut.held(), timeout_s=TIMING.renew_deadline_s + 1.0)
-        await measure(lambda: other.held() == ALL,
-                      timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+        await measure(
+            lambda: other.held() == ALL,
+            timeout_s=TIMING.lease_duration_s + 4 * TIMING.retry_period_s,
+        )
         taken = time.monotonic() - cut_at
-        print(f"\n  partition: the cut-off replica stopped acting after {lost:.2f} s, the other "
-              f"owned all buckets after {taken:.2f} s")
+        print(
+            f"\n  partition: the cut-off replica stopped acting after {lost:.2f} s, the other "
+            f"owned all buckets after {taken:.2f} s"
+        )
         assert taken >= TIMING.lease_duration_s - TIMING.retry_period_s
         assert rule.hits > 0 and cut._task is not None and not cut._task.done()  # still running
         rule.times = 0  # the network heals
-        await eventually(lambda: split([cut, other], [2, 2]), timeout_s=5.0, interval_s=0.05,
-                         what="the healed replica's share back")
+        await eventually(
+            lambda: split([cut, other], [2, 2]),
+            timeout_s=5.0,
+            interval_s=0.05,
+            what="the healed replica's share back",
+        )
         await watch.stop()
 
 
@@ -234,8 +276,12 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
                 await adapter.start()
             watch = Watch(electors)
             try:
-                await eventually(lambda: split(electors, [2, 2]), timeout_s=5.0, interval_s=0.05,
-                                 what="4 buckets split 2 / 2")
+                await eventually(
+                    lambda: split(electors, [2, 2]),
+                    timeout_s=5.0,
+                    interval_s=0.05,
+                    what="4 buckets split 2 / 2",
+                )
                 listed = [set(await a.services()) & set(keys) for a in adapters]
                 assert listed[0] and listed[1] and not listed[0] & listed[1]
                 assert listed[0] | listed[1] == set(keys)
@@ -245,8 +291,9 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
                 for number, adapter in enumerate(adapters):
                     assert await adapter.apply({k: 2 + number for k in keys}) == {}
                 for key in keys:
-                    replicas_now = (await apps.read_namespaced_deployment(key.name, namespace)
-                                    ).spec.replicas
+                    replicas_now = (
+                        await apps.read_namespaced_deployment(key.name, namespace)
+                    ).spec.replicas
                     owner = 0 if key in listed[0] else 1
                     assert replicas_now == 2 + owner, (key, replicas_now)
 
@@ -256,8 +303,9 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
                 assert set(await adapters[1].services()) >= set(keys)
                 assert await adapters[1].apply({k: 5 for k in keys}) == {}
                 for key in keys:
-                    assert (await apps.read_namespaced_deployment(key.name, namespace)
-                            ).spec.replicas == 5
+                    assert (
+                        await apps.read_namespaced_deployment(key.name, namespace)
+                    ).spec.replicas == 5
             finally:
                 await watch.stop()
                 await asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True)
@@ -272,8 +320,9 @@ async def test_a_graceful_stop_releases_buckets_whose_last_renew_it_did_not_see(
     (as two `leadtime run` processes' SIGTERM did)."""
     coordination = client.CoordinationV1Api(kube)
     async with client.ApiClient(kube_configuration) as api:
-        elector = LeaseElector(api, namespace=namespace, identity="leadtime-0", buckets=3,
-                               timing=TIMING)
+        elector = LeaseElector(
+            api, namespace=namespace, identity="leadtime-0", buckets=3, timing=TIMING
+        )
         await elector.start()
         assert elector.held() == {0, 1, 2}
         assert elector._task is not None
@@ -283,28 +332,35 @@ async def test_a_graceful_stop_releases_buckets_whose_last_renew_it_did_not_see(
         for bucket in (0, 1):  # its renews whose answers the cancelled round never read
             name = bucket_lease_name("leadtime", bucket, 3)
             lease = api.sanitize_for_serialization(
-                await coordination.read_namespaced_lease(name, namespace))
+                await coordination.read_namespaced_lease(name, namespace)
+            )
             lease["spec"]["renewTime"] = micro_time(time.time() + 0.5)
             await coordination.replace_namespaced_lease(name, namespace, lease)
         await elector.stop()
     leases = await coordination.list_namespaced_lease(namespace)
     assert {lease.metadata.name: lease.spec.holder_identity for lease in leases.items} == {
-        "leadtime.00-of-03": "", "leadtime.01-of-03": "", "leadtime.02-of-03": ""}
+        "leadtime.00-of-03": "",
+        "leadtime.01-of-03": "",
+        "leadtime.02-of-03": "",
+    }
 
 
 async def test_the_shipped_lease_rules_are_enough(kube, control_plane, namespace):
     """An elector running as a ServiceAccount bound to exactly `lease.RULES` acquires,
     renews, releases and deletes its member lease without a 403."""
     async with bound_service_account(kube, control_plane, namespace, RULES) as limited:
-        elector = LeaseElector(limited, namespace=namespace, identity="leadtime-0", buckets=2,
-                               timing=TIMING)
+        elector = LeaseElector(
+            limited, namespace=namespace, identity="leadtime-0", buckets=2, timing=TIMING
+        )
         await elector.start()
         await asyncio.sleep(3 * TIMING.retry_period_s)  # renews under the same rules
         assert elector.held() == {0, 1}
         await elector.stop()
     leases = await client.CoordinationV1Api(kube).list_namespaced_lease(namespace)
     assert {lease.metadata.name: lease.spec.holder_identity for lease in leases.items} == {
-        "leadtime.00-of-02": "", "leadtime.01-of-02": ""}  # released; member lease deleted
+        "leadtime.00-of-02": "",
+        "leadtime.01-of-02": "",
+    }  # released; member lease deleted
 
 
 # ------------------------------------------------------------------------------- Knative
@@ -375,8 +431,12 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
         logs = [Reconciles(a, e) for a, e in zip(adapters, electors, strict=True)]
         watch = Watch(electors)
         try:
-            await eventually(lambda: split(electors, [2, 2]), timeout_s=5.0, interval_s=0.05,
-                             what="4 buckets split 2 / 2")
+            await eventually(
+                lambda: split(electors, [2, 2]),
+                timeout_s=5.0,
+                interval_s=0.05,
+                what="4 buckets split 2 / 2",
+            )
             for name in names:  # created once the split is made: each PA has one owner from birth
                 await create_revision(kube, namespace, name, pool=pool)
             for name in names:
@@ -390,7 +450,8 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
             for number, adapter in enumerate(adapters):
                 assert await adapter.apply({k: 2 + number for k in keys}) == {}
                 assert set(adapter.desired) & {(k.namespace, k.name) for k in keys} == {
-                    (k.namespace, k.name) for k in mine[number]}
+                    (k.namespace, k.name) for k in mine[number]
+                }
             for key in keys:
                 owner = 0 if key in mine[0] else 1
                 pa = await read_pa(kube, namespace, key.name)
@@ -409,19 +470,27 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
             await adapters[0].stop()
             await gone.stop(release=failure == "stop")
             gone_at = time.monotonic()
-            timeout = (4 * TIMING.retry_period_s if failure == "stop"
-                       else TIMING.lease_duration_s + 4 * TIMING.retry_period_s)
+            timeout = (
+                4 * TIMING.retry_period_s
+                if failure == "stop"
+                else TIMING.lease_duration_s + 4 * TIMING.retry_period_s
+            )
             await measure(lambda: survivor.held() == ALL, timeout_s=timeout)
             taken_at = time.monotonic()
-            print(f"\n  Knative, {failure}: the survivor owns every PA "
-                  f"{taken_at - gone_at:.2f} s after the other went")
+            print(
+                f"\n  Knative, {failure}: the survivor owns every PA "
+                f"{taken_at - gone_at:.2f} s after the other went"
+            )
             assert [set(await adapters[1].services()) & set(keys)] == [set(keys)]
             # It reconciles the taken-over PAs (at once, by the elector's callback; the resync
             # would too): the scale the previous owner set stays (2), not the 3 it was told
             # while it did not own them.
-            await eventually(lambda: _true(logs[1].keys(since=taken_at) >= mine[0]),
-                             timeout_s=5.0, interval_s=0.05,
-                             what="the survivor's reconcile of the taken-over PAs")
+            await eventually(
+                lambda: _true(logs[1].keys(since=taken_at) >= mine[0]),
+                timeout_s=5.0,
+                interval_s=0.05,
+                what="the survivor's reconcile of the taken-over PAs",
+            )
             for key in mine[0]:
                 assert await scale_of(kube, namespace, key.name) == 2, key
                 pa = await read_pa(kube, namespace, key.name)
@@ -455,9 +524,12 @@ def leadtime_run(config_file, log_file) -> subprocess.Popen:
     """`leadtime run` as a process in a session of its own, so that a crash can kill all of
     it (the forecasting worker included), as a dying container is."""
     with open(log_file, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "autoscaler", "run", "--config",
-                                 str(config_file)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def tail(log_file, lines: int = 40) -> str:
@@ -494,7 +566,8 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
 
     async def leases() -> dict[str, str]:
         listed = await coordination.list_namespaced_lease(
-            namespace, label_selector=f"{SET_LABEL}=leadtime")
+            namespace, label_selector=f"{SET_LABEL}=leadtime"
+        )
         return {lease.metadata.name: lease.spec.holder_identity or "" for lease in listed.items}
 
     async def holders() -> list[str]:
@@ -514,8 +587,7 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
         """The services a process's loop has (its catalog), from its HTTP API."""
         url = f"http://127.0.0.1:{ports[identity]}/api/v1/services"
         with urllib.request.urlopen(url, timeout=5) as answer:
-            return {s["name"] for s in json.load(answer)["services"]
-                    if s["namespace"] == namespace}
+            return {s["name"] for s in json.load(answer)["services"] if s["namespace"] == namespace}
 
     async def catalogs_are(expected: dict[str, set[str]]) -> bool:
         check_running()
@@ -531,25 +603,33 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
     try:
         for identity in identities:
             config_file = tmp_path / f"{identity}.yaml"
-            config_file.write_text(yaml.safe_dump({
-                "tick": "500ms",
-                "http": {"port": ports[identity], "host": "127.0.0.1"},
-                "forecasting": {"workers": 1},
-                "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
-                "prometheus": {
-                    "url": prometheus.url, "signals": "custom", "rate_window": "5s",
-                    "query_arrivals":
-                        "sum by (namespace, service) (rate(app_requests_total[{window}]))",
-                    "query_concurrency": "sum by (namespace, service) (app_in_flight)",
-                },
-                "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig)},
-                "leader_election": {
-                    "enabled": True, "namespace": namespace, "identity": identity,
-                    "buckets": BUCKETS, "lease_duration": f"{TIMING.lease_duration_s:g}s",
-                    "renew_deadline": f"{TIMING.renew_deadline_s:g}s",
-                    "retry_period": f"{TIMING.retry_period_s * 1000:g}ms",
-                },
-            }))
+            config_file.write_text(
+                yaml.safe_dump(
+                    {
+                        "tick": "500ms",
+                        "http": {"port": ports[identity], "host": "127.0.0.1"},
+                        "forecasting": {"workers": 1},
+                        "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
+                        "prometheus": {
+                            "url": prometheus.url,
+                            "signals": "custom",
+                            "rate_window": "5s",
+                            "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+                            "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                        },
+                        "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig)},
+                        "leader_election": {
+                            "enabled": True,
+                            "namespace": namespace,
+                            "identity": identity,
+                            "buckets": BUCKETS,
+                            "lease_duration": f"{TIMING.lease_duration_s:g}s",
+                            "renew_deadline": f"{TIMING.renew_deadline_s:g}s",
+                            "retry_period": f"{TIMING.retry_period_s * 1000:g}ms",
+                        },
+                    }
+                )
+            )
             processes[identity] = leadtime_run(config_file, logs[identity])
 
         async def split_between_both() -> list[str] | None:
@@ -557,20 +637,32 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
             held = await holders()
             return held if sorted(held) == sorted(identities * 2) else None
 
-        held = await eventually(split_between_both, timeout_s=120, interval_s=0.2,
-                                what="both processes holding 2 of the 4 bucket Leases")
+        held = await eventually(
+            split_between_both,
+            timeout_s=120,
+            interval_s=0.2,
+            what="both processes holding 2 of the 4 bucket Leases",
+        )
         found = await leases()
         assert {f"leadtime.member.{i}" for i in identities} <= set(found)
         # Each loop has exactly its own buckets' services (the catalog is refreshed every 5 s).
         own = {i: {n for b, n in enumerate(names) if held[b] == i} for i in identities}
-        await eventually(lambda: catalogs_are(own), timeout_s=30, interval_s=0.5,
-                         what=f"each process listing its own buckets' services {own}")
+        await eventually(
+            lambda: catalogs_are(own),
+            timeout_s=30,
+            interval_s=0.5,
+            what=f"each process listing its own buckets' services {own}",
+        )
 
         # Both scale: each Deployment (one per bucket, so two per process) follows its load.
         for name in names:
             exporter.in_flight[(namespace, name)] = 2.0
-        await eventually(lambda: all_at(2), timeout_s=120, interval_s=0.5,
-                         what="every Deployment at 2 replicas for 2 in flight")
+        await eventually(
+            lambda: all_at(2),
+            timeout_s=120,
+            interval_s=0.5,
+            what="every Deployment at 2 replicas for 2 in flight",
+        )
         check_running()
 
         # A crash: the whole process group gets SIGKILL — no release, no member Lease deleted.
@@ -583,14 +675,20 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
         async def survivor_holds_all() -> bool:
             return await holders() == [survivor] * BUCKETS
 
-        await eventually(survivor_holds_all, timeout_s=30, interval_s=0.05,
-                         what=f"{survivor} holding every bucket")
+        await eventually(
+            survivor_holds_all,
+            timeout_s=30,
+            interval_s=0.05,
+            what=f"{survivor} holding every bucket",
+        )
         taken = time.monotonic() - killed_at
         bound = TIMING.lease_duration_s + 2 * TIMING.retry_period_s + TAKEOVER_SLACK_S
-        print(f"\n  leadtime run, crash (SIGKILL): {survivor} holds the crashed process's buckets "
-              f"{', '.join(theirs)} {taken:.2f} s after the kill (bound {bound:g} s: lease "
-              f"{TIMING.lease_duration_s:g} s + 2 x retry {TIMING.retry_period_s:g} s + slack "
-              f"{TAKEOVER_SLACK_S:g} s)")
+        print(
+            f"\n  leadtime run, crash (SIGKILL): {survivor} holds the crashed process's buckets "
+            f"{', '.join(theirs)} {taken:.2f} s after the kill (bound {bound:g} s: lease "
+            f"{TIMING.lease_duration_s:g} s + 2 x retry {TIMING.retry_period_s:g} s + slack "
+            f"{TAKEOVER_SLACK_S:g} s)"
+        )
         assert taken <= bound, tail(logs[survivor])
         # Not before the crashed process's lease ran out: its last renew was sent at most about
         # a round (retry period + the round's own calls) before the kill.
@@ -599,15 +697,25 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
 
         # The survivor's loop takes the crashed process's services on (its catalog is refreshed
         # every 5 s) and scales every Deployment.
-        await eventually(lambda: catalogs_are({survivor: set(names)}), timeout_s=30,
-                         interval_s=0.5, what=f"{survivor} listing every service")
+        await eventually(
+            lambda: catalogs_are({survivor: set(names)}),
+            timeout_s=30,
+            interval_s=0.5,
+            what=f"{survivor} listing every service",
+        )
         scaled_from = time.monotonic()
         for name in names:
             exporter.in_flight[(namespace, name)] = 3.0
-        await eventually(lambda: all_at(3), timeout_s=120, interval_s=0.5,
-                         what=f"{survivor} scaling every Deployment to 3")
-        print(f"  the survivor scaled all {len(names)} Deployments to 3 "
-              f"{time.monotonic() - scaled_from:.1f} s after the load rose")
+        await eventually(
+            lambda: all_at(3),
+            timeout_s=120,
+            interval_s=0.5,
+            what=f"{survivor} scaling every Deployment to 3",
+        )
+        print(
+            f"  the survivor scaled all {len(names)} Deployments to 3 "
+            f"{time.monotonic() - scaled_from:.1f} s after the load rose"
+        )
 
         # A graceful stop: exit 0, every bucket released, its member Lease deleted.
         processes[survivor].send_signal(signal.SIGTERM)

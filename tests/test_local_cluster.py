@@ -32,8 +32,9 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 async def test_the_model_server_loads_then_serves_with_slots_and_vllm_metrics(aiohttp_client):
-    server = ModelServer(slots=2, cold_start_s=0.3, prefill_s_per_token=0.001,
-                         decode_s_per_token=0.02)
+    server = ModelServer(
+        slots=2, cold_start_s=0.3, prefill_s_per_token=0.001, decode_s_per_token=0.02
+    )
     client = await aiohttp_client(server.app())
     assert (await client.get("/health")).status == 503  # still loading the model
     assert (await client.post("/v1/completions", json={"max_tokens": 3})).status == 503
@@ -43,8 +44,7 @@ async def test_the_model_server_loads_then_serves_with_slots_and_vllm_metrics(ai
     async def complete() -> float:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        answer = await client.post("/v1/completions",
-                                   json={"prompt_tokens": 100, "max_tokens": 5})
+        answer = await client.post("/v1/completions", json={"prompt_tokens": 100, "max_tokens": 5})
         body = await answer.read()
         assert body.count(b"data: ") == 6  # five tokens and [DONE]
         return loop.time() - started
@@ -53,9 +53,14 @@ async def test_the_model_server_loads_then_serves_with_slots_and_vllm_metrics(ai
     # 0.1 s prefill + 4 × 20 ms decode each; the third waits for one of the two slots.
     assert durations[0] >= 0.17 and durations[2] >= 0.34  # lower bounds only: no timing bet
     metrics = await (await client.get("/metrics")).text()
-    for name in ("vllm:num_requests_running 0", "vllm:num_requests_waiting 0",
-                 "vllm:request_success_total 3", "vllm:generation_tokens_total 15",
-                 "vllm:prompt_tokens_total 300", "vllm:gpu_cache_usage_perc 0.0"):
+    for name in (
+        "vllm:num_requests_running 0",
+        "vllm:num_requests_waiting 0",
+        "vllm:request_success_total 3",
+        "vllm:generation_tokens_total 15",
+        "vllm:prompt_tokens_total 300",
+        "vllm:gpu_cache_usage_perc 0.0",
+    ):
         assert name in metrics
 
 
@@ -64,8 +69,7 @@ async def test_the_balancer_holds_requests_until_a_replica_is_ready_then_spreads
     await replicas.start()
     runner, url = await serve(Balancer(replicas).app())
     try:
-        outcome_task = asyncio.create_task(
-            replay(url, np.zeros(6), np.full(6, 10), np.full(6, 2)))
+        outcome_task = asyncio.create_task(replay(url, np.zeros(6), np.full(6, 10), np.full(6, 2)))
         await asyncio.sleep(0.2)  # requests arrive at zero replicas: they wait, like the activator
         await replicas.scale(2)
         outcomes = await asyncio.wait_for(outcome_task, 30)
@@ -87,19 +91,42 @@ async def test_the_balancer_holds_requests_until_a_replica_is_ready_then_spreads
 def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
     common = ["--workload", "llm-bursty", "--duration", "40s", "--cold-start", "10s", "--json"]
     loadtest = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", "loadtest", *common, "--speed", "4",
-         "--policy", "kpa"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "autoscaler",
+            "loadtest",
+            *common,
+            "--speed",
+            "4",
+            "--policy",
+            "kpa",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = _watch_descendants(loadtest, limit_s=300)
     stdout, stderr = loadtest.communicate(timeout=30)
     assert loadtest.returncode == 0, stderr[-2000:]
     measured = json.loads(stdout)
-    simulated = json.loads(subprocess.run(
-        [sys.executable, "-m", "autoscaler", "simulate", *common, "--policy", "kpa"],
-        capture_output=True, text=True, timeout=120, check=True).stdout)
+    simulated = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "autoscaler", "simulate", *common, "--policy", "kpa"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )
     if isinstance(simulated, list):
         simulated = simulated[0]
-    assert set(simulated) <= set(measured) | {"cluster_gpu_seconds", "placeholder_gpu_seconds",
-                                              "placeholder_preemptions", "nodes_added"}
+    assert set(simulated) <= set(measured) | {
+        "cluster_gpu_seconds",
+        "placeholder_gpu_seconds",
+        "placeholder_preemptions",
+        "nodes_added",
+    }
     assert measured["requests"] == simulated["requests"] > 0
     assert measured["served_requests"] == measured["requests"]
     assert 0 < measured["gpu_seconds"] and measured["replicas_started"] >= 1
@@ -152,9 +179,24 @@ def test_sigterm_stops_loadtest_and_every_process_it_started():
     """A load test stopped from outside (a CI timeout, `kill`) must not leave model servers,
     the generator or Prometheus running."""
     run = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", "loadtest", "--workload", "llm-bursty",
-         "--duration", "5m", "--cold-start", "2s", "--policy", "static:3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "autoscaler",
+            "loadtest",
+            "--workload",
+            "llm-bursty",
+            "--duration",
+            "5m",
+            "--cold-start",
+            "2s",
+            "--policy",
+            "static:3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, started = time.monotonic() + 60, set()
         while time.monotonic() < deadline and len(started) < 5:  # 3 replicas, Prometheus, generator

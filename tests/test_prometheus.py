@@ -356,11 +356,14 @@ async def test_a_revision_at_zero_has_only_the_activators_waiting_requests(aioht
         sample = {"metric": {"namespace": "ns", "service": "svc"}, "value": [now, "1"]}
         found = [] if "rate(" in query else [sample]  # no arrivals series at all
         return web.json_response(
-            {"status": "success", "data": {"resultType": "vector", "result": found}})
+            {"status": "success", "data": {"resultType": "vector", "result": found}}
+        )
 
     client = await fake_prometheus(aiohttp_server, handler)
     try:
-        chunk = (await PrometheusSource(client, TEST_SIGNALS).snapshot(now))[ServiceKey("ns", "svc")]
+        chunk = (await PrometheusSource(client, TEST_SIGNALS).snapshot(now))[
+            ServiceKey("ns", "svc")
+        ]
     finally:
         await client.close()
     assert isinstance(chunk, MetricsChunk) and chunk.poke

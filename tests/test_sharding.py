@@ -18,9 +18,26 @@ from hypothesis import strategies as st
 
 from autoscaler.ports import ServiceKey
 from autoscaler.sharding import (
-    ACQUIRE, RELEASE, RENEW, LeaseRecord, Observed, Timing, acquired_record, bucket_lease_name,
-    bucket_of, decide, default_identity, expired, fair_share, holds, is_free, is_subdomain,
-    live_members, member_lease_name, observe, released_record,
+    ACQUIRE,
+    RELEASE,
+    RENEW,
+    LeaseRecord,
+    Observed,
+    Timing,
+    acquired_record,
+    bucket_lease_name,
+    bucket_of,
+    decide,
+    default_identity,
+    expired,
+    fair_share,
+    holds,
+    is_free,
+    is_subdomain,
+    live_members,
+    member_lease_name,
+    observe,
+    released_record,
 )
 
 TIMING = Timing()  # 15 s / 10 s / 2 s
@@ -70,8 +87,12 @@ def test_timing_must_leave_the_renew_deadline_inside_the_lease():
 
 # ---------------------------------------------------------------------------------- observing
 def held_by(holder: str, at: float = 0.0, renew: str = "t0", duration: float = 15.0) -> Observed:
-    return Observed(LeaseRecord(holder=holder, lease_duration_s=duration, renew_time=renew,
-                                resource_version="1"), at)
+    return Observed(
+        LeaseRecord(
+            holder=holder, lease_duration_s=duration, renew_time=renew, resource_version="1"
+        ),
+        at,
+    )
 
 
 def test_observed_time_moves_only_when_the_record_changes():
@@ -118,7 +139,11 @@ def test_members_set_the_fair_share_and_the_excess_is_released_highest_first():
     member_b = held_by("b", at=10.0)
     assert live_members([member_b], "a", 20.0) == {"a", "b"}
     assert decide("a", 4, mine, [member_b], now=20.0) == {
-        0: RENEW, 1: RENEW, 2: RELEASE, 3: RELEASE}
+        0: RENEW,
+        1: RENEW,
+        2: RELEASE,
+        3: RELEASE,
+    }
     # A member whose lease stopped changing 15 s ago is not counted: all four are kept.
     assert live_members([member_b], "a", 25.0) == {"a"}
     assert decide("a", 4, mine, [member_b], now=25.0) == {b: RENEW for b in range(4)}
@@ -137,15 +162,20 @@ def test_a_replica_below_its_share_acquires_only_up_to_it():
 
 
 def test_replicas_starting_together_try_different_buckets_first():
-    firsts = {next(iter(decide(f"leadtime-{i}", 8, {}, [held_by("x", at=0)], now=0.0)))
-              for i in range(8)}
+    firsts = {
+        next(iter(decide(f"leadtime-{i}", 8, {}, [held_by("x", at=0)], now=0.0))) for i in range(8)
+    }
     assert len(firsts) > 2
 
 
 def test_records_written():
     taken = acquired_record(LeaseRecord("b", 15, "t0", "t1", 3, "9"), "a", 15, "t5")
     assert (taken.holder, taken.acquire_time, taken.renew_time, taken.transitions) == (
-        "a", "t5", "t5", 4)
+        "a",
+        "t5",
+        "t5",
+        4,
+    )
     assert taken.resource_version == "9"  # the write is conditional on what was read
     renewed = acquired_record(taken, "a", 15, "t7")
     assert (renewed.acquire_time, renewed.renew_time, renewed.transitions) == ("t5", "t7", 4)
@@ -186,8 +216,16 @@ class Simulation:
     Mirrors `LeaseElector.round()`: read, decide (dropping released buckets first), write all,
     wait for every answer (or the call timeout), sleep one retry period."""
 
-    def __init__(self, replicas: int, buckets: int, timing: Timing, offsets: list[float],
-                 faults: list[Fault], seed: int, max_delay_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        replicas: int,
+        buckets: int,
+        timing: Timing,
+        offsets: list[float],
+        faults: list[Fault],
+        seed: int,
+        max_delay_s: float = 3.0,
+    ) -> None:
         self.timing, self.buckets, self.faults = timing, buckets, faults
         self.rng = random.Random(seed)
         self.max_delay_s = max_delay_s
@@ -210,8 +248,16 @@ class Simulation:
         return self.now + replica.offset
 
     def fault(self, index: int, kind: str) -> Fault | None:
-        return next((f for f in self.faults if f.replica == index and f.kind == kind
-                     and f.start <= self.now < f.start + f.length), None)
+        return next(
+            (
+                f
+                for f in self.faults
+                if f.replica == index
+                and f.kind == kind
+                and f.start <= self.now < f.start + f.length
+            ),
+            None,
+        )
 
     def run(self, until: float) -> None:
         while self.events and self.events[0][0] <= until:
@@ -221,10 +267,14 @@ class Simulation:
 
     def check(self) -> None:
         for bucket in range(self.buckets):
-            holders = [r for r in self.replicas
-                       if holds(r.renewed_at.get(bucket), self.timing, self.local(r))]
+            holders = [
+                r
+                for r in self.replicas
+                if holds(r.renewed_at.get(bucket), self.timing, self.local(r))
+            ]
             assert len(holders) <= 1, (
-                f"t={self.now:.3f}: bucket {bucket} held by {[r.identity for r in holders]}")
+                f"t={self.now:.3f}: bucket {bucket} held by {[r.identity for r in holders]}"
+            )
             if holders:
                 self.ever_held.add(bucket)
 
@@ -246,47 +296,80 @@ class Simulation:
         replica, now = self.replicas[index], self.local(self.replicas[index])
         for bucket, name in enumerate(self.names()):
             if name in snapshot:
-                replica.observed[bucket] = observe(replica.observed.get(bucket), snapshot[name], now)
+                replica.observed[bucket] = observe(
+                    replica.observed.get(bucket), snapshot[name], now
+                )
                 if snapshot[name].holder != replica.identity:
                     replica.renewed_at.pop(bucket, None)
         replica.members = {
             name: observe(replica.members.get(name), record, now)
-            for name, record in snapshot.items() if ".member." in name}
+            for name, record in snapshot.items()
+            if ".member." in name
+        }
         own = member_lease_name("leadtime", replica.identity)
         replica.member_rv = snapshot[own].resource_version if own in snapshot else None
         leases = {b: replica.observed.get(b) for b in range(self.buckets)}
         decisions = decide(replica.identity, self.buckets, leases, replica.members.values(), now)
         done = self.now
-        member = acquired_record(None, replica.identity, self.timing.lease_duration_s,
-                                 f"{self.now:.6f}")
-        done = max(done, self.send(index, own, replace(member, resource_version=replica.member_rv),
-                                   None, now))
+        member = acquired_record(
+            None, replica.identity, self.timing.lease_duration_s, f"{self.now:.6f}"
+        )
+        done = max(
+            done,
+            self.send(index, own, replace(member, resource_version=replica.member_rv), None, now),
+        )
         for bucket, action in decisions.items():
             current = replica.observed.get(bucket)
             if action == RELEASE:
                 replica.renewed_at.pop(bucket, None)
                 record = released_record(current.record, f"{self.now:.6f}")
             else:
-                record = acquired_record(current.record if current else None, replica.identity,
-                                         self.timing.lease_duration_s, f"{self.now:.6f}")
-            done = max(done, self.send(index, self.names()[bucket], record,
-                                       None if action == RELEASE else bucket, now))
+                record = acquired_record(
+                    current.record if current else None,
+                    replica.identity,
+                    self.timing.lease_duration_s,
+                    f"{self.now:.6f}",
+                )
+            done = max(
+                done,
+                self.send(
+                    index, self.names()[bucket], record, None if action == RELEASE else bucket, now
+                ),
+            )
         self.at(done + self.timing.retry_period_s, "step", index)
 
-    def send(self, index: int, name: str, record: LeaseRecord, bucket: int | None,
-             sent: float) -> float:
+    def send(
+        self, index: int, name: str, record: LeaseRecord, bucket: int | None, sent: float
+    ) -> float:
         """One conditional write: lands after a delay (unless the partition eats it), answered
         after another; the answer counts only within the call timeout. Returns when the
         replica stops waiting for it."""
         there, back = self.rng.uniform(0, self.max_delay_s), self.rng.uniform(0, self.max_delay_s)
         partitioned = self.fault(index, "partition") is not None
         if not partitioned or self.rng.random() < 0.5:
-            self.at(self.now + there, "land", index, name, record, bucket, sent,
-                    partitioned or there + back > self.timeout_s, back)
+            self.at(
+                self.now + there,
+                "land",
+                index,
+                name,
+                record,
+                bucket,
+                sent,
+                partitioned or there + back > self.timeout_s,
+                back,
+            )
         return self.now + min(there + back, self.timeout_s)
 
-    def on_land(self, index: int, name: str, record: LeaseRecord, bucket: int | None,
-                sent: float, answer_lost: bool, back: float) -> None:
+    def on_land(
+        self,
+        index: int,
+        name: str,
+        record: LeaseRecord,
+        bucket: int | None,
+        sent: float,
+        answer_lost: bool,
+        back: float,
+    ) -> None:
         current = self.store.get(name)
         expected = current.resource_version if current else None
         ok = record.resource_version == expected  # create needs "no object" (None == None)
@@ -300,9 +383,14 @@ class Simulation:
         replica.renewed_at[bucket] = max(sent, replica.renewed_at.get(bucket, sent))
 
     def holders(self) -> dict[int, list[str]]:
-        return {b: [r.identity for r in self.replicas
-                    if holds(r.renewed_at.get(b), self.timing, self.local(r))]
-                for b in range(self.buckets)}
+        return {
+            b: [
+                r.identity
+                for r in self.replicas
+                if holds(r.renewed_at.get(b), self.timing, self.local(r))
+            ]
+            for b in range(self.buckets)
+        }
 
 
 def test_simulated_replicas_split_the_buckets_and_a_survivor_takes_all():
@@ -316,17 +404,27 @@ def test_simulated_replicas_split_the_buckets_and_a_survivor_takes_all():
     assert all(h == ["leadtime-0"] for h in sim.holders().values()), sim.holders()
 
 
-faults = st.lists(st.builds(Fault, replica=st.integers(0, 2),
-                            kind=st.sampled_from(["pause", "partition"]),
-                            start=st.floats(0, 60), length=st.floats(0.5, 40)), max_size=4)
+faults = st.lists(
+    st.builds(
+        Fault,
+        replica=st.integers(0, 2),
+        kind=st.sampled_from(["pause", "partition"]),
+        start=st.floats(0, 60),
+        length=st.floats(0.5, 40),
+    ),
+    max_size=4,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(replicas=st.integers(2, 3), buckets=st.integers(1, 5),
-       offsets=st.lists(st.floats(-1e6, 1e6), min_size=3, max_size=3), faults=faults,
-       seed=st.integers(0, 2**32 - 1))
-def test_no_bucket_is_ever_held_by_two_replicas_at_once(replicas, buckets, offsets, faults,
-                                                        seed):
+@given(
+    replicas=st.integers(2, 3),
+    buckets=st.integers(1, 5),
+    offsets=st.lists(st.floats(-1e6, 1e6), min_size=3, max_size=3),
+    faults=faults,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_no_bucket_is_ever_held_by_two_replicas_at_once(replicas, buckets, offsets, faults, seed):
     faults = [f for f in faults if f.replica < replicas]
     sim = Simulation(replicas, buckets, TIMING, offsets, faults, seed)
     sim.run(110.0)  # check() runs after every event: a second holder would fail there

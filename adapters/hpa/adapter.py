@@ -22,7 +22,10 @@ from adapters.hpa.floors import ORIGINAL_MIN, HpaFacts, floor_patch, hpa_facts
 from adapters.hpa.workloads import opted_in, replicas_for, workload_status
 from adapters.kubernetes.events import FailureEvents
 from adapters.kubernetes.api import (
-    CONFLICT_RETRIES, MERGE_PATCH, REQUEST_TIMEOUT_S, call,
+    CONFLICT_RETRIES,
+    MERGE_PATCH,
+    REQUEST_TIMEOUT_S,
+    call,
 )
 from adapters.kubernetes.informer import Informer, Key
 from autoscaler.ports import ReplicaStatus, ServiceKey
@@ -34,8 +37,13 @@ log = logging.getLogger(__name__)
 class KubernetesWorkloads:
     """`start()` / `stop()`; `services()` (Catalog); `apply()`, `status()` (Actuator)."""
 
-    def __init__(self, api: client.ApiClient, *, api_timeout_s: float = REQUEST_TIMEOUT_S,
-                 owns: Callable[[ServiceKey], bool] | None = None) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        api_timeout_s: float = REQUEST_TIMEOUT_S,
+        owns: Callable[[ServiceKey], bool] | None = None,
+    ) -> None:
         self.api = api
         self.owns: Callable[[ServiceKey], bool] = owns or owns_every_service
         """With several replicas: whether this one holds the service's bucket now (the Lease
@@ -46,14 +54,20 @@ class KubernetesWorkloads:
         self.apps = client.AppsV1Api(api)
         plain = api.sanitize_for_serialization
         self.hpas: Informer[dict] = Informer(
-            "hpas", self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
-            plain, self._hpa_changed)
+            "hpas",
+            self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+            plain,
+            self._hpa_changed,
+        )
         self.deployments: Informer[dict | None] = Informer(
-            "deployments", self.apps.list_deployment_for_all_namespaces, self._opted,
-            self._ignore)
+            "deployments", self.apps.list_deployment_for_all_namespaces, self._opted, self._ignore
+        )
         self.statefulsets: Informer[dict | None] = Informer(
-            "statefulsets", self.apps.list_stateful_set_for_all_namespaces, self._opted,
-            self._ignore)
+            "statefulsets",
+            self.apps.list_stateful_set_for_all_namespaces,
+            self._opted,
+            self._ignore,
+        )
         self.desired: dict[ServiceKey, int] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
@@ -82,8 +96,10 @@ class KubernetesWorkloads:
     def workloads(self) -> dict[ServiceKey, tuple[str, dict]]:
         """Opted-in workloads by name: (kind, object)."""
         found = {}
-        for kind, informer in (("Deployment", self.deployments),
-                               ("StatefulSet", self.statefulsets)):
+        for kind, informer in (
+            ("Deployment", self.deployments),
+            ("StatefulSet", self.statefulsets),
+        ):
             for (namespace, name), obj in informer.objects.items():
                 if obj is not None:
                     found[ServiceKey(namespace, name)] = (kind, obj)
@@ -115,8 +131,13 @@ class KubernetesWorkloads:
                     await self._report(key, floors, workloads, failures[key])
         return failures
 
-    async def _report(self, key: ServiceKey, floors: dict[ServiceKey, HpaFacts],
-                      workloads: dict[ServiceKey, tuple[str, dict]], message: str) -> None:
+    async def _report(
+        self,
+        key: ServiceKey,
+        floors: dict[ServiceKey, HpaFacts],
+        workloads: dict[ServiceKey, tuple[str, dict]],
+        message: str,
+    ) -> None:
         """A Warning Event on the HPA or workload whose write failed (rate-limited)."""
         if key in floors:
             obj = _hpa_object(floors[key])
@@ -134,9 +155,11 @@ class KubernetesWorkloads:
             elif key in floors:
                 hpa = self.hpas.objects[(floors[key].namespace, floors[key].name)]
                 status = hpa.get("status") or {}
-                statuses[key] = ReplicaStatus(ready=int(status.get("currentReplicas") or 0),
-                                              pending=0,
-                                              desired=int(status.get("desiredReplicas") or 0))
+                statuses[key] = ReplicaStatus(
+                    ready=int(status.get("currentReplicas") or 0),
+                    pending=0,
+                    desired=int(status.get("desiredReplicas") or 0),
+                )
         return statuses
 
     # ------------------------------------------------------------------------ writes
@@ -146,17 +169,24 @@ class KubernetesWorkloads:
             if patch is None:
                 return
             try:
-                await call(f"patch HorizontalPodAutoscaler {facts.name}",
-                           self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                               facts.name, facts.namespace, patch, _content_type=MERGE_PATCH),
-                           self.api_timeout_s)
+                await call(
+                    f"patch HorizontalPodAutoscaler {facts.name}",
+                    self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                        facts.name, facts.namespace, patch, _content_type=MERGE_PATCH
+                    ),
+                    self.api_timeout_s,
+                )
                 return
             except client.ApiException as error:
                 if error.status != 409 or attempt == CONFLICT_RETRIES:
                     raise
-                fresh = await call(f"get HorizontalPodAutoscaler {facts.name}",
-                                   self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
-                                       facts.name, facts.namespace), self.api_timeout_s)
+                fresh = await call(
+                    f"get HorizontalPodAutoscaler {facts.name}",
+                    self.autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                        facts.name, facts.namespace
+                    ),
+                    self.api_timeout_s,
+                )
                 facts = hpa_facts(self.api.sanitize_for_serialization(fresh))
 
     async def _scale(self, key: ServiceKey, kind: str, obj: dict, decision: int) -> None:
@@ -213,5 +243,8 @@ class KubernetesWorkloads:
 
 def _hpa_object(facts: HpaFacts) -> dict:
     """What an Event about the HPA names as its object."""
-    return {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"namespace": facts.namespace, "name": facts.name}}
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"namespace": facts.namespace, "name": facts.name},
+    }

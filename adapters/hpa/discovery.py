@@ -14,5 +14,7 @@ async def hpa_group_version(api: client.ApiClient) -> str:
     for candidate in PREFERRED:
         if candidate in served:
             return candidate
-    raise RuntimeError(f"this cluster serves no HPA version with external metrics "
-                       f"(needs one of {', '.join(PREFERRED)}; it serves {sorted(served)})")
+    raise RuntimeError(
+        f"this cluster serves no HPA version with external metrics "
+        f"(needs one of {', '.join(PREFERRED)}; it serves {sorted(served)})"
+    )

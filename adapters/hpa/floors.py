@@ -45,9 +45,15 @@ class HpaFacts:
 def hpa_facts(hpa: Mapping[str, Any]) -> HpaFacts:
     """The facts the rule needs, from an autoscaling/v1 HPA as a plain dict."""
     meta, spec = hpa["metadata"], hpa["spec"]
-    return HpaFacts(meta["namespace"], meta["name"], meta.get("resourceVersion", ""),
-                    dict(meta.get("annotations") or {}), int(spec.get("minReplicas") or 1),
-                    int(spec["maxReplicas"]), spec["scaleTargetRef"]["name"])
+    return HpaFacts(
+        meta["namespace"],
+        meta["name"],
+        meta.get("resourceVersion", ""),
+        dict(meta.get("annotations") or {}),
+        int(spec.get("minReplicas") or 1),
+        int(spec["maxReplicas"]),
+        spec["scaleTargetRef"]["name"],
+    )
 
 
 def original_min(facts: HpaFacts) -> int:
@@ -70,12 +76,15 @@ def floor_patch(facts: HpaFacts, decision: int | None) -> dict | None:
     base = original_min(facts)
     floor = base if decision is None else min(max(decision, base), facts.max_replicas)
     annotations = {ORIGINAL_MIN: str(base), APPLIED: str(floor)}
-    if floor == facts.min_replicas and all(facts.annotations.get(k) == v
-                                           for k, v in annotations.items()):
+    if floor == facts.min_replicas and all(
+        facts.annotations.get(k) == v for k, v in annotations.items()
+    ):
         return None
     return _patch(facts, floor, annotations)
 
 
 def _patch(facts: HpaFacts, min_replicas: int, annotations: dict) -> dict:
-    return {"metadata": {"resourceVersion": facts.resource_version, "annotations": annotations},
-            "spec": {"minReplicas": min_replicas}}
+    return {
+        "metadata": {"resourceVersion": facts.resource_version, "annotations": annotations},
+        "spec": {"minReplicas": min_replicas},
+    }

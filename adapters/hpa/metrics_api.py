@@ -55,8 +55,10 @@ def parse_selector(text: str) -> list[tuple[str, str, frozenset[str]]]:
         elif match := _EXISTS.match(part):
             terms.append((match[2], "!exists" if match[1] else "exists", frozenset()))
         else:
-            raise SelectorError(f"labelSelector: cannot read {part!r} (allowed: key=value, "
-                                "key!=value, key in (a,b), key notin (a,b), key, !key)")
+            raise SelectorError(
+                f"labelSelector: cannot read {part!r} (allowed: key=value, "
+                "key!=value, key in (a,b), key notin (a,b), key, !key)"
+            )
     return terms
 
 
@@ -106,22 +108,47 @@ def quantity(value: float) -> str:
 def discovery() -> dict:
     """The APIResourceList the aggregation layer and `kubectl api-resources` read."""
     return {
-        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GROUP_VERSION,
-        "resources": [{"name": name, "singularName": "", "namespaced": True,
-                       "kind": "ExternalMetricValueList", "verbs": ["get"]}
-                      for name in METRICS],
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": GROUP_VERSION,
+        "resources": [
+            {
+                "name": name,
+                "singularName": "",
+                "namespaced": True,
+                "kind": "ExternalMetricValueList",
+                "verbs": ["get"],
+            }
+            for name in METRICS
+        ],
     }
 
 
 def value_list(samples: Iterable[Sample]) -> dict:
     return {
-        "kind": "ExternalMetricValueList", "apiVersion": GROUP_VERSION, "metadata": {},
-        "items": [{"metricName": s.metric, "metricLabels": dict(s.labels),
-                   "timestamp": s.timestamp, "value": quantity(s.value)} for s in samples],
+        "kind": "ExternalMetricValueList",
+        "apiVersion": GROUP_VERSION,
+        "metadata": {},
+        "items": [
+            {
+                "metricName": s.metric,
+                "metricLabels": dict(s.labels),
+                "timestamp": s.timestamp,
+                "value": quantity(s.value),
+            }
+            for s in samples
+        ],
     }
 
 
 def status(code: int, reason: str, message: str) -> dict:
     """A `Status` object, as every Kubernetes API answers errors."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }

@@ -20,8 +20,13 @@ def loop_provider(loop: ControlLoop):
         for key, state in loop.states.items():
             if key.namespace != namespace:
                 continue
-            value = (desired(state) if metric == DESIRED_REPLICAS
-                     else forecast_load(state, now) if metric == FORECAST_LOAD else None)
+            value = (
+                desired(state)
+                if metric == DESIRED_REPLICAS
+                else forecast_load(state, now)
+                if metric == FORECAST_LOAD
+                else None
+            )
             if value is not None and math.isfinite(value):
                 labels = {"service": key.name, "namespace": key.namespace}
                 found.append(Sample(metric, labels, value, stamp))

@@ -7,17 +7,29 @@ from __future__ import annotations
 from adapters.hpa.metrics_api import METRICS
 
 RULES: list[dict] = [
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
-     "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
-     "verbs": ["list", "watch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
-     "verbs": ["patch"]},
+    {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "statefulsets"],
+        "verbs": ["list", "watch"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale", "statefulsets/scale"],
+        "verbs": ["patch"],
+    },
 ]
 
 EXTERNAL_METRICS_READER: list[dict] = [
-    {"apiGroups": ["external.metrics.k8s.io"], "resources": list(METRICS),
-     "verbs": ["get", "list"]},
+    {
+        "apiGroups": ["external.metrics.k8s.io"],
+        "resources": list(METRICS),
+        "verbs": ["get", "list"],
+    },
 ]
 """Bound to kube-system's `horizontal-pod-autoscaler` ServiceAccount (as KEDA does), so the HPA
 controller may read Leadtime's external metrics (the resources are the metric names)."""

@@ -12,8 +12,16 @@ from collections.abc import Callable
 from aiohttp import web
 
 from adapters.hpa.metrics_api import (
-    GROUP, GROUP_VERSION, METRICS, Sample, SelectorError, discovery, matches, parse_selector,
-    status, value_list,
+    GROUP,
+    GROUP_VERSION,
+    METRICS,
+    Sample,
+    SelectorError,
+    discovery,
+    matches,
+    parse_selector,
+    status,
+    value_list,
 )
 
 Provider = Callable[[str, str], list[Sample]]
@@ -35,17 +43,29 @@ async def _discovery(request: web.Request) -> web.Response:
 
 async def _group(request: web.Request) -> web.Response:
     version = {"groupVersion": GROUP_VERSION, "version": GROUP_VERSION.split("/")[1]}
-    return web.json_response({"kind": "APIGroup", "apiVersion": "v1", "name": GROUP,
-                              "versions": [version], "preferredVersion": version})
+    return web.json_response(
+        {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": GROUP,
+            "versions": [version],
+            "preferredVersion": version,
+        }
+    )
 
 
 def _values(provider: Provider):
     async def handler(request: web.Request) -> web.Response:
         namespace, metric = request.match_info["namespace"], request.match_info["metric"]
         if metric not in METRICS:
-            return web.json_response(status(
-                404, "NotFound", f"external metric {metric!r} not found; this API serves "
-                f"{', '.join(METRICS)}"), status=404)
+            return web.json_response(
+                status(
+                    404,
+                    "NotFound",
+                    f"external metric {metric!r} not found; this API serves {', '.join(METRICS)}",
+                ),
+                status=404,
+            )
         try:
             terms = parse_selector(request.query.get("labelSelector", ""))
         except SelectorError as error:

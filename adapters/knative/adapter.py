@@ -24,8 +24,16 @@ from adapters.knative.annotations import RevisionSettings, revision_settings
 from adapters.kubernetes.api import ApiCallFailed
 from adapters.kubernetes.informer import Informer, Key
 from adapters.knative.names import (
-    CLASS_ANNOTATION, DEFAULT_CLASS, PA_GROUP, PA_PLURAL, PA_VERSION, REVISION_LABEL, SKS_GROUP,
-    SKS_PLURAL, SKS_VERSION, valid_class_name,
+    CLASS_ANNOTATION,
+    DEFAULT_CLASS,
+    PA_GROUP,
+    PA_PLURAL,
+    PA_VERSION,
+    REVISION_LABEL,
+    SKS_GROUP,
+    SKS_PLURAL,
+    SKS_VERSION,
+    valid_class_name,
 )
 from adapters.knative.pods import PodInfo, cold_start_s, count
 from adapters.knative.reconciler import Outcome, ReconcileSettings, Reconciler, RevisionMemory
@@ -45,9 +53,12 @@ def pod_info(pod: client.V1Pod) -> tuple[str, PodInfo]:
             ready_at = condition.last_transition_time.timestamp()
     created = pod.metadata.creation_timestamp
     return (pod.metadata.labels or {}).get(REVISION_LABEL, ""), PodInfo(
-        name=pod.metadata.name, phase=pod.status.phase or "Pending", ready=ready_at is not None,
+        name=pod.metadata.name,
+        phase=pod.status.phase or "Pending",
+        ready=ready_at is not None,
         terminating=pod.metadata.deletion_timestamp is not None,
-        created_s=created.timestamp() if created else time.time(), ready_at_s=ready_at,
+        created_s=created.timestamp() if created else time.time(),
+        ready_at_s=ready_at,
     )
 
 
@@ -68,8 +79,9 @@ class KnativeAdapter:
         owns: Callable[[ServiceKey], bool] | None = None,
     ) -> None:
         if not valid_class_name(class_name):
-            raise InputError(f"knative.class: must not be empty or end in .knative.dev, "
-                             f"got {class_name!r}")
+            raise InputError(
+                f"knative.class: must not be empty or end in .knative.dev, got {class_name!r}"
+            )
         self.api = api
         self.defaults = defaults
         self.class_name = class_name
@@ -82,14 +94,30 @@ class KnativeAdapter:
         elector's `owns`); PAs of other replicas are listed by nobody here and not touched."""
         custom = client.CustomObjectsApi(api)
         self.pas: Informer[dict] = Informer(
-            "podautoscalers", custom.list_cluster_custom_object, dict, self._pa_changed,
-            group=PA_GROUP, version=PA_VERSION, plural=PA_PLURAL)
+            "podautoscalers",
+            custom.list_cluster_custom_object,
+            dict,
+            self._pa_changed,
+            group=PA_GROUP,
+            version=PA_VERSION,
+            plural=PA_PLURAL,
+        )
         self.sks: Informer[dict] = Informer(
-            "serverlessservices", custom.list_cluster_custom_object, dict, self._sks_changed,
-            group=SKS_GROUP, version=SKS_VERSION, plural=SKS_PLURAL)
+            "serverlessservices",
+            custom.list_cluster_custom_object,
+            dict,
+            self._sks_changed,
+            group=SKS_GROUP,
+            version=SKS_VERSION,
+            plural=SKS_PLURAL,
+        )
         self.pods: Informer[tuple[str, PodInfo]] = Informer(
-            "pods", client.CoreV1Api(api).list_pod_for_all_namespaces, pod_info,
-            self._pod_changed, label_selector=REVISION_LABEL)
+            "pods",
+            client.CoreV1Api(api).list_pod_for_all_namespaces,
+            pod_info,
+            self._pod_changed,
+            label_selector=REVISION_LABEL,
+        )
         self.by_revision: dict[Key, dict[str, PodInfo]] = {}
         self.desired: dict[Key, int] = {}
         self.settings_of: dict[Key, RevisionSettings] = {}
@@ -110,8 +138,9 @@ class KnativeAdapter:
         informers = (self.pas, self.sks, self.pods)
         self._tasks = [asyncio.create_task(i.run(), name=f"informer-{i.name}") for i in informers]
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout_s)
-        self._tasks += [asyncio.create_task(self._work(), name=f"reconcile-{n}")
-                        for n in range(self.workers)]
+        self._tasks += [
+            asyncio.create_task(self._work(), name=f"reconcile-{n}") for n in range(self.workers)
+        ]
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
 
     async def stop(self) -> None:
@@ -127,8 +156,11 @@ class KnativeAdapter:
         return annotations.get(CLASS_ANNOTATION) == self.class_name
 
     async def services(self) -> list[ServiceKey]:
-        return sorted(ServiceKey(*key) for key, pa in self.pas.objects.items()
-                      if self.ours(pa) and self.owns(ServiceKey(*key)))
+        return sorted(
+            ServiceKey(*key)
+            for key, pa in self.pas.objects.items()
+            if self.ours(pa) and self.owns(ServiceKey(*key))
+        )
 
     def policy_for(self, key: ServiceKey) -> PolicyConfig:
         """The revision's policy (its PA's annotations over the defaults)."""
@@ -146,9 +178,13 @@ class KnativeAdapter:
         for key, replicas in decisions.items():
             self.desired[(key.namespace, key.name)] = replicas
         results = await asyncio.gather(
-            *(self.reconcile((key.namespace, key.name)) for key in decisions))
-        return {key: outcome.error for key, outcome in zip(decisions, results, strict=True)
-                if outcome.error}
+            *(self.reconcile((key.namespace, key.name)) for key in decisions)
+        )
+        return {
+            key: outcome.error
+            for key, outcome in zip(decisions, results, strict=True)
+            if outcome.error
+        }
 
     async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
         statuses = {}
@@ -158,7 +194,8 @@ class KnativeAdapter:
             pa = self.pas.objects.get((key.namespace, key.name)) or {}
             desired = (pa.get("status") or {}).get("desiredScale")
             statuses[key] = ReplicaStatus(
-                ready=counts.ready, pending=counts.pending + counts.not_ready,
+                ready=counts.ready,
+                pending=counts.pending + counts.not_ready,
                 desired=desired if isinstance(desired, int) and desired >= 0 else counts.ready,
                 cold_start_s=cold_start_s(pods),
             )
@@ -184,8 +221,10 @@ class KnativeAdapter:
         assert self._reconciler is not None
         spec = pa.get("spec") or {}
         revision = revision_settings(
-            (pa["metadata"].get("annotations") or {}), spec.get("containerConcurrency") or 0,
-            self.defaults)
+            (pa["metadata"].get("annotations") or {}),
+            spec.get("containerConcurrency") or 0,
+            self.defaults,
+        )
         self.settings_of[key] = revision
         if self.on_queries is not None:
             self.on_queries(ServiceKey(*key), revision.queries)
@@ -193,15 +232,25 @@ class KnativeAdapter:
 
         async def read_pa() -> dict:
             return await client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-                PA_GROUP, PA_VERSION, key[0], PA_PLURAL, key[1])
+                PA_GROUP, PA_VERSION, key[0], PA_PLURAL, key[1]
+            )
 
         try:
             return await self._reconciler.reconcile(
-                pa, revision, self.sks.objects.get(key), counts, self.desired.get(key),
-                self.memory.setdefault(key, RevisionMemory()), read_pa)
+                pa,
+                revision,
+                self.sks.objects.get(key),
+                counts,
+                self.desired.get(key),
+                self.memory.setdefault(key, RevisionMemory()),
+                read_pa,
+            )
         except client.ApiException as error:
-            message = (str(error) if isinstance(error, ApiCallFailed)
-                       else f"API error {error.status} {error.reason}")
+            message = (
+                str(error)
+                if isinstance(error, ApiCallFailed)
+                else f"API error {error.status} {error.reason}"
+            )
             return Outcome(error=message, requeue_after_s=2.0)
         except Exception as error:
             log.exception("reconcile %s/%s failed", *key)
@@ -253,8 +302,9 @@ class KnativeAdapter:
         if key in self.pas.objects:
             self._enqueue(key)
 
-    def _pod_changed(self, key: Key, old: tuple[str, PodInfo] | None,
-                     new: tuple[str, PodInfo] | None) -> None:
+    def _pod_changed(
+        self, key: Key, old: tuple[str, PodInfo] | None, new: tuple[str, PodInfo] | None
+    ) -> None:
         namespace, name = key
         if old is not None:
             self.by_revision.get((namespace, old[0]), {}).pop(name, None)

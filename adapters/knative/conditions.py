@@ -20,14 +20,22 @@ def find(conditions: Iterable[Condition], kind: str) -> Condition | None:
 
 
 def set_condition(
-    conditions: list[Condition], kind: str, status: str, now: str, reason: str = "",
-    message: str = "", severity: str = "",
+    conditions: list[Condition],
+    kind: str,
+    status: str,
+    now: str,
+    reason: str = "",
+    message: str = "",
+    severity: str = "",
 ) -> list[Condition]:
     """A copy of `conditions` with `kind` set; its transition time kept unless status flips."""
     old = find(conditions, kind)
     changed = old is None or old.get("status") != status
-    new: Condition = {"type": kind, "status": status,
-                      "lastTransitionTime": now if changed else old.get("lastTransitionTime", now)}
+    new: Condition = {
+        "type": kind,
+        "status": status,
+        "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+    }
     if reason:
         new["reason"] = reason
     if message:
@@ -41,13 +49,20 @@ def set_condition(
 def with_ready(conditions: list[Condition], now: str) -> list[Condition]:
     """Ready = AND of Active, ScaleTargetInitialized and SKSReady: any False gives False (with
     that condition's reason), else any Unknown gives Unknown, else True."""
-    dependents = [find(conditions, kind) or {"type": kind, "status": UNKNOWN}
-                  for kind in DEPENDENT_CONDITIONS]
+    dependents = [
+        find(conditions, kind) or {"type": kind, "status": UNKNOWN} for kind in DEPENDENT_CONDITIONS
+    ]
     for status in (FALSE, UNKNOWN):
         culprit = next((c for c in dependents if c.get("status") == status), None)
         if culprit is not None:
-            return set_condition(conditions, READY, status, now, culprit.get("reason", ""),
-                                 culprit.get("message", ""))
+            return set_condition(
+                conditions,
+                READY,
+                status,
+                now,
+                culprit.get("reason", ""),
+                culprit.get("message", ""),
+            )
     return set_condition(conditions, READY, TRUE, now)
 
 

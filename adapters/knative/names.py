@@ -14,7 +14,9 @@ LEADTIME = "leadtime.dev/"
 
 PA_GROUP, PA_VERSION, PA_PLURAL = "autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers"
 SKS_GROUP, SKS_VERSION, SKS_PLURAL = (
-    "networking.internal.knative.dev", "v1alpha1", "serverlessservices",
+    "networking.internal.knative.dev",
+    "v1alpha1",
+    "serverlessservices",
 )
 REVISION_LABEL = "serving.knative.dev/revision"
 

@@ -15,12 +15,14 @@ def probe_url(template: str, service: str, namespace: str, protocol: str) -> str
     return template.format(service=service, namespace=namespace, port=port)
 
 
-async def activator_answers(session: aiohttp.ClientSession, url: str,
-                            timeout_s: float = 2.0) -> tuple[bool, str]:
+async def activator_answers(
+    session: aiohttp.ClientSession, url: str, timeout_s: float = 2.0
+) -> tuple[bool, str]:
     """(True, "") when the answer is 200 with body `activator`; else (False, why)."""
     try:
-        async with session.get(url, headers=PROBE_HEADERS,
-                               timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+        async with session.get(
+            url, headers=PROBE_HEADERS, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as response:
             body = (await response.text()).strip()
             if response.status == 200 and body == "activator":
                 return True, ""

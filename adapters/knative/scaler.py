@@ -80,15 +80,32 @@ def plan(inputs: ScaleInputs) -> ScalePlan:
     if inputs.current == 0:
         return ScalePlan(0, PROXY, 0, reason="at zero")
     if inputs.sks_mode != PROXY or inputs.proxy_since is None:
-        return ScalePlan(inputs.current, PROXY, 0, requeue_after_s=1.0,
-                         reason="to zero: putting the activator in the path first")
+        return ScalePlan(
+            inputs.current,
+            PROXY,
+            0,
+            requeue_after_s=1.0,
+            reason="to zero: putting the activator in the path first",
+        )
     if inputs.activator_ok is None:
-        return ScalePlan(inputs.current, PROXY, 0, probe=True, reason="to zero: probing the activator")
+        return ScalePlan(
+            inputs.current, PROXY, 0, probe=True, reason="to zero: probing the activator"
+        )
     if not inputs.activator_ok:
-        return ScalePlan(inputs.current, PROXY, 0, requeue_after_s=1.0,
-                         reason="to zero: the activator does not answer its probe yet")
+        return ScalePlan(
+            inputs.current,
+            PROXY,
+            0,
+            requeue_after_s=1.0,
+            reason="to zero: the activator does not answer its probe yet",
+        )
     left = inputs.proxy_since + inputs.grace_s - inputs.now
     if left > 0:
-        return ScalePlan(inputs.current, PROXY, 0, requeue_after_s=left,
-                         reason=f"to zero: grace period, {left:.0f} s left")
+        return ScalePlan(
+            inputs.current,
+            PROXY,
+            0,
+            requeue_after_s=left,
+            reason=f"to zero: grace period, {left:.0f} s left",
+        )
     return ScalePlan(0, PROXY, 0, reason="to zero")

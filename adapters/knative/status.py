@@ -34,18 +34,26 @@ def pa_status(inputs: StatusInputs) -> dict[str, Any]:
     if inputs.sks_ready:
         conditions = set_condition(conditions, SKS_READY, TRUE, now)
     else:
-        conditions = set_condition(conditions, SKS_READY, UNKNOWN, now, "NotReady",
-                                   inputs.sks_message)
+        conditions = set_condition(
+            conditions, SKS_READY, UNKNOWN, now, "NotReady", inputs.sks_message
+        )
     initialized = status_of(conditions, SCALE_TARGET_INITIALIZED) == TRUE
-    min_ready = max(inputs.min_scale, 1) if initialized else max(inputs.min_scale,
-                                                                 inputs.initial_scale)
+    min_ready = (
+        max(inputs.min_scale, 1) if initialized else max(inputs.min_scale, inputs.initial_scale)
+    )
     if not initialized:
         if inputs.ready >= min_ready and inputs.service_name:
             conditions = set_condition(conditions, SCALE_TARGET_INITIALIZED, TRUE, now)
             initialized = True
         else:
-            conditions = set_condition(conditions, SCALE_TARGET_INITIALIZED, UNKNOWN, now,
-                                       "Queued", f"{inputs.ready} of {min_ready} replicas ready")
+            conditions = set_condition(
+                conditions,
+                SCALE_TARGET_INITIALIZED,
+                UNKNOWN,
+                now,
+                "Queued",
+                f"{inputs.ready} of {min_ready} replicas ready",
+            )
     conditions = _active(conditions, inputs, min_ready, now)
     conditions = _annotations(conditions, inputs.problems, now)
     return {
@@ -64,18 +72,31 @@ def _active(conditions: list, inputs: StatusInputs, min_ready: int, now: str) ->
             c.get("type") == ACTIVE for c in conditions
         )
         reason = "TimedOut" if activating else "NoTraffic"
-        return set_condition(conditions, ACTIVE, FALSE, now, reason,
-                             "The target is not receiving traffic.")
+        return set_condition(
+            conditions, ACTIVE, FALSE, now, reason, "The target is not receiving traffic."
+        )
     if inputs.ready < min_ready:
-        return set_condition(conditions, ACTIVE, UNKNOWN, now, "Queued",
-                             "Requests to the target are being buffered as resources are "
-                             "provisioned.")
+        return set_condition(
+            conditions,
+            ACTIVE,
+            UNKNOWN,
+            now,
+            "Queued",
+            "Requests to the target are being buffered as resources are provisioned.",
+        )
     return set_condition(conditions, ACTIVE, TRUE, now)
 
 
 def _annotations(conditions: list, problems: Mapping[str, str], now: str) -> list:
     if problems:
         message = "; ".join(problems[key] for key in sorted(problems))
-        return set_condition(conditions, ANNOTATIONS_VALID, FALSE, now, "InvalidAnnotation",
-                             message, severity="Warning")
+        return set_condition(
+            conditions,
+            ANNOTATIONS_VALID,
+            FALSE,
+            now,
+            "InvalidAnnotation",
+            message,
+            severity="Warning",
+        )
     return set_condition(conditions, ANNOTATIONS_VALID, TRUE, now, severity="Warning")

@@ -41,8 +41,7 @@ class ApiCallFailed(client.ApiException):
         return f"{self.operation} failed: {how}"
 
 
-async def call(operation: str, request: Awaitable[T],
-               timeout_s: float = REQUEST_TIMEOUT_S) -> T:
+async def call(operation: str, request: Awaitable[T], timeout_s: float = REQUEST_TIMEOUT_S) -> T:
     """Await one API call within `timeout_s`; any failure becomes an `ApiCallFailed`."""
     try:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
@@ -59,8 +58,7 @@ async def call(operation: str, request: Awaitable[T],
 
 def rfc3339(seconds: float | None = None) -> str:
     """A Unix time (default: now) as Kubernetes writes times: `2026-11-29T04:00:00Z`."""
-    moment = dt.datetime.fromtimestamp(time.time() if seconds is None else seconds,
-                                       dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(time.time() if seconds is None else seconds, dt.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -68,8 +66,9 @@ async def kubernetes_api(kubeconfig: str | None) -> client.ApiClient:
     """A client from the kubeconfig file, or the pod's service account when None."""
     configuration = client.Configuration()
     if kubeconfig:
-        await kube_config.load_kube_config(config_file=os.path.expanduser(kubeconfig),
-                                           client_configuration=configuration)
+        await kube_config.load_kube_config(
+            config_file=os.path.expanduser(kubeconfig), client_configuration=configuration
+        )
     else:
         kube_config.load_incluster_config(client_configuration=configuration)
     return client.ApiClient(configuration)

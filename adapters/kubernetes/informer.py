@@ -93,8 +93,12 @@ class Informer(Generic[V]):
         the resume point is gone (the caller relists on any error)."""
         watcher = watch.Watch()
         while True:
-            stream = watcher.stream(self.list_call, resource_version=version,
-                                    timeout_seconds=self.watch_timeout_s, **self.list_kwargs)
+            stream = watcher.stream(
+                self.list_call,
+                resource_version=version,
+                timeout_seconds=self.watch_timeout_s,
+                **self.list_kwargs,
+            )
             async with stream as events:
                 async for event in events:
                     kind, obj = event["type"], event["object"]

@@ -30,8 +30,19 @@ from kubernetes_asyncio import client
 from adapters.kubernetes.api import ApiCallFailed, call
 from autoscaler.ports import ServiceKey
 from autoscaler.sharding import (
-    ACQUIRE, RELEASE, LeaseRecord, Observed, Timing, acquired_record, bucket_lease_name,
-    bucket_of, decide, holds, member_lease_name, observe, released_record,
+    ACQUIRE,
+    RELEASE,
+    LeaseRecord,
+    Observed,
+    Timing,
+    acquired_record,
+    bucket_lease_name,
+    bucket_of,
+    decide,
+    holds,
+    member_lease_name,
+    observe,
+    released_record,
 )
 
 log = logging.getLogger(__name__)
@@ -41,8 +52,11 @@ reads them all."""
 ROLE_LABEL = "leadtime.dev/lease-role"
 
 RULES: list[dict] = [
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["list", "create", "update", "delete"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["list", "create", "update", "delete"],
+    },
 ]
 """Exactly what the elector uses, in its own namespace only (the chart makes a Role of it, not
 a ClusterRole): list (one call per round), create (a missing Lease), update (renew, acquire,
@@ -157,9 +171,11 @@ class LeaseElector:
             if CONFLICT not in outcomes:
                 break
         try:
-            await call(f"delete Lease {self.member_name}",
-                       self.coordination.delete_namespaced_lease(self.member_name, self.namespace),
-                       self.call_timeout_s)
+            await call(
+                f"delete Lease {self.member_name}",
+                self.coordination.delete_namespaced_lease(self.member_name, self.namespace),
+                self.call_timeout_s,
+            )
         except ApiCallFailed as error:
             if error.status != 404:
                 log.warning("leader election: member lease not deleted: %s", error)
@@ -168,9 +184,12 @@ class LeaseElector:
     async def _list(self) -> Any:
         """Every Lease of the set, in one call."""
         return await call(
-            "list Leases", self.coordination.list_namespaced_lease(
-                self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"),
-            self.call_timeout_s)
+            "list Leases",
+            self.coordination.list_namespaced_lease(
+                self.namespace, label_selector=f"{SET_LABEL}={self.prefix}"
+            ),
+            self.call_timeout_s,
+        )
 
     async def _reread(self) -> None:
         """The current records (on failure, the last ones seen stand)."""
@@ -195,21 +214,30 @@ class LeaseElector:
         try:
             listed = await self._list()
         except ApiCallFailed as error:
-            log.warning("leader election: %s (acting on buckets %s until the renew deadline)",
-                        error, sorted(self.held()))
+            log.warning(
+                "leader election: %s (acting on buckets %s until the renew deadline)",
+                error,
+                sorted(self.held()),
+            )
             self._notify()
             return
         now = self.clock()
         self._read(listed.items, now)
-        decisions = decide(self.identity, self.buckets,
-                           {b: self.observed.get(b) for b in range(self.buckets)},
-                           self.members.values(), now)
+        decisions = decide(
+            self.identity,
+            self.buckets,
+            {b: self.observed.get(b) for b in range(self.buckets)},
+            self.members.values(),
+            now,
+        )
         for bucket, action in decisions.items():
             if action == RELEASE:  # stop acting before anyone can take it
                 self.renewed_at.pop(bucket, None)
         self._notify()
-        writes = [self._release(b) if a == RELEASE else self._take(b, a)
-                  for b, a in sorted(decisions.items())]
+        writes = [
+            self._release(b) if a == RELEASE else self._take(b, a)
+            for b, a in sorted(decisions.items())
+        ]
         await asyncio.gather(self._renew_member(), *writes)
         self._notify()
 
@@ -226,8 +254,12 @@ class LeaseElector:
                 seen_buckets.add(bucket)
                 self.observed[bucket] = observe(self.observed.get(bucket), record, now)
                 if record.holder != self.identity and self.renewed_at.pop(bucket, None):
-                    log.warning("leader election: %s lost bucket %d to %r", self.identity,
-                                bucket, record.holder)
+                    log.warning(
+                        "leader election: %s lost bucket %d to %r",
+                        self.identity,
+                        bucket,
+                        record.holder,
+                    )
             elif name == self.member_name:
                 self._member_version = record.resource_version
             elif (lease["metadata"].get("labels") or {}).get(ROLE_LABEL) == "member":
@@ -243,12 +275,17 @@ class LeaseElector:
         """Renew or acquire (creating the Lease when it does not exist)."""
         current = self.observed.get(bucket)
         sent = self.clock()  # before the request: holds() is measured from here
-        record = acquired_record(current.record if current else None, self.identity,
-                                 math.ceil(self.timing.lease_duration_s), micro_time(self.wall()))
+        record = acquired_record(
+            current.record if current else None,
+            self.identity,
+            math.ceil(self.timing.lease_duration_s),
+            micro_time(self.wall()),
+        )
         name = self.names[bucket]
         try:
-            answer = await self._write(name, self._body(name, record, "bucket"),
-                                       exists=current is not None)
+            answer = await self._write(
+                name, self._body(name, record, "bucket"), exists=current is not None
+            )
         except ApiCallFailed as error:
             if error.status == 409:  # someone else wrote first: re-observe next round
                 self.renewed_at.pop(bucket, None)
@@ -256,8 +293,9 @@ class LeaseElector:
             else:
                 log.warning("leader election: %s of bucket %d failed: %s", action, bucket, error)
             return
-        written = record_of(self.api.sanitize_for_serialization(answer),
-                            self.timing.lease_duration_s)
+        written = record_of(
+            self.api.sanitize_for_serialization(answer), self.timing.lease_duration_s
+        )
         self.observed[bucket] = Observed(written, self.clock())
         if action == ACQUIRE:
             log.info("leader election: %s acquired bucket %d (%s)", self.identity, bucket, name)
@@ -280,13 +318,16 @@ class LeaseElector:
             return CONFLICT if error.status == 409 else False
 
     async def _renew_member(self) -> None:
-        record = acquired_record(None, self.identity, math.ceil(self.timing.lease_duration_s),
-                                 micro_time(self.wall()))
-        body = self._body(self.member_name, replace(record, resource_version=self._member_version),
-                          "member")
+        record = acquired_record(
+            None, self.identity, math.ceil(self.timing.lease_duration_s), micro_time(self.wall())
+        )
+        body = self._body(
+            self.member_name, replace(record, resource_version=self._member_version), "member"
+        )
         try:
-            answer = await self._write(self.member_name, body,
-                                       exists=self._member_version is not None)
+            answer = await self._write(
+                self.member_name, body, exists=self._member_version is not None
+            )
             self._member_version = answer.metadata.resource_version
         except ApiCallFailed as error:
             if error.status != 409:  # 409: changed or created meanwhile; the next list rereads
@@ -295,25 +336,40 @@ class LeaseElector:
     async def _write(self, name: str, body: dict[str, Any], *, exists: bool) -> Any:
         """Replace the Lease (conditional on the body's resourceVersion) or create it."""
         if exists:
-            return await call(f"update Lease {name}", self.coordination.replace_namespaced_lease(
-                name, self.namespace, body), self.call_timeout_s)
-        return await call(f"create Lease {name}", self.coordination.create_namespaced_lease(
-            self.namespace, body), self.call_timeout_s)
+            return await call(
+                f"update Lease {name}",
+                self.coordination.replace_namespaced_lease(name, self.namespace, body),
+                self.call_timeout_s,
+            )
+        return await call(
+            f"create Lease {name}",
+            self.coordination.create_namespaced_lease(self.namespace, body),
+            self.call_timeout_s,
+        )
 
     def _body(self, name: str, record: LeaseRecord, role: str) -> dict[str, Any]:
-        metadata: dict[str, Any] = {"name": name, "namespace": self.namespace,
-                                    "labels": {SET_LABEL: self.prefix, ROLE_LABEL: role}}
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {SET_LABEL: self.prefix, ROLE_LABEL: role},
+        }
         if record.resource_version:
             metadata["resourceVersion"] = record.resource_version
-        spec: dict[str, Any] = {"holderIdentity": record.holder,
-                                "leaseDurationSeconds": int(record.lease_duration_s),
-                                "leaseTransitions": record.transitions}
+        spec: dict[str, Any] = {
+            "holderIdentity": record.holder,
+            "leaseDurationSeconds": int(record.lease_duration_s),
+            "leaseTransitions": record.transitions,
+        }
         if record.acquire_time:
             spec["acquireTime"] = _micro(record.acquire_time)
         if record.renew_time:
             spec["renewTime"] = _micro(record.renew_time)
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
-                "spec": spec}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": spec,
+        }
 
     def _notify(self) -> None:
         now = self.held()
@@ -322,8 +378,9 @@ class LeaseElector:
         if not (acquired or lost):
             return
         if lost:
-            log.warning("leader election: %s no longer acts on buckets %s", self.identity,
-                        sorted(lost))
+            log.warning(
+                "leader election: %s no longer acts on buckets %s", self.identity, sorted(lost)
+            )
         for listener in self._listeners:
             try:
                 listener(acquired, lost)

@@ -62,10 +62,12 @@ class Balancer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self._integrate()
-        lines = [f"lb_requests_total{{{LABELS}}} {self.arrived}",
-                 f"lb_in_flight{{{LABELS}}} {self.in_flight}",
-                 f"lb_in_flight_seconds_total{{{LABELS}}} {self._area:.6f}",
-                 f"lb_queued{{{LABELS}}} {len(self.waiting)}"]
+        lines = [
+            f"lb_requests_total{{{LABELS}}} {self.arrived}",
+            f"lb_in_flight{{{LABELS}}} {self.in_flight}",
+            f"lb_in_flight_seconds_total{{{LABELS}}} {self._area:.6f}",
+            f"lb_queued{{{LABELS}}} {len(self.waiting)}",
+        ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     def _free(self) -> Replica | None:
@@ -104,12 +106,16 @@ class Balancer:
             self.in_service -= 1
             replica.in_flight -= 1
 
-    async def _proxy(self, request: web.Request, replica: Replica, body: bytes) -> web.StreamResponse:
+    async def _proxy(
+        self, request: web.Request, replica: Replica, body: bytes
+    ) -> web.StreamResponse:
         assert self._session is not None
-        async with self._session.post(replica.url + "/v1/completions", data=body,
-                                      headers={"Content-Type": "application/json"}) as upstream:
-            response = web.StreamResponse(status=upstream.status,
-                                          headers={"Content-Type": upstream.content_type})
+        async with self._session.post(
+            replica.url + "/v1/completions", data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
+            response = web.StreamResponse(
+                status=upstream.status, headers={"Content-Type": upstream.content_type}
+            )
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)

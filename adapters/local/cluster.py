@@ -28,11 +28,14 @@ class LocalCluster:
             self.scale_events += decisions[SERVICE] != len(self.replicas.replicas)
             await self.replicas.scale(decisions[SERVICE])
             self.prometheus.set_file_targets(
-                [f"127.0.0.1:{replica.port}" for replica in self.replicas.replicas])
+                [f"127.0.0.1:{replica.port}" for replica in self.replicas.replicas]
+            )
         return failures
 
     async def status(self, keys: list[ServiceKey]) -> Mapping[ServiceKey, ReplicaStatus]:
         every, ready = len(self.replicas.replicas), len(self.replicas.ready)
         recent = self.replicas.cold_starts[-5:]
         cold = float(statistics.median(recent)) if recent else None
-        return {SERVICE: ReplicaStatus(ready, every - ready, every, cold)} if SERVICE in keys else {}
+        return (
+            {SERVICE: ReplicaStatus(ready, every - ready, every, cold)} if SERVICE in keys else {}
+        )

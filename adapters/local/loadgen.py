@@ -29,15 +29,32 @@ class Outcomes:
         return (self.status == 200) & np.isfinite(self.latency)
 
 
-async def _one(session: aiohttp.ClientSession, url: str, host: str | None, prompt: int,
-               output: int, index: int, out: Outcomes, speed: float, timeout_s: float) -> None:
-    body = {"model": "default", "prompt": "Write a function that", "prompt_tokens": prompt,
-            "max_tokens": output, "stream": True}
+async def _one(
+    session: aiohttp.ClientSession,
+    url: str,
+    host: str | None,
+    prompt: int,
+    output: int,
+    index: int,
+    out: Outcomes,
+    speed: float,
+    timeout_s: float,
+) -> None:
+    body = {
+        "model": "default",
+        "prompt": "Write a function that",
+        "prompt_tokens": prompt,
+        "max_tokens": output,
+        "stream": True,
+    }
     started = time.perf_counter()
     try:
-        async with session.post(url + "/v1/completions", json=body,
-                                headers={"Host": host} if host else {},
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+        async with session.post(
+            url + "/v1/completions",
+            json=body,
+            headers={"Host": host} if host else {},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as response:
             out.status[index] = response.status
             if response.status != 200:
                 return
@@ -49,14 +66,26 @@ async def _one(session: aiohttp.ClientSession, url: str, host: str | None, promp
         out.status[index] = 0
 
 
-async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.ndarray, *,
-                 speed: float = 1.0, host: str | None = None,
-                 timeout_s: float = 600.0, start_at: float | None = None) -> Outcomes:
+async def replay(
+    url: str,
+    times: np.ndarray,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    speed: float = 1.0,
+    host: str | None = None,
+    timeout_s: float = 600.0,
+    start_at: float | None = None,
+) -> Outcomes:
     """`start_at` (Unix time) is when the workload's second 0 is, so that a caller can tick
     its policy in step with the workload, as the simulator does; by default: now."""
     n = int(times.size)
-    out = Outcomes(np.asarray(times, dtype=float), np.full(n, np.nan), np.full(n, np.nan),
-                   np.zeros(n, dtype=np.int64))
+    out = Outcomes(
+        np.asarray(times, dtype=float),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.zeros(n, dtype=np.int64),
+    )
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         start, tasks = time.monotonic(), []
@@ -66,9 +95,21 @@ async def replay(url: str, times: np.ndarray, prompts: np.ndarray, outputs: np.n
             delay = start + float(times[index]) / speed - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_one(
-                session, url.rstrip("/"), host, int(prompts[index]), int(outputs[index]),
-                index, out, speed, timeout_s)))
+            tasks.append(
+                asyncio.create_task(
+                    _one(
+                        session,
+                        url.rstrip("/"),
+                        host,
+                        int(prompts[index]),
+                        int(outputs[index]),
+                        index,
+                        out,
+                        speed,
+                        timeout_s,
+                    )
+                )
+            )
         await asyncio.gather(*tasks)
     return out
 
@@ -86,9 +127,16 @@ def main() -> None:
     np.savez(target, arrival=out.arrival, ttft=out.ttft, latency=out.latency, status=out.status)
 
 
-async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
-                            outputs: np.ndarray, *, speed: float, folder: str,
-                            start_at: float | None = None) -> Outcomes:
+async def replay_in_process(
+    url: str,
+    times: np.ndarray,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    speed: float,
+    folder: str,
+    start_at: float | None = None,
+) -> Outcomes:
     """`replay`, run by `main` in a separate Python process."""
     import sys
     from pathlib import Path
@@ -96,8 +144,15 @@ async def replay_in_process(url: str, times: np.ndarray, prompts: np.ndarray,
     source, target = Path(folder) / "requests.npz", Path(folder) / "outcomes.npz"
     np.savez(source, times=times, prompts=prompts, outputs=outputs)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "adapters.local.loadgen", url, str(source), str(target), str(speed),
-        *([] if start_at is None else [repr(start_at)]))
+        sys.executable,
+        "-m",
+        "adapters.local.loadgen",
+        url,
+        str(source),
+        str(target),
+        str(speed),
+        *([] if start_at is None else [repr(start_at)]),
+    )
     try:
         if await process.wait() != 0:
             raise RuntimeError(f"load generator exited with {process.returncode}")

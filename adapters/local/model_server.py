@@ -24,10 +24,16 @@ DEFAULTS = SimConfig()
 
 
 class ModelServer:
-    def __init__(self, *, slots: int = DEFAULTS.max_concurrency, cold_start_s: float = 60.0,
-                 prefill_s_per_token: float = DEFAULTS.prefill_s_per_token,
-                 decode_s_per_token: float = DEFAULTS.decode_s_per_token,
-                 time_scale: float = 1.0, ready_at: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        slots: int = DEFAULTS.max_concurrency,
+        cold_start_s: float = 60.0,
+        prefill_s_per_token: float = DEFAULTS.prefill_s_per_token,
+        decode_s_per_token: float = DEFAULTS.decode_s_per_token,
+        time_scale: float = 1.0,
+        ready_at: float | None = None,
+    ) -> None:
         self.slots = slots
         self.semaphore = asyncio.Semaphore(slots)
         self.cold_start_s = cold_start_s / time_scale
@@ -64,19 +70,23 @@ class ModelServer:
             f"vllm:generation_tokens_total {self.generation_tokens}",
             f"vllm:request_success_total {self.successes}",
         ]
-        return web.Response(text="\n".join(lines) + "\n",
-                            content_type="text/plain", charset="utf-8")
+        return web.Response(
+            text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8"
+        )
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         if not self.ready:
             return web.json_response({"error": "model loading"}, status=503)
         try:
             body = await request.json()
-            prompt = max(1, int(body.get("prompt_tokens") or len(str(body.get("prompt", "")).split())))
+            prompt = max(
+                1, int(body.get("prompt_tokens") or len(str(body.get("prompt", "")).split()))
+            )
             output = max(1, int(body.get("max_tokens", 16)))
         except (ValueError, TypeError, json.JSONDecodeError):
-            return web.json_response({"error": "expected JSON with prompt and max_tokens"},
-                                     status=400)
+            return web.json_response(
+                {"error": "expected JSON with prompt and max_tokens"}, status=400
+            )
         self.waiting += 1
         async with self.semaphore:
             self.waiting -= 1
@@ -110,11 +120,18 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=DEFAULTS.max_concurrency)
     parser.add_argument("--cold-start", type=float, default=60.0, help="seconds to load")
     parser.add_argument("--time-scale", type=float, default=1.0)
-    parser.add_argument("--ready-at", type=float, help="Unix time the model is loaded "
-                        "(instead of --cold-start from now)")
+    parser.add_argument(
+        "--ready-at",
+        type=float,
+        help="Unix time the model is loaded (instead of --cold-start from now)",
+    )
     args = parser.parse_args()
-    server = ModelServer(slots=args.slots, cold_start_s=args.cold_start,
-                         time_scale=args.time_scale, ready_at=args.ready_at)
+    server = ModelServer(
+        slots=args.slots,
+        cold_start_s=args.cold_start,
+        time_scale=args.time_scale,
+        ready_at=args.ready_at,
+    )
     web.run_app(server.app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 

@@ -24,7 +24,8 @@ class PrometheusProcess:
         binary = shutil.which("prometheus")
         if binary is None:
             raise PrometheusNotAvailable(
-                "prometheus not found: apt-get install prometheus (Debian's package)")
+                "prometheus not found: apt-get install prometheus (Debian's package)"
+            )
         self.binary = binary
         self.folder = Path(tempfile.mkdtemp(prefix="leadtime-prometheus-"))
         self.targets_file = self.folder / "replicas.json"
@@ -37,7 +38,8 @@ class PrometheusProcess:
             f"    static_configs:\n      - targets: {json.dumps(static_targets)}\n"
             "  - job_name: replicas\n"
             f"    file_sd_configs:\n      - files: ['{self.targets_file}']\n"
-            "        refresh_interval: 1s\n")
+            "        refresh_interval: 1s\n"
+        )
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -53,10 +55,16 @@ class PrometheusProcess:
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.config}",
-             f"--storage.tsdb.path={self.folder / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:

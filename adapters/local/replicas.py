@@ -39,8 +39,15 @@ class ReplicaManager:
     """Cold starts are drawn as the simulator draws them (log-normal around `cold_start_s`,
     spread `sigma`, its seed) and count from the process launch."""
 
-    def __init__(self, *, cold_start_s: float, time_scale: float = 1.0, slots: int = 8,
-                 sigma: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        cold_start_s: float,
+        time_scale: float = 1.0,
+        slots: int = 8,
+        sigma: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.cold_start_s = cold_start_s
         self.sigma = sigma
         self.rng = np.random.default_rng([seed, 0xC01D])
@@ -85,16 +92,28 @@ class ReplicaManager:
         while len(self.replicas) < wanted:
             port, launched = free_port(), time.monotonic()
             process = subprocess.Popen(
-                [sys.executable, "-m", "adapters.local.model_server", "--port", str(port),
-                 "--ready-at", str(time.time() + self._draw_cold_start() / self.time_scale),
-                 "--slots", str(self.slots), "--time-scale", str(self.time_scale)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-m",
+                    "adapters.local.model_server",
+                    "--port",
+                    str(port),
+                    "--ready-at",
+                    str(time.time() + self._draw_cold_start() / self.time_scale),
+                    "--slots",
+                    str(self.slots),
+                    "--time-scale",
+                    str(self.time_scale),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             # The clock starts before the launch, as `--ready-at` does, so a cold start is
             # never measured shorter than drawn.
             self.replicas.append(Replica(port, process, started=launched))
         while len(self.replicas) > wanted:
             # The newest first: it is the least likely to be serving (and may still be loading).
-            victim = min(reversed(self.replicas), key=lambda r: (r.in_flight > 0 and not force))
+            victim = min(reversed(self.replicas), key=lambda r: r.in_flight > 0 and not force)
             self.replicas.remove(victim)
             task = asyncio.get_running_loop().create_task(self._drain(victim, force))
             self._draining.add(task)

@@ -523,8 +523,9 @@ def _grid(
     if not length < MAX_INTERVALS:
         row = int(np.argmax(seconds))
         raise table.fail(
-            row, f"the times span {length:.3g} intervals of {interval:g} s; at most "
-            f"{MAX_INTERVALS:,} are supported"
+            row,
+            f"the times span {length:.3g} intervals of {interval:g} s; at most "
+            f"{MAX_INTERVALS:,} are supported",
         )
     if not math.isfinite((length + 1) * interval):
         row = int(np.argmax(seconds))

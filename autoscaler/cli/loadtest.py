@@ -73,8 +73,11 @@ def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--offset", default="0s")
     parser.add_argument("--duration", default="5m")
     parser.add_argument("--speed", type=float, default=1.0, help="trace seconds per second")
-    parser.add_argument("--policy", default="leadtime",
-                        help="leadtime, kpa, hpa, or static:N (to compare serving alone)")
+    parser.add_argument(
+        "--policy",
+        default="leadtime",
+        help="leadtime, kpa, hpa, or static:N (to compare serving alone)",
+    )
     parser.add_argument("--cold-start", default="60s")
     parser.add_argument("--slo-ttft", default="2s")
     parser.add_argument("--seed", type=int, default=0)
@@ -90,12 +93,18 @@ def run_loadtest(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_stoppable(loadtest(args)))
     except asyncio.CancelledError:
-        print("leadtime loadtest: stopped by SIGTERM; every process it started is stopped",
-              file=sys.stderr)
+        print(
+            "leadtime loadtest: stopped by SIGTERM; every process it started is stopped",
+            file=sys.stderr,
+        )
         return 128 + signal.SIGTERM
     if args.json:
-        print(json.dumps({"trace": result["trace"], "policy": result["policy"],
-                          **result["summary"]}, indent=2))
+        print(
+            json.dumps(
+                {"trace": result["trace"], "policy": result["policy"], **result["summary"]},
+                indent=2,
+            )
+        )
     else:
         print(render_results([_AsResult(result)]))
     return 0
@@ -118,15 +127,27 @@ class _AsResult:
 
 
 async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
-    workload = load_workload(trace=args.trace, workload=None if args.trace else args.workload,
-                             seed=args.seed, offset=parse_duration(args.offset),
-                             duration=parse_duration(args.duration))
+    workload = load_workload(
+        trace=args.trace,
+        workload=None if args.trace else args.workload,
+        seed=args.seed,
+        offset=parse_duration(args.offset),
+        duration=parse_duration(args.duration),
+    )
     cold = parse_duration(args.cold_start, field="--cold-start")
-    sim = SimConfig(cold_start_s=cold, seed=args.seed,
-                    slo_ttft_s=parse_duration(args.slo_ttft, field="--slo-ttft"))
+    sim = SimConfig(
+        cold_start_s=cold,
+        seed=args.seed,
+        slo_ttft_s=parse_duration(args.slo_ttft, field="--slo-ttft"),
+    )
     requests = build_requests(workload, sim)
-    replicas = ReplicaManager(cold_start_s=cold, time_scale=args.speed, slots=sim.max_concurrency,
-                              sigma=sim.cold_start_sigma, seed=args.seed)
+    replicas = ReplicaManager(
+        cold_start_s=cold,
+        time_scale=args.speed,
+        slots=sim.max_concurrency,
+        sigma=sim.cold_start_sigma,
+        seed=args.seed,
+    )
     await replicas.start()
     balancer, port = Balancer(replicas), free_port()
     runner = web.AppRunner(balancer.app(), access_log=None)
@@ -147,9 +168,17 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
         start_at = time.time() + LAUNCH_S
         driver = asyncio.create_task(_drive(args.policy, source, cluster, sim, stop, start_at))
         with tempfile.TemporaryDirectory(prefix="leadtime-loadtest-") as folder:
-            replay = asyncio.create_task(replay_in_process(
-                f"http://127.0.0.1:{port}", requests.arrival, requests.prompt_tokens,
-                requests.output_tokens, speed=args.speed, folder=folder, start_at=start_at))
+            replay = asyncio.create_task(
+                replay_in_process(
+                    f"http://127.0.0.1:{port}",
+                    requests.arrival,
+                    requests.prompt_tokens,
+                    requests.output_tokens,
+                    speed=args.speed,
+                    folder=folder,
+                    start_at=start_at,
+                )
+            )
             await asyncio.sleep(start_at - time.time())
             replicas.account()
             replicas.replica_seconds = 0.0
@@ -180,8 +209,14 @@ async def _warm(cluster: LocalCluster, replicas: int) -> None:
     cluster.scale_events = 0
 
 
-async def _drive(policy: str, source: PrometheusSource, cluster: LocalCluster, sim: SimConfig,
-                 stop: asyncio.Event, start_at: float) -> None:
+async def _drive(
+    policy: str,
+    source: PrometheusSource,
+    cluster: LocalCluster,
+    sim: SimConfig,
+    stop: asyncio.Event,
+    start_at: float,
+) -> None:
     # First tick at the workload's second 0; the warm replicas hold until then.
     await asyncio.sleep(max(0.0, start_at - time.time()))
     if policy == "leadtime":
@@ -207,19 +242,36 @@ class _SinceSecondZero:
         return await self.source.history(key, start, end) if start < end else np.zeros(0)
 
 
-async def _drive_loop(source: _SinceSecondZero, cluster: LocalCluster, sim: SimConfig,
-                      stop: asyncio.Event) -> None:
+async def _drive_loop(
+    source: _SinceSecondZero, cluster: LocalCluster, sim: SimConfig, stop: asyncio.Event
+) -> None:
     """Leadtime as the service runs it: the control loop and its forecasting workers."""
-    config = config_from_mapping({
-        "tick": f"{TICK_S}s", "forecasting": {"workers": 1},
-        "policy": {"container_concurrency": sim.max_concurrency,
-                   "cold_start_prior": f"{sim.cold_start_s}s"}})
+    config = config_from_mapping(
+        {
+            "tick": f"{TICK_S}s",
+            "forecasting": {"workers": 1},
+            "policy": {
+                "container_concurrency": sim.max_concurrency,
+                "cold_start_prior": f"{sim.cold_start_s}s",
+            },
+        }
+    )
     aio = asyncio.get_running_loop()
     box: list[ControlLoop] = []
-    pool = ForecastPool(shell_settings(config), config.forecasting.workers,
-                        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result))
-    loop = ControlLoop(config, source=source, actuator=cluster, catalog=cluster,
-                       clock=WallClock(), forecasts=pool, warmup_s=0.0)
+    pool = ForecastPool(
+        shell_settings(config),
+        config.forecasting.workers,
+        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result),
+    )
+    loop = ControlLoop(
+        config,
+        source=source,
+        actuator=cluster,
+        catalog=cluster,
+        clock=WallClock(),
+        forecasts=pool,
+        warmup_s=0.0,
+    )
     box.append(loop)
     running = asyncio.create_task(loop.run())
     await stop.wait()
@@ -228,8 +280,9 @@ async def _drive_loop(source: _SinceSecondZero, cluster: LocalCluster, sim: SimC
     pool.close()
 
 
-async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalCluster,
-                        sim: SimConfig, stop: asyncio.Event) -> None:
+async def _drive_policy(
+    name: str, source: PrometheusSource, cluster: LocalCluster, sim: SimConfig, stop: asyncio.Event
+) -> None:
     """A baseline policy decides on its own tick (the KPA's 2 s, the HPA's 15 s sync period)
     over the per-second series the simulator would give it. The source is read every
     `TICK_S` whatever the policy's tick: it repeats each sample over the seconds since the
@@ -259,23 +312,41 @@ async def _drive_policy(name: str, source: PrometheusSource, cluster: LocalClust
             pass
 
 
-async def _decide(policy, state, series: list[np.ndarray], poke: bool, cluster: LocalCluster,
-                  now: float):
+async def _decide(
+    policy, state, series: list[np.ndarray], poke: bool, cluster: LocalCluster, now: float
+):
     """One decision of a baseline policy, applied; returns its next state."""
     status = (await cluster.status([SERVICE]))[SERVICE]
     if state is None:
         state = policy.initial_state(now, status.ready)
-    decision, state = policy.decide(Observation(
-        now=now, concurrency=series[0], arrivals=series[1], queue=series[2],
-        ready=status.ready, pending=status.pending, desired=status.desired,
-        poke=poke, cold_start_s=status.cold_start_s), state)
+    decision, state = policy.decide(
+        Observation(
+            now=now,
+            concurrency=series[0],
+            arrivals=series[1],
+            queue=series[2],
+            ready=status.ready,
+            pending=status.pending,
+            desired=status.desired,
+            poke=poke,
+            cold_start_s=status.cold_start_s,
+        ),
+        state,
+    )
     if decision.desired != status.desired:
         await cluster.apply({SERVICE: decision.desired})
     return state
 
 
-def _summary(outcomes: Outcomes, requests, sim: SimConfig, replicas: ReplicaManager,
-             cluster: LocalCluster, wall_s: float, speed: float) -> dict[str, Any]:
+def _summary(
+    outcomes: Outcomes,
+    requests,
+    sim: SimConfig,
+    replicas: ReplicaManager,
+    cluster: LocalCluster,
+    wall_s: float,
+    speed: float,
+) -> dict[str, Any]:
     """The keys of `leadtime simulate --json`, measured; None where a process cannot tell."""
     served = outcomes.served
     met_slo = served & (outcomes.ttft <= sim.slo_ttft_s)
@@ -297,9 +368,15 @@ def _summary(outcomes: Outcomes, requests, sim: SimConfig, replicas: ReplicaMana
         "dropped_requests": int((~served).sum()),
         "gpu_seconds": gpu_seconds,
         "oracle_gpu_seconds": lower_bound_gpu_seconds(
-            requests.arrival, requests.prefill, requests.service, met_slo,
-            slo_ttft_s=sim.slo_ttft_s, slots=sim.max_concurrency,
-            shortest_cold_start=sim.cold_start_bounds[0], gpus_per_replica=sim.gpus_per_replica),
+            requests.arrival,
+            requests.prefill,
+            requests.service,
+            met_slo,
+            slo_ttft_s=sim.slo_ttft_s,
+            slots=sim.max_concurrency,
+            shortest_cold_start=sim.cold_start_bounds[0],
+            gpus_per_replica=sim.gpus_per_replica,
+        ),
         "mean_ready_replicas": None,
         "scale_events": cluster.scale_events,
         "replicas_started": len(replicas.cold_starts),

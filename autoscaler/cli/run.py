@@ -67,8 +67,10 @@ def run_service(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         return asyncio.run(serve_live(config))
     if config.knative.enabled or config.hpa.enabled:
-        raise InputError("config prometheus.url: the cluster adapters read demand from "
-                         "Prometheus; set prometheus.url")
+        raise InputError(
+            "config prometheus.url: the cluster adapters read demand from "
+            "Prometheus; set prometheus.url"
+        )
     duration = parse_duration(args.duration, field="--duration") if args.duration else None
     if duration is not None and duration <= 0:
         raise InputError("--duration: must be longer than 0s")

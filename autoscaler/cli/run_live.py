@@ -66,17 +66,24 @@ def query_setter(source: PrometheusSource):
     return set_queries
 
 
-def knative_adapter(config: Config, api: client.ApiClient, source: PrometheusSource,
-                    elector: LeaseElector | None = None) -> KnativeAdapter:
+def knative_adapter(
+    config: Config,
+    api: client.ApiClient,
+    source: PrometheusSource,
+    elector: LeaseElector | None = None,
+) -> KnativeAdapter:
     knative = config.knative
     return KnativeAdapter(
-        api, config.policy, class_name=knative.class_name,
+        api,
+        config.policy,
+        class_name=knative.class_name,
         settings=ReconcileSettings(
             grace_s=knative.scale_to_zero_grace_period_s,
             probe_url_template=knative.activator_probe_url,
             probe_timeout_s=knative.probe_timeout_s,
         ),
-        resync_s=knative.resync_s, on_queries=query_setter(source),
+        resync_s=knative.resync_s,
+        on_queries=query_setter(source),
         owns=elector.owns if elector is not None else None,
     )
 
@@ -89,22 +96,39 @@ async def serve_live(config: Config) -> int:
     adapter = CompositeAdapter(members, lambda k: config.policy_for(k.namespace, k.name))
     aio = asyncio.get_running_loop()
     box: list[ControlLoop] = []
-    pool = ForecastPool(shell_settings(config), config.forecasting.workers,
-                        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result))
-    loop = ControlLoop(config, source=source, actuator=adapter, catalog=adapter,
-                       clock=WallClock(), forecasts=pool, policy_settings=adapter.policy_for,
-                       catalog_every_s=CATALOG_EVERY_S)
+    pool = ForecastPool(
+        shell_settings(config),
+        config.forecasting.workers,
+        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result),
+    )
+    loop = ControlLoop(
+        config,
+        source=source,
+        actuator=adapter,
+        catalog=adapter,
+        clock=WallClock(),
+        forecasts=pool,
+        policy_settings=adapter.policy_for,
+        catalog_every_s=CATALOG_EVERY_S,
+    )
     box.append(loop)
     for signum in (signal.SIGINT, signal.SIGTERM):
         aio.add_signal_handler(signum, loop.stop)
     runners = [await _listen(make_app(loop, config), config.http.host, config.http.port)]
     if config.hpa.metrics_api_port:
-        runners.append(await _listen(metrics_app(loop_provider(loop)),
-                                     config.hpa.metrics_api_host, config.hpa.metrics_api_port,
-                                     metrics_api_tls(config.hpa)))
-    print(f"leadtime: serving http://{config.http.host}:{config.http.port}/ — "
-          f"{_actuators(config)}; metrics from {config.prometheus.url}, mode {config.mode}",
-          flush=True)
+        runners.append(
+            await _listen(
+                metrics_app(loop_provider(loop)),
+                config.hpa.metrics_api_host,
+                config.hpa.metrics_api_port,
+                metrics_api_tls(config.hpa),
+            )
+        )
+    print(
+        f"leadtime: serving http://{config.http.host}:{config.http.port}/ — "
+        f"{_actuators(config)}; metrics from {config.prometheus.url}, mode {config.mode}",
+        flush=True,
+    )
     try:
         await loop.run()
     finally:
@@ -132,19 +156,29 @@ async def _elector(config: Config) -> tuple[LeaseElector | None, client.ApiClien
     kubeconfig = config.knative.kubeconfig if config.knative.enabled else config.hpa.kubeconfig
     api = await kubernetes_api(kubeconfig)
     elector = LeaseElector(
-        api, namespace=election.resolved_namespace(os.environ),
-        identity=election.resolved_identity(os.environ), buckets=election.buckets,
+        api,
+        namespace=election.resolved_namespace(os.environ),
+        identity=election.resolved_identity(os.environ),
+        buckets=election.buckets,
         prefix=election.name_prefix,
-        timing=Timing(election.lease_duration_s, election.renew_deadline_s,
-                      election.retry_period_s))
+        timing=Timing(
+            election.lease_duration_s, election.renew_deadline_s, election.retry_period_s
+        ),
+    )
     await elector.start()
-    log.info("leader election: %s in namespace %s, %d bucket(s), holding %s", elector.identity,
-             elector.namespace, elector.buckets, sorted(elector.held()))
+    log.info(
+        "leader election: %s in namespace %s, %d bucket(s), holding %s",
+        elector.identity,
+        elector.namespace,
+        elector.buckets,
+        sorted(elector.held()),
+    )
     return elector, api
 
 
-async def _adapters(config: Config, source: PrometheusSource,
-                    elector: LeaseElector | None = None) -> tuple[list, list]:
+async def _adapters(
+    config: Config, source: PrometheusSource, elector: LeaseElector | None = None
+) -> tuple[list, list]:
     """The enabled adapters, started (Knative first: a revision is Knative's when both list it),
     each acting only on the services of the elector's buckets when there is one."""
     apis, members = [], []
@@ -175,8 +209,9 @@ def metrics_api_tls(hpa: HpaConfig) -> ssl.SSLContext:
     return context
 
 
-async def _listen(app: web.Application, host: str, port: int,
-                  tls: ssl.SSLContext | None = None) -> web.AppRunner:
+async def _listen(
+    app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=tls).start()

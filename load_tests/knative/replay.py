@@ -34,8 +34,7 @@ from adapters.kubernetes.api import kubernetes_api  # noqa: E402
 from autoscaler.durations import parse_duration  # noqa: E402
 
 
-async def watch_replicas(args: argparse.Namespace, total: list[float],
-                         stop: asyncio.Event) -> None:
+async def watch_replicas(args: argparse.Namespace, total: list[float], stop: asyncio.Event) -> None:
     if not args.revision:
         return
     from kubernetes_asyncio import client
@@ -46,7 +45,8 @@ async def watch_replicas(args: argparse.Namespace, total: list[float],
     try:
         while not stop.is_set():
             pa = await custom.get_namespaced_custom_object(
-                PA_GROUP, PA_VERSION, args.namespace, PA_PLURAL, args.revision)
+                PA_GROUP, PA_VERSION, args.namespace, PA_PLURAL, args.revision
+            )
             now = time.monotonic()
             total[0] += (pa.get("status") or {}).get("actualScale", 0) * (now - last)
             last = now
@@ -58,22 +58,32 @@ async def watch_replicas(args: argparse.Namespace, total: list[float],
 async def run(args: argparse.Namespace) -> tuple[Outcomes, float]:
     """Replay the workload while the PA's ready replicas are read; (outcomes, replica-seconds)."""
     workload = load_workload(
-        trace=args.trace, workload=None if args.trace else args.workload, seed=args.seed,
+        trace=args.trace,
+        workload=None if args.trace else args.workload,
+        seed=args.seed,
         offset=parse_duration(args.offset),
-        duration=parse_duration(args.duration) if args.duration else None)
+        duration=parse_duration(args.duration) if args.duration else None,
+    )
     requests = build_requests(workload, SimConfig(seed=args.seed))
     replica_seconds, stop = [0.0], asyncio.Event()
     watcher = asyncio.create_task(watch_replicas(args, replica_seconds, stop))
-    outcomes = await replay(args.url, requests.arrival, requests.prompt_tokens, requests.output_tokens,
-                            speed=args.speed, host=args.host,
-                            timeout_s=parse_duration(args.timeout))
+    outcomes = await replay(
+        args.url,
+        requests.arrival,
+        requests.prompt_tokens,
+        requests.output_tokens,
+        speed=args.speed,
+        host=args.host,
+        timeout_s=parse_duration(args.timeout),
+    )
     stop.set()
     await watcher
     return outcomes, replica_seconds[0]
 
 
-def summary(outcomes: Outcomes, replica_seconds: float, slo_s: float,
-            gpus_per_replica: int) -> dict:
+def summary(
+    outcomes: Outcomes, replica_seconds: float, slo_s: float, gpus_per_replica: int
+) -> dict:
     served = outcomes.served
     ttft = outcomes.ttft[served]
     errors: dict[str, int] = {}
@@ -111,8 +121,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     outcomes, replica_seconds = asyncio.run(run(args))
-    result = summary(outcomes, replica_seconds, parse_duration(args.slo_ttft),
-                     args.gpus_per_replica)
+    result = summary(
+        outcomes, replica_seconds, parse_duration(args.slo_ttft), args.gpus_per_replica
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -20,7 +20,8 @@ def server_tls(plane: ControlPlane, service: str, namespace: str) -> ssl.SSLCont
     it accepts only clients holding a front-proxy certificate (the API server)."""
     assert plane.certificates is not None
     cert, key = make_serving_certificate(
-        plane.certificates, f"{service}-{namespace}",
+        plane.certificates,
+        f"{service}-{namespace}",
         [f"{service}.{namespace}.svc", "localhost", "127.0.0.1"],
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -30,26 +31,43 @@ def server_tls(plane: ControlPlane, service: str, namespace: str) -> ssl.SSLCont
     return context
 
 
-async def register_api_service(api: client.ApiClient, plane: ControlPlane, group: str,
-                               version: str, service: str, namespace: str, port: int) -> str:
+async def register_api_service(
+    api: client.ApiClient,
+    plane: ControlPlane,
+    group: str,
+    version: str,
+    service: str,
+    namespace: str,
+    port: int,
+) -> str:
     """Point `<version>.<group>` at https://localhost:<port> and wait until the aggregator marks
     it Available and proxies to it (the proxy is installed a moment after Available). Returns the APIService's name (cluster-scoped: delete it when done)."""
-    await client.CoreV1Api(api).create_namespaced_service(namespace, {
-        "metadata": {"name": service},
-        "spec": {"type": "ExternalName", "externalName": "localhost",
-                 "ports": [{"name": "https", "port": port, "targetPort": port}]},
-    })
+    await client.CoreV1Api(api).create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": service},
+            "spec": {
+                "type": "ExternalName",
+                "externalName": "localhost",
+                "ports": [{"name": "https", "port": port, "targetPort": port}],
+            },
+        },
+    )
     name = f"{version}.{group}"
     registration = client.ApiregistrationV1Api(api)
-    await registration.create_api_service({
-        "metadata": {"name": name},
-        "spec": {
-            "group": group, "version": version,
-            "service": {"name": service, "namespace": namespace, "port": port},
-            "caBundle": base64.b64encode(plane.ca_file.read_bytes()).decode(),
-            "groupPriorityMinimum": 100, "versionPriority": 100,
-        },
-    })
+    await registration.create_api_service(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "group": group,
+                "version": version,
+                "service": {"name": service, "namespace": namespace, "port": port},
+                "caBundle": base64.b64encode(plane.ca_file.read_bytes()).decode(),
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+            },
+        }
+    )
 
     async def available():
         status = (await registration.read_api_service_status(name)).status
@@ -57,8 +75,12 @@ async def register_api_service(api: client.ApiClient, plane: ControlPlane, group
 
     async def proxied():
         try:
-            await api.call_api(f"/apis/{group}/{version}", "GET", auth_settings=["BearerToken"],
-                               response_types_map={200: "object"})
+            await api.call_api(
+                f"/apis/{group}/{version}",
+                "GET",
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
+            )
         except client.ApiException:
             return False  # 404 until the proxy is installed
         return True

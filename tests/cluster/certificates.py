@@ -22,19 +22,47 @@ def _openssl(*args: str, cwd: Path) -> None:
 def _make_ca(folder: Path, name: str, subject: str) -> None:
     _openssl("genrsa", "-out", f"{name}.key", "2048", cwd=folder)
     _openssl(
-        "req", "-x509", "-new", "-nodes", "-key", f"{name}.key", "-sha256", "-days", "2",
-        "-subj", subject, "-out", f"{name}.crt", cwd=folder,
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-key",
+        f"{name}.key",
+        "-sha256",
+        "-days",
+        "2",
+        "-subj",
+        subject,
+        "-out",
+        f"{name}.crt",
+        cwd=folder,
     )
 
 
 def _sign(folder: Path, ca: str, name: str, subject: str, extensions: str) -> None:
     _openssl("genrsa", "-out", f"{name}.key", "2048", cwd=folder)
-    _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=folder)
+    _openssl(
+        "req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=folder
+    )
     (folder / f"{name}.ext").write_text(extensions)
     _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-sha256",
-        "-extfile", f"{name}.ext", cwd=folder,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.crt",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.crt",
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        f"{name}.ext",
+        cwd=folder,
     )
 
 
@@ -87,13 +115,19 @@ def make_certificates(folder: Path) -> Certificates:
     folder.mkdir(parents=True, exist_ok=True)
     _make_ca(folder, "ca", "/CN=leadtime-test-ca")
     _sign(
-        folder, "ca", "apiserver", "/CN=kube-apiserver",
+        folder,
+        "ca",
+        "apiserver",
+        "/CN=kube-apiserver",
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
     )
     _make_ca(folder, "front-proxy-ca", "/CN=leadtime-test-front-proxy-ca")
     _sign(
-        folder, "front-proxy-ca", FRONT_PROXY_CLIENT, f"/CN={FRONT_PROXY_CLIENT}",
+        folder,
+        "front-proxy-ca",
+        FRONT_PROXY_CLIENT,
+        f"/CN={FRONT_PROXY_CLIENT}",
         "extendedKeyUsage=clientAuth\n",
     )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=folder)
@@ -101,12 +135,17 @@ def make_certificates(folder: Path) -> Certificates:
     return Certificates(folder)
 
 
-def make_serving_certificate(certificates: Certificates, name: str, hosts: list[str]) -> tuple[Path, Path]:
+def make_serving_certificate(
+    certificates: Certificates, name: str, hosts: list[str]
+) -> tuple[Path, Path]:
     """A serving certificate signed by the cluster CA (for servers the API server dials,
     such as an aggregated API). Returns (certificate, key)."""
     alt = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
     _sign(
-        certificates.folder, "ca", name, f"/CN={hosts[0]}",
+        certificates.folder,
+        "ca",
+        name,
+        f"/CN={hosts[0]}",
         f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\n",
     )
     return certificates.folder / f"{name}.crt", certificates.folder / f"{name}.key"

@@ -159,7 +159,9 @@ class ControlPlane:
             except (OSError, urllib.error.URLError):
                 pass
             time.sleep(0.3)
-        raise ControlPlaneError(f"kube-apiserver not ready after {timeout_s} s:\n{server.log_tail()}")
+        raise ControlPlaneError(
+            f"kube-apiserver not ready after {timeout_s} s:\n{server.log_tail()}"
+        )
 
     def check_running(self) -> None:
         for component in self.components.values():
@@ -202,8 +204,11 @@ class ControlPlane:
         component = Component(
             "etcd",
             [
-                etcd, "--name=test", f"--data-dir={self._etcd_dir}",
-                f"--listen-client-urls={self.etcd_url}", f"--advertise-client-urls={self.etcd_url}",
+                etcd,
+                "--name=test",
+                f"--data-dir={self._etcd_dir}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
                 f"--listen-peer-urls=http://127.0.0.1:{peer}",
                 f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
                 f"--initial-cluster=test=http://127.0.0.1:{peer}",
@@ -232,9 +237,12 @@ class ControlPlane:
         return [
             str(self.binaries / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.apiserver_port}", "--insecure-port=0",
-            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            "--insecure-port=0",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca}",
             f"--token-auth-file={self.folder / 'tokens.csv'}",
             "--authorization-mode=RBAC",
@@ -270,8 +278,10 @@ class ControlPlane:
             [
                 str(self.binaries / "kube-controller-manager"),
                 f"--kubeconfig={manager_config}",
-                "--controllers=*", "--leader-elect=false",
-                "--port=0", "--secure-port=0",
+                "--controllers=*",
+                "--leader-elect=false",
+                "--port=0",
+                "--secure-port=0",
                 f"--service-account-private-key-file={pki.service_account_key}",
                 f"--root-ca-file={pki.ca}",
                 "--use-service-account-credentials=false",
@@ -288,7 +298,10 @@ class ControlPlane:
             [
                 str(self.binaries / "kube-scheduler"),
                 f"--kubeconfig={scheduler_config}",
-                "--leader-elect=false", "--port=0", "--secure-port=0", "--v=1",
+                "--leader-elect=false",
+                "--port=0",
+                "--secure-port=0",
+                "--v=1",
             ],
             self.folder / "kube-scheduler.log",
         )

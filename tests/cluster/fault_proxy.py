@@ -40,10 +40,26 @@ from kubernetes_asyncio import client
 from adapters.local.replicas import free_port
 from tests.cluster.control_plane import ControlPlane
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
-              "content-encoding", "accept-encoding", "upgrade", "proxy-connection", "te"}
-REASONS = {404: "NotFound", 409: "Conflict", 429: "TooManyRequests", 500: "InternalError",
-           503: "ServiceUnavailable", 410: "Expired"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "content-encoding",
+    "accept-encoding",
+    "upgrade",
+    "proxy-connection",
+    "te",
+}
+REASONS = {
+    404: "NotFound",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    410: "Expired",
+}
 
 
 def is_watch(query: Mapping[str, str]) -> bool:
@@ -52,8 +68,15 @@ def is_watch(query: Mapping[str, str]) -> bool:
 
 def status_body(code: int, message: str) -> dict:
     """A metav1.Status as the API server answers a failed request."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": REASONS.get(code, "Unknown"), "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": REASONS.get(code, "Unknown"),
+        "code": code,
+    }
 
 
 @dataclass
@@ -116,8 +139,11 @@ class FaultProxy:
     async def start(self) -> None:
         context = ssl.create_default_context(cafile=self.ca_file)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=context), auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None), read_bufsize=2**21)
+            connector=aiohttp.TCPConnector(ssl=context),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+            read_bufsize=2**21,
+        )
         app = web.Application(client_max_size=2**24)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
@@ -142,26 +168,54 @@ class FaultProxy:
     def delay(self, method: str, path: str, seconds: float, times: int = 1, **kwargs) -> Rule:
         return self.add("delay", path, method=method, seconds=seconds, times=times, **kwargs)
 
-    def cut_watch(self, path: str, *, after_events: int | None = None, after_s: float = 0.0,
-                  clean: bool = True, times: int = 1) -> Rule:
-        return self.add("cut", path, method="GET", watch=True, after_events=after_events,
-                        seconds=after_s, clean=clean, times=times)
+    def cut_watch(
+        self,
+        path: str,
+        *,
+        after_events: int | None = None,
+        after_s: float = 0.0,
+        clean: bool = True,
+        times: int = 1,
+    ) -> Rule:
+        return self.add(
+            "cut",
+            path,
+            method="GET",
+            watch=True,
+            after_events=after_events,
+            seconds=after_s,
+            clean=clean,
+            times=times,
+        )
 
     def gone(self, path: str, after_events: int = 0, times: int = 1) -> Rule:
-        return self.add("gone", path, method="GET", watch=True, after_events=after_events,
-                        times=times)
+        return self.add(
+            "gone", path, method="GET", watch=True, after_events=after_events, times=times
+        )
 
     def requests(self, method: str, path: str, watch: bool | None = None) -> list[Seen]:
         """What reached the proxy, for asserting a relist or a retry happened."""
         pattern = re.compile(path)
-        return [s for s in self.seen if s.method == method and pattern.search(s.path)
-                and (watch is None or is_watch(s.query) == watch)]
+        return [
+            s
+            for s in self.seen
+            if s.method == method
+            and pattern.search(s.path)
+            and (watch is None or is_watch(s.query) == watch)
+        ]
 
     # ------------------------------------------------------------------------ serving
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         rule = next((r for r in self.rules if r.matches(request)), None)
-        self.seen.append(Seen(request.method, request.path, dict(request.query), time.monotonic(),
-                              rule.action if rule else None))
+        self.seen.append(
+            Seen(
+                request.method,
+                request.path,
+                dict(request.query),
+                time.monotonic(),
+                rule.action if rule else None,
+            )
+        )
         if rule is None:
             return await self._forward(request)
         rule.hits += 1
@@ -175,13 +229,14 @@ class FaultProxy:
     def _answer(self, request: web.Request, rule: Rule) -> web.Response:
         message = {
             409: f"Operation cannot be fulfilled on {request.path}: the object has been "
-                 "modified; please apply your changes to the latest version and try again",
+            "modified; please apply your changes to the latest version and try again",
             429: "Too many requests, please try again later.",
             503: "the server is currently unable to handle the request",
         }.get(rule.status, f"injected {rule.status} for {request.method} {request.path}")
         headers = {"Retry-After": str(rule.retry_after_s)} if rule.status == 429 else {}
-        return web.json_response(status_body(rule.status, message), status=rule.status,
-                                 headers=headers)
+        return web.json_response(
+            status_body(rule.status, message), status=rule.status, headers=headers
+        )
 
     async def _forward(self, request: web.Request, rule: Rule | None = None) -> web.StreamResponse:
         assert self._session is not None
@@ -192,27 +247,37 @@ class FaultProxy:
         body = await request.read()
         try:
             upstream = await self._session.request(
-                request.method, self.upstream + request.path_qs, headers=headers,
-                data=body or None, allow_redirects=False)
+                request.method,
+                self.upstream + request.path_qs,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+            )
         except aiohttp.ClientError as error:  # the API server is down (restarting)
-            return web.json_response(status_body(503, f"upstream unavailable: {error}"),
-                                     status=503)
+            return web.json_response(status_body(503, f"upstream unavailable: {error}"), status=503)
         async with upstream:
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
             if not is_watch(request.query) or upstream.status != 200:
-                return web.Response(status=upstream.status, headers=out,
-                                    body=await upstream.read())
+                return web.Response(status=upstream.status, headers=out, body=await upstream.read())
             response = web.StreamResponse(status=upstream.status, headers=out)
             await response.prepare(request)
             await self._stream(request, response, upstream, rule)
             return response
 
-    async def _stream(self, request: web.Request, response: web.StreamResponse,
-                      upstream: aiohttp.ClientResponse, rule: Rule | None) -> None:
+    async def _stream(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        upstream: aiohttp.ClientResponse,
+        rule: Rule | None,
+    ) -> None:
         """Forward watch events line by line until the upstream ends or the rule cuts it."""
         sent = 0
-        deadline = (time.monotonic() + rule.seconds
-                    if rule and rule.action == "cut" and rule.after_events is None else None)
+        deadline = (
+            time.monotonic() + rule.seconds
+            if rule and rule.action == "cut" and rule.after_events is None
+            else None
+        )
         limit = rule.after_events if rule and rule.after_events is not None else None
         while True:
             if limit is not None and sent >= limit:
@@ -233,12 +298,12 @@ class FaultProxy:
             sent += 1
         await self._end(request, response, rule)
 
-    async def _end(self, request: web.Request, response: web.StreamResponse,
-                   rule: Rule | None) -> None:
+    async def _end(
+        self, request: web.Request, response: web.StreamResponse, rule: Rule | None
+    ) -> None:
         assert rule is not None
         if rule.action == "gone":
-            event = {"type": "ERROR", "object": status_body(
-                410, "too old resource version: 1 (2)")}
+            event = {"type": "ERROR", "object": status_body(410, "too old resource version: 1 (2)")}
             await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
         elif rule.clean:
@@ -250,8 +315,9 @@ class FaultProxy:
                 request.transport.close()
 
 
-def proxied_configuration(proxy: FaultProxy, plane: ControlPlane,
-                          token: str | None = None) -> client.Configuration:
+def proxied_configuration(
+    proxy: FaultProxy, plane: ControlPlane, token: str | None = None
+) -> client.Configuration:
     """A kubernetes_asyncio configuration that reaches the API server through `proxy`."""
     return client.Configuration(
         host=proxy.url,
@@ -270,8 +336,9 @@ async def fault_proxy(control_plane: ControlPlane) -> AsyncIterator[FaultProxy]:
 
 
 @pytest.fixture
-async def proxied(fault_proxy: FaultProxy, control_plane: ControlPlane
-                  ) -> AsyncIterator[client.ApiClient]:
+async def proxied(
+    fault_proxy: FaultProxy, control_plane: ControlPlane
+) -> AsyncIterator[client.ApiClient]:
     """An admin ApiClient whose every request goes through `fault_proxy`."""
     async with client.ApiClient(proxied_configuration(fault_proxy, control_plane)) as api:
         yield api

@@ -22,14 +22,24 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.cluster.control_plane import BUILD_COMMAND, ControlPlane, ControlPlaneError, find_binaries
+from tests.cluster.control_plane import (
+    BUILD_COMMAND,
+    ControlPlane,
+    ControlPlaneError,
+    find_binaries,
+)
 from tests.cluster.knative import Activator, serve_sks_status
 from tests.cluster.kubelet import FakeKubelet
 from tests.cluster.objects import eventually
 
 KNATIVE_CRDS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "knative-crds"
-KNATIVE_CRD_FILES = ("podautoscaler.yaml", "serverlessservice.yaml", "metric.yaml",
-                     "revision.yaml", "service.yaml")
+KNATIVE_CRD_FILES = (
+    "podautoscaler.yaml",
+    "serverlessservice.yaml",
+    "metric.yaml",
+    "revision.yaml",
+    "service.yaml",
+)
 
 
 def client_configuration(plane: ControlPlane, token: str | None = None) -> client.Configuration:
@@ -50,8 +60,11 @@ def without_empty_string_defaults(node: object) -> object:
     the PodAutoscaler, ServerlessService and Metric CRDs go in byte for byte unchanged. A list-map
     key must then be required instead (1.20 insists on one or the other)."""
     if isinstance(node, dict):
-        out = {k: without_empty_string_defaults(v) for k, v in node.items()
-               if not (k == "default" and v == "" and node.get("type") == "string")}
+        out = {
+            k: without_empty_string_defaults(v)
+            for k, v in node.items()
+            if not (k == "default" and v == "" and node.get("type") == "string")
+        }
         keys = out.get("x-kubernetes-list-map-keys")
         if keys and isinstance(out.get("items"), dict):
             items = out["items"]
@@ -62,12 +75,17 @@ def without_empty_string_defaults(node: object) -> object:
     return node
 
 
-async def install_crds(configuration: client.Configuration, folder: Path = KNATIVE_CRDS) -> list[str]:
+async def install_crds(
+    configuration: client.Configuration, folder: Path = KNATIVE_CRDS
+) -> list[str]:
     """Create Knative's CRDs and wait until the API server serves them."""
     documents = []
     for name in KNATIVE_CRD_FILES:
-        documents += [without_empty_string_defaults(d)
-                      for d in yaml.safe_load_all((folder / name).read_text()) if d]
+        documents += [
+            without_empty_string_defaults(d)
+            for d in yaml.safe_load_all((folder / name).read_text())
+            if d
+        ]
     async with client.ApiClient(configuration) as api:
         extensions = client.ApiextensionsV1Api(api)
         for document in documents:
@@ -80,8 +98,10 @@ async def install_crds(configuration: client.Configuration, folder: Path = KNATI
         for name in names:
             for _ in range(100):
                 crd = await extensions.read_custom_resource_definition(name)
-                if any(c.type == "Established" and c.status == "True"
-                       for c in crd.status.conditions or []):
+                if any(
+                    c.type == "Established" and c.status == "True"
+                    for c in crd.status.conditions or []
+                ):
                     break
                 await asyncio.sleep(0.1)
             else:
@@ -101,23 +121,33 @@ async def service_account_token(api: client.ApiClient, namespace: str, name: str
 
 
 @contextlib.asynccontextmanager
-async def bound_service_account(api: client.ApiClient, plane: ControlPlane, namespace: str,
-                                rules: list[dict]) -> AsyncIterator[client.ApiClient]:
+async def bound_service_account(
+    api: client.ApiClient, plane: ControlPlane, namespace: str, rules: list[dict]
+) -> AsyncIterator[client.ApiClient]:
     """A client authenticated as a new ServiceAccount bound to exactly `rules` (a ClusterRole),
     for proving a component needs no more; the role and binding go afterwards."""
     name = f"leadtime-{namespace}"
     rbac = client.RbacAuthorizationV1Api(api)
     await client.CoreV1Api(api).create_namespaced_service_account(
-        namespace, {"metadata": {"name": "leadtime"}})
+        namespace, {"metadata": {"name": "leadtime"}}
+    )
     await rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
-    await rbac.create_cluster_role_binding({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
-    })
+    await rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "leadtime", "namespace": namespace}],
+        }
+    )
     try:
-        token = await eventually(lambda: service_account_token(api, namespace, "leadtime"),
-                                 what="the ServiceAccount's token")
+        token = await eventually(
+            lambda: service_account_token(api, namespace, "leadtime"),
+            what="the ServiceAccount's token",
+        )
         async with client.ApiClient(client_configuration(plane, token)) as limited:
             yield limited
     finally:

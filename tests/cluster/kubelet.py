@@ -47,8 +47,11 @@ def _now() -> str:
 def _ready_condition(status: str = "True") -> dict[str, str]:
     now = _now()
     return {
-        "type": "Ready", "status": status, "reason": "KubeletReady",
-        "message": "leadtime test kubelet stand-in", "lastHeartbeatTime": now,
+        "type": "Ready",
+        "status": status,
+        "reason": "KubeletReady",
+        "message": "leadtime test kubelet stand-in",
+        "lastHeartbeatTime": now,
         "lastTransitionTime": now,
     }
 
@@ -56,8 +59,12 @@ def _ready_condition(status: str = "True") -> dict[str, str]:
 class FakeKubelet:
     """Start with `start()`; add nodes with `add_node()`; stop with `stop()`."""
 
-    def __init__(self, configuration: client.Configuration, cold_start_s: float = 1.0,
-                 heartbeat_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        configuration: client.Configuration,
+        cold_start_s: float = 1.0,
+        heartbeat_s: float = 10.0,
+    ) -> None:
         self.configuration = configuration
         self.cold_start_s = cold_start_s
         self.heartbeat_s = heartbeat_s
@@ -65,8 +72,9 @@ class FakeKubelet:
         self._starting: set[str] = set()
         self._ips = (f"10.244.{i // 250}.{i % 250 + 2}" for i in itertools.count())
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="fake-kubelet")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="fake-kubelet"
+        )
         self._tasks: list[asyncio.Task] = []
         self._api: client.ApiClient | None = None
 
@@ -81,8 +89,13 @@ class FakeKubelet:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-    def add_node(self, name: str, gpus: int = 8, labels: dict[str, str] | None = None,
-                 taints: list[dict[str, str]] | None = None) -> None:
+    def add_node(
+        self,
+        name: str,
+        gpus: int = 8,
+        labels: dict[str, str] | None = None,
+        taints: list[dict[str, str]] | None = None,
+    ) -> None:
         """Register a Ready node with `gpus` GPUs (and ample CPU, memory and pod slots)."""
         self._call(self._add_node(name, gpus, labels or {}, taints or []))
 
@@ -110,8 +123,9 @@ class FakeKubelet:
         if self._api is not None:
             await self._api.close()
 
-    async def _add_node(self, name: str, gpus: int, labels: dict[str, str],
-                        taints: list[dict[str, str]]) -> None:
+    async def _add_node(
+        self, name: str, gpus: int, labels: dict[str, str], taints: list[dict[str, str]]
+    ) -> None:
         capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", GPU: str(gpus)}
         body = {
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **labels}},
@@ -123,11 +137,17 @@ class FakeKubelet:
             if error.status != 409:
                 raise
         self.nodes.add(name)
-        await self._core.patch_node_status(name, {"status": {
-            "capacity": capacity, "allocatable": capacity,
-            "conditions": [_ready_condition()],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-        }})
+        await self._core.patch_node_status(
+            name,
+            {
+                "status": {
+                    "capacity": capacity,
+                    "allocatable": capacity,
+                    "conditions": [_ready_condition()],
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                }
+            },
+        )
 
     async def _remove_node(self, name: str) -> None:
         self.nodes.discard(name)
@@ -157,7 +177,8 @@ class FakeKubelet:
                     await self._handle(pod)
                 stream = watch.Watch().stream(
                     self._core.list_pod_for_all_namespaces,
-                    resource_version=listing.metadata.resource_version, timeout_seconds=60,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=60,
                 )
                 async with stream as events:
                     async for event in events:
@@ -182,7 +203,9 @@ class FakeKubelet:
     async def _finish_deletion(self, pod: client.V1Pod) -> None:
         try:
             await self._core.delete_namespaced_pod(
-                pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0,
+                pod.metadata.name,
+                pod.metadata.namespace,
+                grace_period_seconds=0,
                 body=client.V1DeleteOptions(
                     grace_period_seconds=0,
                     preconditions=client.V1Preconditions(uid=pod.metadata.uid),
@@ -204,17 +227,25 @@ class FakeKubelet:
         now = _now()
         containers = [
             {
-                "name": c.name, "image": c.image, "imageID": f"docker-pullable://{c.image}",
+                "name": c.name,
+                "image": c.image,
+                "imageID": f"docker-pullable://{c.image}",
                 "containerID": f"containerd://{pod.metadata.uid}-{c.name}",
-                "ready": True, "started": True, "restartCount": 0,
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
                 "state": {"running": {"startedAt": now}},
             }
             for c in pod.spec.containers
         ]
         ip = next(self._ips)
         status = {
-            "phase": "Running", "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}],
-            "startTime": started, "containerStatuses": containers,
+            "phase": "Running",
+            "hostIP": "127.0.0.1",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": started,
+            "containerStatuses": containers,
             "conditions": [
                 {"type": kind, "status": "True", "lastTransitionTime": now}
                 for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")

@@ -14,8 +14,12 @@ from tests.cluster.kubelet import COLD_START_ANNOTATION, GPU
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30.0,
-                     interval_s: float = 0.2, what: str = "condition") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    timeout_s: float = 30.0,
+    interval_s: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after the timeout."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
@@ -27,18 +31,27 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30.0,
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
-def gpu_deployment(name: str, replicas: int, gpus: int = 1, pool: str | None = None,
-                   cold_start_s: float | None = None, priority_class: str | None = None,
-                   labels: dict[str, str] | None = None) -> dict:
+def gpu_deployment(
+    name: str,
+    replicas: int,
+    gpus: int = 1,
+    pool: str | None = None,
+    cold_start_s: float | None = None,
+    priority_class: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict:
     """A Deployment of model-server replicas, each asking for `gpus` GPUs, optionally pinned to
     the nodes labelled `leadtime.test/pool=<pool>` (so tests don't share GPUs)."""
     pod_labels = {"app": name, **(labels or {})}
     annotations = {} if cold_start_s is None else {COLD_START_ANNOTATION: str(cold_start_s)}
     spec: dict = {
-        "containers": [{
-            "name": "model", "image": "example.invalid/model-server:1",
-            "resources": {"limits": {GPU: str(gpus)}, "requests": {GPU: str(gpus)}},
-        }],
+        "containers": [
+            {
+                "name": "model",
+                "image": "example.invalid/model-server:1",
+                "resources": {"limits": {GPU: str(gpus)}, "requests": {GPU: str(gpus)}},
+            }
+        ],
         "terminationGracePeriodSeconds": 5,
     }
     if pool is not None:
@@ -46,13 +59,16 @@ def gpu_deployment(name: str, replicas: int, gpus: int = 1, pool: str | None = N
     if priority_class is not None:
         spec["priorityClassName"] = priority_class
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": pod_labels, "annotations": annotations},
-                         "spec": spec},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": annotations},
+                "spec": spec,
+            },
         },
     }
 
