@@ -114,7 +114,7 @@ class ForecastPool:
         self,
         settings: ShellSettings,
         workers: int,
-        on_result: Callable[[ForecastResult], None],
+        on_result: Callable[[ForecastResult], object],
         *,
         fits_per_batch: int = 1,
     ) -> None:

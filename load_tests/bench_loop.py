@@ -19,9 +19,9 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import math
 import resource
 import statistics
-import math
 import time
 from collections.abc import Callable, Mapping
 

@@ -62,10 +62,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_loop import Fleet, drive, make_loop, p99, rss_mib  # noqa: E402
+from bench_loop import Fleet, drive, make_loop, p99, rss_mib
 
-from autoscaler.loop import ControlLoop  # noqa: E402
-from autoscaler.ports import ServiceKey  # noqa: E402
+from autoscaler.loop import ControlLoop
+from autoscaler.ports import ServiceKey
 
 RSS_BAR = 0.05
 """Issue 12: resident memory grows at most 5 % after warm-up."""

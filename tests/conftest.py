@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local.replicas import free_port  # noqa: F401 - the tests' one way to get a port
+from adapters.local.replicas import free_port
 
 pytest_plugins = ["tests.cluster.fixtures"]
 

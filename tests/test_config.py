@@ -342,7 +342,7 @@ def test_a_service_override_conflicting_with_the_defaults_names_the_service():
 def test_services_cannot_be_changed_after_load():
     config = config_from_mapping({"services": {"a/b": {"quantile": 0.6}}})
     with pytest.raises(TypeError):
-        config.services["a/c"] = PolicyConfig()  # type: ignore[index]
+        config.services["a/c"] = PolicyConfig()
 
 
 # --- bad input: one message naming the key path and what is allowed -----------------------------

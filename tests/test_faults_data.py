@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -267,6 +268,7 @@ def never_lowered(rig: Rig, keys: tuple[ServiceKey, ...], why: str) -> Callable[
             assert rig.cluster.counts[key] == SCALED, rig.cluster.changes
             assert state.data_status.startswith("no data: "), state.data_status
             assert why in state.data_status, state.data_status
+            assert state.last is not None
             assert state.last.reason == HOLD and why in state.last.detail
 
     return check
@@ -278,7 +280,7 @@ async def recovers_and_scales_down(rig: Rig, fake: FakePrometheus, key: ServiceK
     lowered = await rig.run_until(lambda: rig.cluster.counts[key] < SCALED, 300)
     state = rig.loop.states[key]
     assert lowered, (state.data_status, state.last)
-    assert state.data_status == "ok" and state.last.reason != HOLD
+    assert state.data_status == "ok" and state.last is not None and state.last.reason != HOLD
 
 
 # ---------------------------------------------------------------- whole-answer faults (fake)
@@ -369,7 +371,7 @@ def own_prometheus():
     yield from _prometheus_and_exporter()
 
 
-def wall_loop(url: str, **options: object) -> tuple[ControlLoop, Replicas, PrometheusClient]:
+def wall_loop(url: str, **options: Any) -> tuple[ControlLoop, Replicas, PrometheusClient]:
     """A loop on wall time over the real Prometheus, its two services at what they need."""
     client = PrometheusClient(url, timeout_s=1.0, retries=1, backoff_s=0.05)
     source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
@@ -649,7 +651,7 @@ async def forecast_in_use(f: ForecastRig, limit_s: float = 200) -> None:
     for _ in range(int(limit_s / TICK_S)):
         await f.tick()
         states = [f.rig.loop.states[key] for key in (CHAT, CODE)]
-        if all(uses_forecast(s) and s.last.reason == "headroom" for s in states):
+        if all(uses_forecast(s) and s.last and s.last.reason == "headroom" for s in states):
             return
     pytest.fail(f"no forecast in use: {[(s.last, s.forecast_note) for s in states]}")
 

@@ -123,7 +123,7 @@ def test_failures_fall_back_to_naive_and_say_why(fail_in):
 
 def test_too_short_history_falls_back():
     model = Broken("never").fit(np.array([np.nan, 3.0]), step_s=60)
-    model._min_observations = lambda step_s: 10  # type: ignore[method-assign]
+    model._min_observations = lambda step_s: 10
     model.fit(np.array([np.nan, 3.0]), step_s=60)
     assert "1 valid points" in model.predict(2).model
 

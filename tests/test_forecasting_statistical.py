@@ -187,7 +187,7 @@ def test_update_moves_the_forecast_toward_a_level_shift(model: Forecaster) -> No
 
 def test_seasonal_naive_update_shifts_the_season_it_repeats() -> None:
     y = np.arange(2 * 144, dtype=float)
-    model = SeasonalNaive().fit(y, step_s=TEN_MINUTES).update([1000.0, 1001.0])
+    model = SeasonalNaive().fit(y, step_s=TEN_MINUTES).update(np.array([1000.0, 1001.0]))
     np.testing.assert_array_equal(model.predict(3).mean, y[146:149])
 
 
@@ -231,7 +231,7 @@ def test_nan_negative_and_infinite_input_never_raises(model: Forecaster) -> None
     y = daily_sine(3 * 144, TEN_MINUTES)
     y[::7], y[3::11], y[5::13] = np.nan, -5.0, np.inf
     model.fit(y, step_s=TEN_MINUTES)
-    model.update([np.nan, -1.0, np.inf, 80.0])
+    model.update(np.array([np.nan, -1.0, np.inf, 80.0]))
     forecast = model.predict(12, LEVELS)
     assert forecast.model == model.name
     assert np.all(np.isfinite(forecast.mean))

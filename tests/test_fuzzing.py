@@ -692,7 +692,7 @@ SEGMENTS = st.one_of(
     ),
     st.text(max_size=10).map(lambda s: quote(s, safe="")),
 )
-HEADERS = st.one_of(
+HEADERS: st.SearchStrategy[dict[str, str]] = st.one_of(
     st.just({}),
     st.sampled_from(
         [

@@ -72,7 +72,9 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
                     "url": prometheus.url,
                     "signals": "custom",
                     "rate_window": "5s",
-                    "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+                    "query_arrivals": (
+                        "sum by (namespace, service) (rate(app_requests_total[{window}]))"
+                    ),
                     "query_concurrency": "sum by (namespace, service) (app_in_flight)",
                 },
                 "hpa": {

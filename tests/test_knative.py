@@ -27,7 +27,7 @@ from adapters.knative.names import (
 )
 from adapters.knative.pods import PodCounts
 from adapters.knative.rbac import RULES
-from adapters.knative.reconciler import ReconcileSettings, Reconciler, RevisionMemory
+from adapters.knative.reconciler import Reconciler, ReconcileSettings, RevisionMemory
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
 from tests.cluster.fixtures import bound_service_account
@@ -337,7 +337,7 @@ async def test_a_podautoscaler_deleted_mid_reconcile(kube, namespace, gpu_pool, 
     )
     # A reconcile already holding the deleted PA (and its SKS): its status write meets the
     # UID precondition / 404, and it ends cleanly, reporting the PA gone.
-    outcome = await adapter._reconciler.reconcile(  # type: ignore[union-attr]
+    outcome = await adapter._reconciler.reconcile(
         {**pa, "status": {}},
         RevisionSettings(PolicyConfig()),
         sks,

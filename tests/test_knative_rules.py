@@ -163,7 +163,7 @@ def test_ready_is_false_before_unknown_before_true():
     ]
     ready = with_ready(conditions, "t")
     assert status_of(ready, "Ready") == "False"
-    assert [c for c in ready if c["type"] == "Ready"][0]["reason"] == "NotOwned"
+    assert next(c for c in ready if c["type"] == "Ready")["reason"] == "NotOwned"
     conditions[2]["status"] = "True"
     assert status_of(with_ready(conditions, "t"), "Ready") == "Unknown"
     conditions[1]["status"] = "True"
@@ -217,7 +217,7 @@ def test_min_scale_forbids_zero_unless_the_revision_is_unreachable():
     assert plan(inputs(want=0, min_scale=1, current=0, reachable=False)).replicas == 0
 
 
-# --- status ----------------------------------------------------------------------------------------
+# --- status --------------------------------------------------------------------------------------
 
 
 def status_inputs(**changes) -> StatusInputs:
@@ -257,20 +257,20 @@ def test_initialization_needs_initial_scale_ready_and_then_sticks():
     assert status_of(done["conditions"], "ScaleTargetInitialized") == "True"
     later = pa_status(status_inputs(initial_scale=3, ready=0, desired_scale=0, previous=done))
     assert status_of(later["conditions"], "ScaleTargetInitialized") == "True"
-    active = [c for c in later["conditions"] if c["type"] == "Active"][0]
+    active = next(c for c in later["conditions"] if c["type"] == "Active")
     assert (active["status"], active["reason"]) == ("False", "NoTraffic")
 
 
 def test_at_zero_the_pa_is_inactive_no_traffic():
     status = pa_status(status_inputs(desired_scale=0, ready=0, previous=pa_status(status_inputs())))
-    active = [c for c in status["conditions"] if c["type"] == "Active"][0]
+    active = next(c for c in status["conditions"] if c["type"] == "Active")
     assert (active["status"], active["reason"]) == ("False", "NoTraffic")
     assert status_of(status["conditions"], "Ready") == "False"
 
 
 def test_annotation_problems_are_a_warning_condition_not_a_readiness_one():
     status = pa_status(status_inputs(problems={"leadtime.dev/x": "leadtime.dev/x: unknown"}))
-    valid = [c for c in status["conditions"] if c["type"] == "AnnotationsValid"][0]
+    valid = next(c for c in status["conditions"] if c["type"] == "AnnotationsValid")
     assert (valid["status"], valid["severity"], valid["reason"]) == (
         "False",
         "Warning",

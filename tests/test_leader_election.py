@@ -37,9 +37,9 @@ from tests.cluster.fixtures import bound_service_account
 from tests.cluster.knative import create_revision
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.test_knative import make_adapter, read_pa, read_sks, wait_ready
 from tests.prometheus_fixture import serve_exporter, start_prometheus
 from tests.test_hpa_run import AppExporter
+from tests.test_knative import make_adapter, read_pa, read_sks, wait_ready
 from tests.test_knative import replicas as scale_of
 
 pytest_plugins = ["tests.cluster.fault_proxy"]
@@ -289,7 +289,7 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
                 # Each replica is asked to scale every Deployment to its own number: only its
                 # own move, and the others are not reported as failures.
                 for number, adapter in enumerate(adapters):
-                    assert await adapter.apply({k: 2 + number for k in keys}) == {}
+                    assert await adapter.apply(dict.fromkeys(keys, 2 + number)) == {}
                 for key in keys:
                     replicas_now = (
                         await apps.read_namespaced_deployment(key.name, namespace)
@@ -301,7 +301,7 @@ async def test_sharded_hpa_adapters_each_scale_only_their_own_and_a_survivor_sca
                 await electors[0].stop()
                 await measure(lambda: electors[1].held() == ALL, timeout_s=3.0)
                 assert set(await adapters[1].services()) >= set(keys)
-                assert await adapters[1].apply({k: 5 for k in keys}) == {}
+                assert await adapters[1].apply(dict.fromkeys(keys, 5)) == {}
                 for key in keys:
                     assert (
                         await apps.read_namespaced_deployment(key.name, namespace)
@@ -448,7 +448,7 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
             # Each replica is told to scale every revision to its own number: only its own move,
             # the others' are no failure and not remembered.
             for number, adapter in enumerate(adapters):
-                assert await adapter.apply({k: 2 + number for k in keys}) == {}
+                assert await adapter.apply(dict.fromkeys(keys, 2 + number)) == {}
                 assert set(adapter.desired) & {(k.namespace, k.name) for k in keys} == {
                     (k.namespace, k.name) for k in mine[number]
                 }
@@ -497,7 +497,7 @@ async def test_sharded_knative_adapters_each_reconcile_their_own_and_a_survivor_
                 assert pa["status"]["desiredScale"] == 2, (key, pa["status"])
 
             # Its next decision reaches every PA, written by it.
-            assert await adapters[1].apply({k: 1 for k in keys}) == {}
+            assert await adapters[1].apply(dict.fromkeys(keys, 1)) == {}
             for key in keys:
                 pa = await read_pa(kube, namespace, key.name)
                 assert pa["status"]["desiredScale"] == 1, (key, pa["status"])
@@ -614,7 +614,9 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
                             "url": prometheus.url,
                             "signals": "custom",
                             "rate_window": "5s",
-                            "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+                            "query_arrivals": (
+                                "sum by (namespace, service) (rate(app_requests_total[{window}]))"
+                            ),
                             "query_concurrency": "sum by (namespace, service) (app_in_flight)",
                         },
                         "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig)},

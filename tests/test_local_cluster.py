@@ -143,7 +143,8 @@ def _descendants(pid: int) -> set[int]:
         except OSError:
             continue
         parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), [pid]
+    found: set[int] = set()
+    frontier = [pid]
     while frontier:
         parent = frontier.pop()
         children = {child for child, ppid in parents.items() if ppid == parent} - found

@@ -146,7 +146,7 @@ def test_members_set_the_fair_share_and_the_excess_is_released_highest_first():
     }
     # A member whose lease stopped changing 15 s ago is not counted: all four are kept.
     assert live_members([member_b], "a", 25.0) == {"a"}
-    assert decide("a", 4, mine, [member_b], now=25.0) == {b: RENEW for b in range(4)}
+    assert decide("a", 4, mine, [member_b], now=25.0) == dict.fromkeys(range(4), RENEW)
     # A released member lease (empty holder) does not count either.
     assert live_members([held_by("", at=20.0)], "a", 20.0) == {"a"}
 
@@ -154,7 +154,7 @@ def test_members_set_the_fair_share_and_the_excess_is_released_highest_first():
 def test_a_replica_below_its_share_acquires_only_up_to_it():
     members = [held_by("b", at=19.0), held_by("c", at=19.0)]
     assert fair_share(5, 3) == 2 and fair_share(4, 0) == 4
-    decisions = decide("a", 5, {b: None for b in range(5)}, members, now=20.0)
+    decisions = decide("a", 5, dict.fromkeys(range(5)), members, now=20.0)
     assert list(decisions.values()) == [ACQUIRE, ACQUIRE]
     leases = {0: held_by("a"), 1: None, 2: None, 3: held_by("b", at=19.0), 4: None}
     decisions = decide("a", 5, leases, members, now=20.0)
@@ -322,6 +322,7 @@ class Simulation:
             current = replica.observed.get(bucket)
             if action == RELEASE:
                 replica.renewed_at.pop(bucket, None)
+                assert current is not None
                 record = released_record(current.record, f"{self.now:.6f}")
             else:
                 record = acquired_record(

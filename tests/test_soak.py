@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load_tests"))
 
-import soak  # noqa: E402
+import soak
 
 
 async def test_soak_reports_hours_and_forgets_removed_services() -> None:
@@ -70,7 +70,9 @@ async def test_removed_service_state_is_freed() -> None:
     await soak.drive(loop, fleet, clock, 60, lambda tick, wall, cpu: None, quality=True)
     victim = fleet.keys[3]
     state = weakref.ref(loop.states[victim])
-    assert state() is not None and state().forecast is not None
+    alive = state()
+    assert alive is not None and alive.forecast is not None
+    del alive
     fleet.replace(3)
     assert fleet.removed == [victim]
     await soak.drive(loop, fleet, clock, 20, lambda tick, wall, cpu: None, quality=True)

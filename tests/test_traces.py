@@ -73,6 +73,7 @@ def per_bin(times: np.ndarray, width: float, bins: int) -> np.ndarray:
 @pytest.mark.parametrize("wrap", WRAPS)
 def test_azure_csv_sorted_relative_with_tokens(tmp_path: Path, wrap: str) -> None:
     w = load_trace(write(tmp_path, "code.csv", AZURE, wrap))
+    assert w.prompt_tokens is not None and w.output_tokens is not None
     np.testing.assert_allclose(w.times, [0.0, 0.052, 1.52004])
     assert w.prompt_tokens.tolist() == [100, 200, 300]
     assert w.output_tokens.tolist() == [10, 20, 30]
@@ -84,6 +85,7 @@ def test_azure_csv_sorted_relative_with_tokens(tmp_path: Path, wrap: str) -> Non
 @pytest.mark.parametrize("wrap", WRAPS)
 def test_jsonl_milliseconds_other_keys_and_blank_lines_ignored(tmp_path: Path, wrap: str) -> None:
     w = load_trace(write(tmp_path, "mooncake.jsonl", JSONL, wrap))
+    assert w.prompt_tokens is not None and w.output_tokens is not None
     np.testing.assert_allclose(w.times, [0.0, 0.5, 3.0])
     assert w.prompt_tokens.tolist() == [10, 20, 30]
     assert w.output_tokens.tolist() == [1, 2, 3]
@@ -136,6 +138,7 @@ def test_name_source_and_override(tmp_path: Path) -> None:
 def test_azure_columns_by_name_in_any_order(tmp_path: Path) -> None:
     text = "GeneratedTokens,region,TIMESTAMP,ContextTokens\n5,eu,2023-11-16 18:17:03.0,50\n"
     w = load_trace(write(tmp_path, "x.csv", text))
+    assert w.prompt_tokens is not None and w.output_tokens is not None
     assert w.prompt_tokens.tolist() == [50] and w.output_tokens.tolist() == [5]
     assert w.duration > 0
 
@@ -164,7 +167,7 @@ def test_counts_csv_accepts_utc_offsets(tmp_path: Path) -> None:
 def test_poisson_drawing_is_seeded(tmp_path: Path) -> None:
     path = write(tmp_path, "w.txt", "5 9 2 0 7")
     same = [load_trace(path, seed=1).times for _ in range(2)]
-    np.testing.assert_array_equal(*same)
+    np.testing.assert_array_equal(same[0], same[1])
     assert not np.array_equal(same[0], load_trace(path, seed=2).times)
 
 
@@ -447,6 +450,7 @@ def test_real_azure_code_trace(shared_traces: Path) -> None:
     assert len(w) == 8819 and w.has_tokens
     assert w.duration == pytest.approx(3436, abs=1)
     assert w.times[0] == 0 and np.all(np.diff(w.times) >= 0)
+    assert w.prompt_tokens is not None and w.output_tokens is not None
     assert w.prompt_tokens.min() > 0 and w.output_tokens.min() > 0
     assert w.name == "AzureLLMInferenceTrace_code"
 

@@ -20,13 +20,13 @@ from kubernetes_asyncio import client
 
 from adapters.hpa.floors import ORIGINAL_MIN, HpaFacts, floor_patch, hpa_facts
 from adapters.hpa.workloads import opted_in, replicas_for, workload_status
-from adapters.kubernetes.events import FailureEvents
 from adapters.kubernetes.api import (
     CONFLICT_RETRIES,
     MERGE_PATCH,
     REQUEST_TIMEOUT_S,
     call,
 )
+from adapters.kubernetes.events import FailureEvents
 from adapters.kubernetes.informer import Informer, Key
 from autoscaler.ports import ReplicaStatus, ServiceKey
 from autoscaler.sharding import owns_every_service

@@ -19,10 +19,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from adapters.kubernetes import events
 from adapters.knative.annotations import RevisionSettings, revision_settings
-from adapters.kubernetes.api import ApiCallFailed
-from adapters.kubernetes.informer import Informer, Key
 from adapters.knative.names import (
     CLASS_ANNOTATION,
     DEFAULT_CLASS,
@@ -36,7 +33,10 @@ from adapters.knative.names import (
     valid_class_name,
 )
 from adapters.knative.pods import PodInfo, cold_start_s, count
-from adapters.knative.reconciler import Outcome, ReconcileSettings, Reconciler, RevisionMemory
+from adapters.knative.reconciler import Outcome, Reconciler, ReconcileSettings, RevisionMemory
+from adapters.kubernetes import events
+from adapters.kubernetes.api import ApiCallFailed
+from adapters.kubernetes.informer import Informer, Key
 from autoscaler.config import PolicyConfig
 from autoscaler.errors import InputError
 from autoscaler.ports import ReplicaStatus, ServiceKey

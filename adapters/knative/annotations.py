@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from adapters.knative.names import AUTOSCALING, LEADTIME
 from autoscaler.config import PolicyConfig, policy_with_overrides
 from autoscaler.errors import InputError
-from adapters.knative.names import AUTOSCALING, LEADTIME
 
 POLICY_ANNOTATIONS: dict[str, str] = {
     AUTOSCALING + "min-scale": "min_scale",

@@ -30,11 +30,11 @@ def set_condition(
 ) -> list[Condition]:
     """A copy of `conditions` with `kind` set; its transition time kept unless status flips."""
     old = find(conditions, kind)
-    changed = old is None or old.get("status") != status
+    kept = old is not None and old.get("status") == status
     new: Condition = {
         "type": kind,
         "status": status,
-        "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+        "lastTransitionTime": old.get("lastTransitionTime", now) if kept and old else now,
     }
     if reason:
         new["reason"] = reason

@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from adapters.kubernetes import events
 from adapters.knative.annotations import RevisionSettings
 from adapters.knative.conditions import FALSE, TRUE, set_condition, status_of, with_ready
 from adapters.knative.names import (
@@ -37,6 +36,7 @@ from adapters.knative.pods import PodCounts
 from adapters.knative.probe import DEFAULT_URL, activator_answers, probe_url
 from adapters.knative.scaler import ScaleInputs, ScalePlan, plan
 from adapters.knative.status import StatusInputs, pa_status
+from adapters.kubernetes import events
 from adapters.kubernetes.api import (
     CONFLICT_RETRIES,
     MERGE_PATCH,

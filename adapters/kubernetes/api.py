@@ -12,7 +12,6 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import aiohttp
-
 from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 
@@ -58,7 +57,7 @@ async def call(operation: str, request: Awaitable[T], timeout_s: float = REQUEST
 
 def rfc3339(seconds: float | None = None) -> str:
     """A Unix time (default: now) as Kubernetes writes times: `2026-11-29T04:00:00Z`."""
-    moment = dt.datetime.fromtimestamp(time.time() if seconds is None else seconds, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(time.time() if seconds is None else seconds, dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

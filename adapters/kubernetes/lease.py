@@ -68,7 +68,7 @@ CONFLICT = "conflict"
 
 def micro_time(seconds: float) -> str:
     """A Unix time as a Kubernetes MicroTime: `2026-11-29T04:00:00.123456Z`."""
-    moment = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -253,7 +253,7 @@ class LeaseElector:
                 bucket = self._index[name]
                 seen_buckets.add(bucket)
                 self.observed[bucket] = observe(self.observed.get(bucket), record, now)
-                if record.holder != self.identity and self.renewed_at.pop(bucket, None):
+                if record.holder != self.identity and self.renewed_at.pop(bucket, None) is not None:
                     log.warning(
                         "leader election: %s lost bucket %d to %r",
                         self.identity,
@@ -398,5 +398,5 @@ def _micro(text: str) -> str:
     except ValueError:
         return text
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -94,7 +94,7 @@ class Balancer:
         self.waiting.append(waiter)
         try:
             replica = await asyncio.wait_for(waiter, self.queue_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._integrate()
             if waiter in self.waiting:
                 self.waiting.remove(waiter)

@@ -62,7 +62,7 @@ async def _one(
                 if math.isnan(out.ttft[index]):
                     out.ttft[index] = (time.perf_counter() - started) * speed
             out.latency[index] = (time.perf_counter() - started) * speed
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         out.status[index] = 0
 
 

@@ -140,6 +140,6 @@ class ReplicaManager:
                         if answer.status == 200:
                             replica.ready_at = time.monotonic()
                             self.cold_starts.append(replica.ready_at - replica.started)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
             await asyncio.sleep(0.05)

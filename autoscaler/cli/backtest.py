@@ -148,7 +148,7 @@ def _prometheus_series(args: argparse.Namespace, step_s: float) -> tuple[str, np
     return f"prometheus: {args.query}", series
 
 
-async def _pull(client, query, start, end, step_s, pull):  # type: ignore[no-untyped-def]
+async def _pull(client, query, start, end, step_s, pull):
     try:
         return await pull(client, query, start, end, step_s)
     finally:

@@ -297,9 +297,11 @@ async def _drive_policy(
         now = time.time()
         item = (await source.snapshot(now)).get(SERVICE)
         fresh = isinstance(item, MetricsChunk)
-        if fresh:
+        if isinstance(item, MetricsChunk):
             new = (item.concurrency, item.arrivals, item.queue)
-            series = [np.concatenate([old, add])[-keep:] for old, add in zip(series, new)]
+            series = [
+                np.concatenate([old, add])[-keep:] for old, add in zip(series, new, strict=True)
+            ]
             poked = poked or item.poke
         # Without a fresh read the policy holds, as the loop does on NoData.
         if now >= next_decision - 0.5 * TICK_S and fresh:
@@ -308,7 +310,7 @@ async def _drive_policy(
         next_sample = max(next_sample + TICK_S, time.time())  # fixed rates, as the loop ticks
         try:
             await asyncio.wait_for(stop.wait(), next_sample - time.time())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -137,7 +137,7 @@ async def serve_live(config: Config) -> int:
             await runner.cleanup()
         for member in members:
             await member.stop()
-        if elector is not None:  # nothing acts any more: hand the buckets over at once
+        if elector is not None and election_api is not None:  # nothing acts: hand buckets over
             await elector.stop(release=True)
             await election_api.close()
         await source.client.close()
@@ -181,7 +181,8 @@ async def _adapters(
 ) -> tuple[list, list]:
     """The enabled adapters, started (Knative first: a revision is Knative's when both list it),
     each acting only on the services of the elector's buckets when there is one."""
-    apis, members = [], []
+    apis: list[client.ApiClient] = []
+    members: list[KnativeAdapter | KubernetesWorkloads] = []
     owns = elector.owns if elector is not None else None
     if config.knative.enabled:
         api = await kubernetes_api(config.knative.kubeconfig)

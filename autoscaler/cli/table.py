@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any, Protocol
 
-from adapters.simulator.results import SimResult
+
+class ResultRow(Protocol):
+    """What a table row reads of a result: a SimResult, or a load test's summary."""
+
+    trace: str
+    policy: str
+    summary: dict[str, Any]
+
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # header, summary key, format
@@ -25,7 +33,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def render_results(results: Sequence[SimResult]) -> str:
+def render_results(results: Sequence[ResultRow]) -> str:
     """A table with a header line naming the workload, then one aligned row per policy; with
     several services, a service column instead of the header line (per service, then total)."""
     if not results:
@@ -59,7 +67,7 @@ def align(rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def _row(result: SimResult) -> list[str]:
+def _row(result: ResultRow) -> list[str]:
     summary = result.summary
     cells = [result.policy]
     for _, key, fmt in COLUMNS:

@@ -41,7 +41,8 @@ async def register_api_service(
     port: int,
 ) -> str:
     """Point `<version>.<group>` at https://localhost:<port> and wait until the aggregator marks
-    it Available and proxies to it (the proxy is installed a moment after Available). Returns the APIService's name (cluster-scoped: delete it when done)."""
+    it Available and proxies to it (the proxy is installed a moment after Available). Returns
+    the APIService's name (cluster-scoped: delete it when done)."""
     await client.CoreV1Api(api).create_namespaced_service(
         namespace,
         {

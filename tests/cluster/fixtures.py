@@ -17,6 +17,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -66,8 +67,8 @@ def without_empty_string_defaults(node: object) -> object:
             if not (k == "default" and v == "" and node.get("type") == "string")
         }
         keys = out.get("x-kubernetes-list-map-keys")
-        if keys and isinstance(out.get("items"), dict):
-            items = out["items"]
+        items = out.get("items")
+        if isinstance(keys, list) and isinstance(items, dict):
             items["required"] = sorted(set(items.get("required", [])) | set(keys))
         return out
     if isinstance(node, list):
@@ -79,7 +80,7 @@ async def install_crds(
     configuration: client.Configuration, folder: Path = KNATIVE_CRDS
 ) -> list[str]:
     """Create Knative's CRDs and wait until the API server serves them."""
-    documents = []
+    documents: list[Any] = []
     for name in KNATIVE_CRD_FILES:
         documents += [
             without_empty_string_defaults(d)
@@ -166,6 +167,7 @@ def control_plane() -> Iterator[ControlPlane]:
     binaries = find_binaries()
     if binaries is None or not (binaries / "kube-apiserver").exists():
         _unavailable("the Kubernetes control plane is not built")
+    assert binaries is not None
     if not KNATIVE_CRDS.is_dir():
         pytest.fail(f"{KNATIVE_CRDS} is missing: the Knative CRDs come from ../shared")
     plane = ControlPlane(binaries)

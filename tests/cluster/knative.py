@@ -103,7 +103,7 @@ async def serve_sks_status(api: client.ApiClient, namespace: str, every_s: float
             )
             for sks in listing["items"]:
                 await _write_sks_status(api, custom, namespace, sks)
-        except Exception:  # noqa: BLE001 - the API server restarting, the namespace going away
+        except Exception:
             pass
         await asyncio.sleep(every_s)
 

@@ -41,7 +41,7 @@ GPU = "nvidia.com/gpu"
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ready_condition(status: str = "True") -> dict[str, str]:
@@ -117,9 +117,10 @@ class FakeKubelet:
         self._tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._pods())]
 
     async def _stop(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._api is not None:
             await self._api.close()
 
@@ -198,7 +199,10 @@ class FakeKubelet:
             await self._finish_deletion(pod)
         elif pod.status.phase == "Pending" and key not in self._starting:
             self._starting.add(key)
-            asyncio.create_task(self._run(pod))
+            # Kept until done, so the event loop cannot drop the task and stop() can cancel it.
+            task = asyncio.create_task(self._run(pod))
+            self._tasks.append(task)
+            task.add_done_callback(self._tasks.remove)
 
     async def _finish_deletion(self, pod: client.V1Pod) -> None:
         try:
@@ -251,7 +255,7 @@ class FakeKubelet:
                 for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
             ],
         }
-        for attempt in range(20):
+        for _attempt in range(20):
             try:
                 await self._core.patch_namespaced_pod_status(
                     pod.metadata.name, pod.metadata.namespace, {"status": status}
