@@ -276,6 +276,7 @@ async def test_an_aggregated_api_is_reached_through_the_front_proxy(kube, contro
     seen_users: list[str] = []
 
     async def discovery(request: web.Request) -> web.Response:
+        assert request.transport is not None
         peer = request.transport.get_extra_info("peercert") or {}
         subject = dict(item for rdn in peer.get("subject", ()) for item in rdn)
         assert subject.get("commonName") == FRONT_PROXY_CLIENT

@@ -7,6 +7,7 @@ import gzip
 import io
 import tarfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.simulator.sources import load_workload
+from adapters.simulator import traces
+from adapters.simulator.sources import load_rate_series, load_workload
 from adapters.simulator.synthetic import generate
 from adapters.simulator.traces import load_trace
 from autoscaler.errors import InputError
@@ -462,3 +464,90 @@ def test_real_nasa_trace_loads_fast(shared_traces: Path) -> None:
     assert len(w) == 3_461_610 and w.duration == 5_059_950.0
     assert not w.has_tokens and w.name == "nasa_http_1995_per_second_workload"
     assert elapsed < 10, f"loading NASA took {elapsed:.1f}s (budget ~5 s)"
+
+
+# --- count traces larger than memory as arrivals ----------------------------------------------
+
+
+def per_minute_csv(path: Path, days: int, mean_per_minute: float, seed: int = 0) -> np.ndarray:
+    """A per-minute count CSV (ISO datetimes) with a daily wave; returns its counts."""
+    minutes = days * 1440
+    wave = 1 + 0.5 * np.sin(2 * np.pi * np.arange(minutes) / 1440)
+    counts = np.random.default_rng(seed).poisson(mean_per_minute * wave)
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(minutes).astype("timedelta64[m]")
+    rows = (f"{stamp},{count}" for stamp, count in zip(stamps.astype(str), counts, strict=True))
+    path.write_text("time,requests\n" + "\n".join(rows) + "\n")
+    return counts
+
+
+def test_a_billion_requests_windowed_to_one_day_at_one_percent(tmp_path: Path) -> None:
+    """98 days of per-minute counts adding up to ~1e9 requests: one day at 1 % is ~140k
+    arrivals, drawn from the counts after the window and the scale, in modest memory."""
+    path = tmp_path / "site.csv"
+    counts = per_minute_csv(path, days=98, mean_per_minute=1e9 / (98 * 1440))
+    assert counts.sum() > 0.99e9
+    with pytest.raises(InputError, match=r"site\.csv: the window holds 1e\+09 requests"):
+        load_workload(trace=str(path), workload=None, seed=0)
+    tracemalloc.start()
+    try:
+        day = load_workload(
+            trace=str(path),
+            workload=None,
+            seed=1,
+            offset=3 * 86400,
+            duration=86400,
+            rate_scale=0.01,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = counts[3 * 1440 : 4 * 1440].sum() * 0.01
+    assert abs(len(day) - expected) < 5 * np.sqrt(expected)  # binomial thinning, 5 sigma
+    assert day.duration == 86400 and day.times.min() >= 0 and day.times.max() < 86400
+    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # the whole file as arrivals: 8 GB
+
+
+def test_backtest_bins_count_traces_without_drawing_arrivals(tmp_path: Path) -> None:
+    path = tmp_path / "site.csv"
+    counts = per_minute_csv(path, days=2, mean_per_minute=1e7)  # 2.9e10: too many to draw
+    label, rates = load_rate_series(
+        300, trace=str(path), workload=None, seed=0, offset=3600, duration=7200
+    )
+    expected = counts[60:180].reshape(-1, 5).sum(axis=1) / 300
+    assert label == str(path)
+    np.testing.assert_allclose(rates, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(offset=st.floats(0, 990), duration=st.floats(0.5, 1000) | st.none(), seed=st.integers(0, 9))
+def test_a_window_of_counts_draws_the_arrivals_of_the_whole_trace_in_it(
+    tmp_path_factory: pytest.TempPathFactory, offset: float, duration: float | None, seed: int
+) -> None:
+    """Cutting the counts first changes nothing: the same arrivals as cutting after drawing."""
+    counts = np.random.default_rng(seed).poisson(3, 1000)
+    path = tmp_path_factory.mktemp("w") / "counts.txt"
+    path.write_text(" ".join(map(str, counts)))
+    whole = load_trace(path, seed=seed).window(offset, duration)
+    cut = load_workload(trace=str(path), workload=None, seed=seed, offset=offset, duration=duration)
+    np.testing.assert_array_equal(cut.times, whole.times)
+    assert cut.duration == whole.duration
+
+
+def test_counts_split_across_read_blocks_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of a few bytes cut tokens and rows anywhere: the same counts, the same lines."""
+    monkeypatch.setattr(traces, "_BLOCK", 5)
+    monkeypatch.setattr(traces, "_ROWS_PER_BLOCK", 2)
+    text = "12 345 6\n7890 1\n\n23 4 5678\n"
+    expected = [12, 345, 6, 7890, 1, 23, 4, 5678]
+    assert per_bin(load_trace(write(tmp_path, "w.txt", text, "gz")).times, 1.0, 8).tolist() == (
+        expected
+    )
+    csv_text = "time,count\n" + "".join(f"{t},{t % 7}\n" for t in range(0, 100, 10))
+    w = load_trace(write(tmp_path, "c.csv", csv_text, "tar.bz2"))
+    assert per_bin(w.times, 10.0, 10).tolist() == [t % 7 for t in range(0, 100, 10)]
+    with pytest.raises(InputError, match=r"b\.txt line 3: count 'x' \(value #6 in the file\)"):
+        load_trace(write(tmp_path, "b.txt", "1 2 3\n4 5\n x 6\n"))
+    with pytest.raises(InputError, match=r"d\.csv line 6: duplicate time '20'"):
+        load_trace(write(tmp_path, "d.csv", "time,count\n0,1\n10,1\n20,1\n30,1\n20,1\n"))

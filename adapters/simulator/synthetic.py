@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters.simulator.traces import spread_counts
+from adapters.simulator.counts import spread_counts
 from adapters.simulator.workload import Workload
 from autoscaler.errors import InputError
 

@@ -8,20 +8,27 @@ Accepted (each optionally gzip- or bzip2-compressed, and/or inside a tar holding
 1. Azure LLM inference CSV: header `TIMESTAMP,ContextTokens,GeneratedTokens`, one request a row.
 2. Mooncake-style JSON Lines: `{"timestamp": <ms>, "input_length": n, "output_length": n, ...}`.
 3. CSV of per-interval counts: a header, one datetime column (ISO 8601 or epoch seconds) and one
-   count column. Arrivals are drawn uniformly inside each interval (a Poisson process
-   conditioned on the count), seeded.
-4. Whitespace-separated per-second counts (the NASA-HTTP 1995 derived file), drawn the same way.
+   count column.
+4. Whitespace-separated per-second counts (the NASA-HTTP 1995 derived file).
+
+Request traces (1, 2) become a `Workload`. Count traces (3, 4) are read as a stream, block by
+block, into a `CountSeries`: a window and a rate scale apply to the counts, and only then are
+arrivals drawn (uniformly inside each interval, seeded), so a trace of a billion requests costs
+what the part of it that is wanted costs.
 
 Every problem is one `InputError` naming the file, the 1-based line (header included) and what
-is wrong, because a trace is user input (DESIGN §7).
+is wrong, because a trace is user input.
 """
 
 from __future__ import annotations
 
 import bz2
+import codecs
+import contextlib
 import csv
 import gzip
 import io
+import itertools
 import json
 import math
 import os
@@ -29,14 +36,15 @@ import re
 import tarfile
 import warnings
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn, Protocol, cast
 
 import numpy as np
 
+from adapters.simulator.counts import CountSeries
 from adapters.simulator.workload import Workload
 from autoscaler.errors import InputError
 
@@ -60,10 +68,13 @@ _EXTENSIONS = frozenset(
 )
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _COUNT_TOKEN = re.compile(r"\+?[0-9]+")
-MAX_ARRIVALS = 50_000_000
 MAX_INTERVALS = 50_000_000
-"""Count traces may ask for at most this many arrivals and intervals: the simulator keeps every
-arrival in memory (a count of 5e9 asked numpy for 37 GiB)."""
+"""Count traces may span at most this many intervals (400 MB of counts); how many arrivals may
+be drawn from them is `counts.MAX_ARRIVALS`, after the window and the rate scale."""
+_BLOCK = 1 << 22
+"""Bytes read at a time from a count trace (4 MiB)."""
+_ROWS_PER_BLOCK = 1 << 16
+"""CSV rows of a count trace parsed at a time."""
 _NS_FIRST = np.datetime64("1677-09-22", "us")
 _NS_END = np.datetime64("2262-04-11", "us")
 """Datetimes numpy holds in int64 nanoseconds (a little inside the exact limits)."""
@@ -76,35 +87,45 @@ _TINY_SPAN = 1e-6
 
 @dataclass(frozen=True)
 class _Arrivals:
-    """What a format parser yields: the Workload fields that depend on the format."""
+    """What a request-trace parser yields: the Workload fields that depend on the format."""
 
     times: np.ndarray
     duration: float
     prompt_tokens: np.ndarray | None = None
     output_tokens: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
 
 
-def load_trace(path: str | os.PathLike, *, seed: int = 0, name: str | None = None) -> Workload:
-    """Load a trace file of any accepted format (see the module docstring) as a Workload.
-
-    `seed` drives the uniform placement of arrivals for count traces; request traces are
-    read exactly. `name` defaults to the file's base name without its extensions.
-    """
+def read_trace(path: str | os.PathLike, *, name: str | None = None) -> Workload | CountSeries:
+    """A trace file of any accepted format (see the module docstring): a Workload of its
+    requests, or, for a trace of counts, a CountSeries to window and scale before any arrival
+    is drawn. Count traces are parsed as a stream, a block of rows at a time."""
     file = os.fspath(path)
-    data, label = _unpack(_read(file), file)
-    text = _decode(data, label)
-    fmt = _detect(text, label)
-    arrivals = _PARSERS[fmt](text, label, seed)
+    name = name or base_name(file)
+    with _opened(file) as (stream, label):
+        fmt = _detect(_head(stream, label), label)
+        stream.seek(0)
+        if fmt in _COUNT_PARSERS:
+            counts, interval, meta = _COUNT_PARSERS[fmt](stream, label, file)
+            meta = {"format": fmt, "interval": interval, **meta}
+            return CountSeries.whole(name, counts, interval, source=file, meta=meta)
+        arrivals = _REQUEST_PARSERS[fmt](_decode(stream.read(), label), label)
     return Workload(
-        name=name or base_name(file),
+        name=name,
         times=arrivals.times,
         duration=arrivals.duration,
         prompt_tokens=arrivals.prompt_tokens,
         output_tokens=arrivals.output_tokens,
         source=file,
-        meta={"format": fmt, **arrivals.meta},
+        meta={"format": fmt},
     )
+
+
+def load_trace(path: str | os.PathLike, *, seed: int = 0, name: str | None = None) -> Workload:
+    """The whole trace as arrivals. `seed` drives the uniform placement of arrivals for count
+    traces; request traces are read exactly. `name` defaults to the file's base name without
+    its extensions."""
+    trace = read_trace(path, name=name)
+    return trace.arrivals(seed) if isinstance(trace, CountSeries) else trace
 
 
 def base_name(file: str) -> str:
@@ -115,26 +136,35 @@ def base_name(file: str) -> str:
     return path.name or Path(file).name
 
 
-def spread_counts(counts: np.ndarray, width: float, rng: np.random.Generator) -> np.ndarray:
-    """Sorted arrival times: `counts[i]` arrivals uniform in `[i*width, (i+1)*width)`.
-
-    Conditional on the count, a Poisson process places its points uniformly, so this turns
-    per-interval counts into plausible arrival instants without inventing extra burstiness.
-    Times are capped just below their interval's end: at 5 million seconds, start + 0.9999999999
-    would otherwise round up into the next interval.
-    """
-    index = np.repeat(np.arange(counts.shape[0], dtype=np.float64), counts)
-    low, high = index * width, (index + 1) * width
-    times = np.minimum(low + rng.random(index.shape[0]) * width, np.nextafter(high, low))
-    return np.sort(times)
+# --- bytes: reading, decompression, archives, all as streams -------------------------------
 
 
-# --- bytes: reading, decompression, archives ------------------------------------------------
-
-
-def _read(file: str) -> bytes:
+@contextlib.contextmanager
+def _opened(file: str) -> Iterator[tuple[IO[bytes], str]]:
+    """The file's bytes as a seekable stream, decompressed and taken out of a one-file tar on
+    the fly, with the label that names it in messages (`file` or `file:member`). Corrupt
+    compressed data found while reading, anywhere in the body, becomes an InputError."""
+    kinds: list[str] = []
+    label = file
     try:
-        return Path(file).read_bytes()
+        with contextlib.ExitStack() as stack:
+            stream = stack.enter_context(_open_file(file))
+            stream = _decompressing(stack, stream, kinds)
+            head = stream.read(512)
+            stream.seek(0)
+            if len(head) >= 262 and head[257:262] == b"ustar":
+                member, stream = _single_member(stack, stream, file)
+                label = f"{file}:{member}"
+                stream = _decompressing(stack, stream, kinds)
+            yield stream, label
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+        kind = kinds[-1] if kinds else "tar"
+        raise InputError(f"{label}: corrupt {kind} data ({exc})") from None
+
+
+def _open_file(file: str) -> IO[bytes]:
+    try:
+        return open(file, "rb")
     except FileNotFoundError:
         raise InputError(f"trace file {file!r} does not exist") from None
     except IsADirectoryError:
@@ -143,53 +173,68 @@ def _read(file: str) -> bytes:
         raise InputError(f"trace file {file!r} cannot be read: {exc.strerror}") from None
 
 
-def _unpack(raw: bytes, file: str) -> tuple[bytes, str]:
-    """Decompress, then open a tar if it is one; return the bytes and the label for messages."""
-    data = _decompress(raw, file)
-    if len(data) >= 262 and data[257:262] == b"ustar":
-        member, data = _single_member(data, file)
-        return _decompress(data, f"{file}:{member}"), f"{file}:{member}"
-    return data, file
-
-
-def _decompress(data: bytes, label: str) -> bytes:
-    if data[:2] == b"\x1f\x8b":
-        kind, opener = "gzip", gzip.decompress
-    elif data[:3] == b"BZh":
-        kind, opener = "bzip2", bz2.decompress
+def _decompressing(stack: contextlib.ExitStack, stream: IO[bytes], kinds: list[str]) -> IO[bytes]:
+    """`stream`, or a decompressing reader over it (closed with `stack`) when it starts with
+    gzip or bzip2 magic."""
+    magic = stream.read(3)
+    stream.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        kinds.append("gzip")
+        opened = cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb"))
+    elif magic == b"BZh":
+        kinds.append("bzip2")
+        opened = cast(IO[bytes], bz2.BZ2File(stream, mode="rb"))
     else:
-        return data
+        return stream
+    stack.callback(opened.close)
+    return opened
+
+
+def _single_member(
+    stack: contextlib.ExitStack, stream: IO[bytes], file: str
+) -> tuple[str, IO[bytes]]:
+    archive = stack.enter_context(tarfile.open(fileobj=stream, mode="r:"))
+    files = [m for m in archive.getmembers() if m.isfile()]
+    if len(files) != 1:
+        names = ", ".join(m.name for m in files) or "none"
+        raise InputError(
+            f"{file}: a tar archive must hold exactly one regular file, "
+            f"found {len(files)} ({names})"
+        )
+    reader = archive.extractfile(files[0])
+    assert reader is not None  # regular files always have a reader
+    return files[0].name, reader
+
+
+def _decode(data: bytes, label: str, first_line: int = 1, encoding: str = "utf-8-sig") -> str:
+    """`data` as text; a byte that is not UTF-8 is an error naming its line (counted from
+    `first_line`, for a block taken from the middle of a file)."""
     try:
-        return opener(data)
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        raise InputError(f"{label}: corrupt {kind} data ({exc})") from None
-
-
-def _single_member(data: bytes, file: str) -> tuple[str, bytes]:
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-            files = [m for m in archive.getmembers() if m.isfile()]
-            if len(files) != 1:
-                names = ", ".join(m.name for m in files) or "none"
-                raise InputError(
-                    f"{file}: a tar archive must hold exactly one regular file, "
-                    f"found {len(files)} ({names})"
-                )
-            reader = archive.extractfile(files[0])
-            assert reader is not None  # regular files always have a reader
-            return files[0].name, reader.read()
-    except tarfile.TarError as exc:
-        raise InputError(f"{file}: corrupt tar archive ({exc})") from None
-
-
-def _decode(data: bytes, label: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = first_line + data[: exc.start].count(b"\n")
         raise InputError(
             f"{label} line {line}: not UTF-8 text; accepted formats: {ACCEPTED}"
         ) from None
+
+
+def _head(stream: IO[bytes], label: str) -> str:
+    """The start of the text, up to 1024 characters past its first non-blank one (what format
+    detection reads), without reading a large file whole."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    text, lines = "", 1
+    while True:
+        block = stream.read(_BLOCK)
+        try:
+            text += decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:
+            line = lines + text.count("\n") + block[: max(exc.start, 0)].count(b"\n")
+            raise InputError(
+                f"{label} line {line}: not UTF-8 text; accepted formats: {ACCEPTED}"
+            ) from None
+        match = re.search(r"\S", text)
+        if not block or (match is not None and len(text) - match.start() > 1024):
+            return text
 
 
 # --- format detection ----------------------------------------------------------------------
@@ -237,9 +282,25 @@ def _norm(header: str) -> str:
 # --- shared column parsing -----------------------------------------------------------------
 
 
+class _Rows(Protocol):
+    """What a whole-column check needs of the rows: a header, a message naming a row's line,
+    and the text of one cell (for the message)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def header(self) -> list[str]: ...
+
+    def fail(self, row: int, problem: str) -> InputError: ...
+
+    def value(self, row: int, index: int) -> str: ...
+
+
 @dataclass(frozen=True)
 class _Table:
-    """A CSV file as rows of stripped strings, with the file line of each row for messages."""
+    """CSV rows as stripped strings, with the file line of each row for messages: a whole
+    request trace, or one block of a count trace's rows."""
 
     label: str
     header: list[str]
@@ -253,11 +314,49 @@ class _Table:
     def fail(self, row: int, problem: str) -> InputError:
         return InputError(f"{self.label} line {self.lines[row]}: {problem}")
 
+    def value(self, row: int, index: int) -> str:
+        return self.rows[row][index]
+
+
+@dataclass(frozen=True)
+class _StreamedRows:
+    """All the rows of a count trace read block by block, of which only the line numbers are
+    kept: a message's cell text is read again from the file (errors are rare, rows many)."""
+
+    label: str
+    header: list[str]
+    lines: np.ndarray
+    file: str
+
+    def fail(self, row: int, problem: str) -> InputError:
+        return InputError(f"{self.label} line {int(self.lines[row])}: {problem}")
+
+    def value(self, row: int, index: int) -> str:
+        with _opened(self.file) as (stream, label):
+            reader = csv.reader(_text_lines(stream, label))
+            for cells in reader:
+                if reader.line_num >= self.lines[row]:
+                    return cells[index].strip()
+        raise AssertionError(f"line {int(self.lines[row])} vanished from {self.label}")
+
+
+def _text_lines(stream: IO[bytes], label: str) -> Iterator[str]:
+    """The stream's lines as text, decoded one at a time so an error names its exact line."""
+    for number, raw in enumerate(stream, start=1):
+        yield _decode(raw, label, number, "utf-8-sig" if number == 1 else "utf-8")
+
 
 def _read_table(text: str, label: str) -> _Table:
-    reader = csv.reader(io.StringIO(text))
+    """A whole CSV text as one table."""
+    return next(_table_blocks(io.StringIO(text), label, rows_per_block=None))
+
+
+def _table_blocks(lines: Iterable[str], label: str, rows_per_block: int | None) -> Iterator[_Table]:
+    """The CSV's data rows in tables of `rows_per_block` (all in one when None), each with the
+    header; blank rows are skipped, a row of the wrong width is an error naming its line."""
+    reader = csv.reader(lines)
     header: list[str] | None = None
-    header_line, rows, lines = 0, [], []
+    header_line, rows, numbers, yielded = 0, [], [], False
     try:
         for row in reader:
             cells = [cell.strip() for cell in row]
@@ -272,14 +371,18 @@ def _read_table(text: str, label: str) -> _Table:
                     f"({','.join(header)}), got {len(cells)}"
                 )
             rows.append(cells)
-            lines.append(reader.line_num)
+            numbers.append(reader.line_num)
+            if rows_per_block is not None and len(rows) == rows_per_block:
+                yield _Table(label, header, header_line, rows, numbers)
+                rows, numbers, yielded = [], [], True
     except csv.Error as exc:
         raise InputError(f"{label} line {reader.line_num}: not valid CSV ({exc})") from None
     if header is None:  # non-blank lines of empty fields only, such as ","
         raise InputError(f"{label}: no CSV header, only empty fields; accepted formats: {ACCEPTED}")
-    if not rows:
-        raise InputError(f"{label} line {header_line}: a header but no data rows after it")
-    return _Table(label, header, header_line, rows, lines)
+    if rows or not yielded:
+        if not rows:
+            raise InputError(f"{label} line {header_line}: a header but no data rows after it")
+        yield _Table(label, header, header_line, rows, numbers)
 
 
 def _datetimes_ns(table: _Table, index: int) -> np.ndarray:
@@ -335,12 +438,12 @@ def _integers(table: _Table, index: int) -> np.ndarray:
     raise AssertionError("unreachable: numpy refused a column of valid integers")
 
 
-def _span_checked(table: _Table, index: int, ns: np.ndarray) -> np.ndarray:
+def _span_checked(table: _Rows, index: int, ns: np.ndarray) -> np.ndarray:
     """`ns`, if its span fits int64 nanoseconds (292 years): beyond, differences wrap around."""
     since = ns - ns.min()
     if (since < 0).any():
         row = int(np.flatnonzero(since < 0)[0])
-        value = table.rows[row][index]
+        value = table.value(row, index)
         raise table.fail(
             row, f"{table.header[index]} {value!r} is over 292 years after the earliest time"
         )
@@ -361,7 +464,7 @@ def _request_span(times: np.ndarray) -> float:
 # --- 1. Azure LLM inference CSV ------------------------------------------------------------
 
 
-def _parse_azure(text: str, label: str, seed: int) -> _Arrivals:
+def _parse_azure(text: str, label: str) -> _Arrivals:
     table = _read_table(text, label)
     found = {_norm(name): i for i, name in enumerate(table.header)}
     missing = [name for name in AZURE_COLUMNS if _norm(name) not in found]
@@ -383,7 +486,7 @@ def _parse_azure(text: str, label: str, seed: int) -> _Arrivals:
 # --- 2. Mooncake-style JSON Lines ----------------------------------------------------------
 
 
-def _parse_jsonl(text: str, label: str, seed: int) -> _Arrivals:
+def _parse_jsonl(text: str, label: str) -> _Arrivals:
     stamps: list[float] = []
     prompt: list[int] = []
     output: list[int] = []
@@ -436,25 +539,28 @@ def _json_record(line: str, where: str) -> tuple[float, int, int]:
 # --- 3. CSV of per-interval counts ---------------------------------------------------------
 
 
-def _parse_counts_csv(text: str, label: str, seed: int) -> _Arrivals:
-    table = _read_table(text, label)
-    if all(_NUMBER.fullmatch(cell) for cell in table.header):
+def _parse_counts_csv(stream: IO[bytes], label: str, file: str) -> _Counts:
+    """Read block by block: each block's times and counts become arrays at once, so memory
+    grows with the rows as numbers (16 bytes a row), not as Python strings."""
+    blocks = _table_blocks(_text_lines(stream, label), label, _ROWS_PER_BLOCK)
+    first = next(blocks)
+    if all(_NUMBER.fullmatch(cell) for cell in first.header):
         raise InputError(
-            f"{label} line {table.header_line}: expected a header row naming the time and "
-            f"count columns, got {','.join(table.header)!r}"
+            f"{label} line {first.header_line}: expected a header row naming the time and "
+            f"count columns, got {','.join(first.header)!r}"
         )
-    time_col, count_col = _pick_columns(table)
-    seconds = _time_seconds(table, time_col)
-    counts = _integers(table, count_col)
-    per_interval, interval = _grid(table, time_col, seconds, counts)
-    _check_total(per_interval, label)
-    times = spread_counts(per_interval, interval, np.random.default_rng(seed))
-    meta = {
-        "interval": interval,
-        "time_column": table.header[time_col],
-        "count_column": table.header[count_col],
-    }
-    return _Arrivals(times=times, duration=per_interval.shape[0] * interval, meta=meta)
+    time_col, count_col = _pick_columns(first)
+    kind = _time_kind(first, time_col)
+    times, counts, lines = [], [], []
+    for table in itertools.chain([first], blocks):
+        times.append(_absolute_times(table, time_col, kind))
+        counts.append(_integers(table, count_col))
+        lines.append(np.array(table.lines, dtype=np.int64))
+    rows = _StreamedRows(label, first.header, np.concatenate(lines), file)
+    seconds = _since_earliest(rows, time_col, kind, np.concatenate(times))
+    per_interval, interval = _grid(rows, time_col, seconds, np.concatenate(counts))
+    meta = {"time_column": first.header[time_col], "count_column": first.header[count_col]}
+    return per_interval, interval, meta
 
 
 def _pick_columns(table: _Table) -> tuple[int, int]:
@@ -490,25 +596,61 @@ def _parses(parser: Callable[[_Table, int], np.ndarray], table: _Table, index: i
 
 def _time_seconds(table: _Table, index: int) -> np.ndarray:
     """float64 seconds since the column's earliest time, from epoch seconds or ISO 8601."""
+    kind = _time_kind(table, index)
+    return _since_earliest(table, index, kind, _absolute_times(table, index, kind))
+
+
+def _time_kind(table: _Table, index: int) -> str:
+    """ "epoch" when every cell is a number (seconds since 1970), else "iso" (datetimes)."""
     try:
-        epoch = np.array(table.column(index), dtype=np.float64)
+        np.array(table.column(index), dtype=np.float64)
     except ValueError:
-        ns = _span_checked(table, index, _datetimes_ns(table, index))
-        return (ns - ns.min()).astype(np.float64) / 1e9
+        return "iso"
+    return "epoch"
+
+
+def _absolute_times(table: _Table, index: int, kind: str) -> np.ndarray:
+    """A block's times: float64 epoch seconds, or int64 nanoseconds of ISO 8601 datetimes."""
+    if kind == "iso":
+        return _datetimes_ns(table, index)
+    values = table.column(index)
+    try:
+        epoch = np.array(values, dtype=np.float64)
+    except ValueError:
+        row = next(i for i, value in enumerate(values) if not _is_float(value))
+        raise table.fail(
+            row, f"{table.header[index]} {values[row]!r} is not a time in epoch seconds"
+        ) from None
     if not np.isfinite(epoch).all():
         row = int(np.flatnonzero(~np.isfinite(epoch))[0])
-        raise table.fail(row, f"{table.header[index]} {table.rows[row][index]!r} is not a time")
+        raise table.fail(row, f"{table.header[index]} {values[row]!r} is not a time")
+    return epoch
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _since_earliest(table: _Rows, index: int, kind: str, values: np.ndarray) -> np.ndarray:
+    """float64 seconds since the earliest of `values` (as `_absolute_times` gives them)."""
+    if kind == "iso":
+        ns = _span_checked(table, index, values)
+        return (ns - ns.min()).astype(np.float64) / 1e9
     with np.errstate(over="ignore"):  # checked just below
-        seconds = epoch - epoch.min()
+        seconds = values - values.min()
     if not np.isfinite(seconds).all():
-        row = int(np.argmax(epoch))
-        value = table.rows[row][index]
+        row = int(np.argmax(values))
+        value = table.value(row, index)
         raise table.fail(row, f"{table.header[index]} {value!r} is too far after the earliest time")
     return seconds
 
 
 def _grid(
-    table: _Table, time_col: int, seconds: np.ndarray, counts: np.ndarray
+    table: _Rows, time_col: int, seconds: np.ndarray, counts: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """Counts on a regular grid whose step is the smallest gap; absent intervals count 0."""
     if seconds.shape[0] < 2:
@@ -517,7 +659,7 @@ def _grid(
     gaps = np.diff(seconds[order])
     if (gaps == 0).any():
         row = int(order[np.flatnonzero(gaps == 0)[0] + 1])
-        raise table.fail(row, f"duplicate time {table.rows[row][time_col]!r}")
+        raise table.fail(row, f"duplicate time {table.value(row, time_col)!r}")
     interval = float(gaps.min())
     length = float(seconds.max()) / interval
     if not length < MAX_INTERVALS:
@@ -529,7 +671,7 @@ def _grid(
         )
     if not math.isfinite((length + 1) * interval):
         row = int(np.argmax(seconds))
-        value = table.rows[row][time_col]
+        value = table.value(row, time_col)
         raise table.fail(row, f"time {value!r} is too far after the earliest time")
     steps = seconds / interval
     slots = np.rint(steps)
@@ -545,15 +687,33 @@ def _grid(
 # --- 4. whitespace-separated per-second counts ---------------------------------------------
 
 
-def _parse_whitespace(text: str, label: str, seed: int) -> _Arrivals:
-    counts = _whitespace_counts(text, label)
-    _check_total(counts, label)
-    times = spread_counts(counts, 1.0, np.random.default_rng(seed))
-    return _Arrivals(times=times, duration=float(counts.shape[0]), meta={"interval": 1.0})
+def _parse_whitespace(stream: IO[bytes], label: str, file: str) -> _Counts:
+    """Read in blocks of bytes cut after their last whitespace, each parsed by numpy's C text
+    reader (the NASA file has 5 million values)."""
+    parts: list[np.ndarray] = []
+    line, values, carry = 1, 0, b""
+    while True:
+        block = stream.read(_BLOCK)
+        data = carry + block
+        if line == 1 and values == 0 and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        cut = max(data.rfind(space) for space in (b" ", b"\n", b"\t", b"\r")) + 1
+        if block and cut == 0:
+            carry = data  # one token longer than a block so far
+            continue
+        data, carry = (data[:cut], data[cut:]) if block else (data, b"")
+        text = _decode(data, label, line, "utf-8")
+        if text.strip():
+            counts = _whitespace_counts(text, label, line, values)
+            parts.append(counts)
+            values += counts.shape[0]
+        line += text.count("\n")
+        if not block:
+            return np.concatenate(parts or [np.zeros(0, np.int64)]), 1.0, {}
 
 
-def _whitespace_counts(text: str, label: str) -> np.ndarray:
-    """Parse with numpy's C text reader (the NASA file has 5 million values).
+def _whitespace_counts(text: str, label: str, line: int, values: int) -> np.ndarray:
+    """One block of counts; `line` and `values` (those before it) place an error in the file.
 
     `np.fromstring` in text mode stops at the first non-number (a ValueError in numpy 2, a
     DeprecationWarning in 1.x, made an error here); on any doubt the slow scan names the line.
@@ -563,16 +723,16 @@ def _whitespace_counts(text: str, label: str) -> np.ndarray:
             warnings.simplefilter("error", DeprecationWarning)
             counts = np.fromstring(text, dtype=np.int64, sep=" ")
     except (ValueError, DeprecationWarning):
-        _raise_bad_count(text, label)
+        _raise_bad_count(text, label, line, values)
     if (counts < 0).any() or (counts == np.iinfo(np.int64).max).any():
-        _raise_bad_count(text, label)
+        _raise_bad_count(text, label, line, values)
     return counts
 
 
-def _raise_bad_count(text: str, label: str) -> NoReturn:
-    position = 0
-    for number, line in enumerate(text.split("\n"), start=1):
-        for token in line.split():
+def _raise_bad_count(text: str, label: str, line: int, values: int) -> NoReturn:
+    position = values
+    for number, text_line in enumerate(text.split("\n"), start=line):
+        for token in text_line.split():
             position += 1
             if _COUNT_TOKEN.fullmatch(token) and int(token) < 2**63 - 1:
                 continue
@@ -582,18 +742,13 @@ def _raise_bad_count(text: str, label: str) -> NoReturn:
     raise InputError(f"{label}: cannot read the per-second counts")
 
 
-def _check_total(counts: np.ndarray, label: str) -> None:
-    total = float(counts.sum(dtype=np.float64))
-    if total > MAX_ARRIVALS:
-        raise InputError(
-            f"{label}: the counts add up to {total:.3g} requests; at most {MAX_ARRIVALS:,} are "
-            "supported (the simulator keeps every arrival)"
-        )
-
-
-_PARSERS = {
+_Counts = tuple[np.ndarray, float, dict]
+"""What a count-trace parser yields: counts per interval, the interval in seconds, meta."""
+_REQUEST_PARSERS: dict[str, Callable[[str, str], _Arrivals]] = {
     "azure": _parse_azure,
     "jsonl": _parse_jsonl,
+}
+_COUNT_PARSERS: dict[str, Callable[[IO[bytes], str, str], _Counts]] = {
     "counts-csv": _parse_counts_csv,
     "whitespace": _parse_whitespace,
 }

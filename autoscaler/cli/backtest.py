@@ -18,7 +18,7 @@ from functools import partial
 
 import numpy as np
 
-from autoscaler.cli.options import add_workload_options, workload_from_args
+from autoscaler.cli.options import add_workload_options, rate_series_from_args
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import align
 from autoscaler.durations import parse_duration
@@ -83,8 +83,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     if args.prometheus:
         label, y = _prometheus_series(args, step_s)
     else:
-        workload = workload_from_args(args)
-        label, y = workload.source or workload.name, workload.rate_series(step_s)
+        label, y = rate_series_from_args(args, step_s)
     mask = idle_mask(y, parse_duration(args.mask_idle_over, field="--mask-idle-over"), step_s)
     if np.isnan(y).any():  # steps Prometheus had no sample for: missing, not zero
         mask = np.isnan(y) if mask is None else mask | np.isnan(y)

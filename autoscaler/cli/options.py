@@ -13,9 +13,12 @@ so three `--workload llm-bursty` are three different services.
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+import numpy as np
 
 from adapters.simulator.config import SimConfig
-from adapters.simulator.sources import load_workload
+from adapters.simulator.sources import load_rate_series, load_workload
 from adapters.simulator.synthetic import WORKLOADS
 from adapters.simulator.workload import Workload
 from autoscaler.durations import parse_duration
@@ -119,6 +122,28 @@ def add_sim_options(parser: argparse.ArgumentParser) -> None:
 
 def workloads_from_args(args: argparse.Namespace) -> list[Workload]:
     """One workload per `--trace` (or `--workload`), each with its window and rate scale."""
+    return [load_workload(**source) for source in _sources_from_args(args)]
+
+
+def workload_from_args(args: argparse.Namespace) -> Workload:
+    """The one workload of a command that studies a single trace (trace-info)."""
+    return load_workload(**_one_source(args))
+
+
+def rate_series_from_args(args: argparse.Namespace, step_s: float) -> tuple[str, np.ndarray]:
+    """The one trace or workload of `backtest` as requests per second in steps of `step_s`,
+    with its label; a count trace is binned from its counts, never drawn as arrivals."""
+    return load_rate_series(step_s, **_one_source(args))
+
+
+def _one_source(args: argparse.Namespace) -> dict[str, Any]:
+    if len(args.trace or []) > 1 or len(args.workload or []) > 1:
+        raise InputError(f"{args.command}: give one --trace or --workload, not several")
+    return _sources_from_args(args)[0]
+
+
+def _sources_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`load_workload`'s arguments for each `--trace` (or `--workload`)."""
     if args.trace and args.workload:
         raise InputError("give either --trace or --workload, not both")
     sources: list[tuple[str | None, str | None]] = [(trace, None) for trace in args.trace or []]
@@ -129,39 +154,32 @@ def workloads_from_args(args: argparse.Namespace) -> list[Workload]:
     durations = _per_service(args.duration, count, "--duration")
     scales = _per_service(args.rate_scale, count, "--rate-scale")
     return [
-        _load_one(trace, name, args.seed + index, offset, duration, scale)
+        _source(trace, name, args.seed + index, offset, duration, scale)
         for index, ((trace, name), offset, duration, scale) in enumerate(
             zip(sources, offsets, durations, scales, strict=True)
         )
     ]
 
 
-def workload_from_args(args: argparse.Namespace) -> Workload:
-    """The one workload of a command that studies a single trace (trace-info, backtest)."""
-    if len(args.trace or []) > 1 or len(args.workload or []) > 1:
-        raise InputError(f"{args.command}: give one --trace or --workload, not several")
-    return workloads_from_args(args)[0]
-
-
-def _load_one(
+def _source(
     trace: str | None,
     name: str | None,
     seed: int,
     offset: str | None,
     duration_text: str | None,
     scale: str | None,
-) -> Workload:
+) -> dict[str, Any]:
     duration = parse_duration(duration_text, field="--duration") if duration_text else None
     if duration is not None and duration <= 0:
         raise InputError("--duration: must be longer than 0s")
-    return load_workload(
-        trace=trace,
-        workload=name,
-        seed=seed,
-        offset=parse_duration("0" if offset is None else offset, field="--offset"),
-        duration=duration,
-        rate_scale=_positive_float("1" if scale is None else scale, "--rate-scale"),
-    )
+    return {
+        "trace": trace,
+        "workload": name,
+        "seed": seed,
+        "offset": parse_duration("0" if offset is None else offset, field="--offset"),
+        "duration": duration,
+        "rate_scale": _positive_float("1" if scale is None else scale, "--rate-scale"),
+    }
 
 
 def _per_service(values: list[str] | None, count: int, flag: str) -> list[str | None]:
