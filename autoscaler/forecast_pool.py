@@ -30,6 +30,7 @@ import numpy as np
 
 from autoscaler.forecasts import ForecastShell
 from forecasting.forecast import Forecast
+from forecasting.pool import ignore_sigint
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,11 @@ class ForecastPool:
     @staticmethod
     def _new_executor() -> ProcessPoolExecutor:
         # spawn: a forked child would inherit the event loop's threads and locks
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=ignore_sigint,
+        )
 
     def _shard(self, key: str) -> _Shard:
         return self._shards[zlib.crc32(key.encode()) % len(self._shards)]

@@ -7,12 +7,20 @@ pickling than fitting the cheap models.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from forecasting.base import Forecaster
+
+
+def ignore_sigint() -> None:
+    """A worker process's initializer: Ctrl-C in a terminal reaches the whole foreground process
+    group, workers included, but stopping is the parent's decision (it shuts its pool down);
+    a worker that took the KeyboardInterrupt itself would print a traceback over the results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def fit_one(name: str, y: np.ndarray, step_s: float, horizon_steps: int | None) -> Forecaster:
@@ -38,6 +46,6 @@ def fit_many(
 ) -> list[Forecaster]:
     """Fit model `name` on every series, in `workers` processes; results in input order."""
     chunks = [list(series[i : i + chunk_size]) for i in range(0, len(series), chunk_size)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=ignore_sigint) as pool:
         futures = [pool.submit(_fit_chunk, name, chunk, step_s, horizon_steps) for chunk in chunks]
         return [model for future in futures for model in future.result()]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +75,103 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'quantil'" in lines[0]
+
+
+def test_ctrl_c_on_a_terminal_prints_the_results_table_and_nothing_else():
+    """Ctrl-C in a terminal signals the whole foreground process group, the forecasting
+    workers included: they leave it to the parent, so no traceback lands on the table."""
+    port = free_port()
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: `leadtime run` with the pseudo-terminal as its controlling tty
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "autoscaler",
+                "run",
+                "--port",
+                str(port),
+                "--speed",
+                "50",
+                "--duration",
+                "12h",
+            ],
+        )
+    screen = Screen(terminal)
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        screen.read_until("serving http://", limit_s=60)
+        wait_for_forecasts(base, limit_s=120)  # the workers have started and fitted
+        assert len(forecasting_workers(pid)) >= 1
+        os.write(terminal, b"\x03")  # the terminal's interrupt character
+        screen.read_to_end(limit_s=60)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, screen.text
+    # What came after the terminal echoed ^C (and flushed the output not yet shown, as a
+    # terminal does on an interrupt, so the line it cut stays cut).
+    echoed = screen.text.rfind("^C")
+    assert echoed >= 0, screen.text
+    after = screen.text[echoed + 2 :].strip().splitlines()
+    header = next((i for i, line in enumerate(after) if line.startswith("policy ")), None)
+    assert header is not None, after
+    # the last tick may still log its decisions; then the table, and nothing after it
+    assert all(line.startswith("INFO leadtime: t=") for line in after[:header]), after
+    table = [line.split() for line in after[header:]]
+    assert table[0][:3] == ["policy", "service", "requests"], after
+    rows = [row[:3] for row in table[1:]]
+    assert rows == [["leadtime", "1", "llm-bursty"], ["leadtime", "2", "web-diurnal"]], after
+    assert "Traceback" not in screen.text and "KeyboardInterrupt" not in screen.text
+
+
+class Screen:
+    """What a pseudo-terminal's program has printed, read as it comes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.text = fd, ""
+
+    def _read(self, timeout_s: float) -> bool:
+        """One read; False at the end (the program closed the terminal)."""
+        ready, _, _ = select.select([self.fd], [], [], timeout_s)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.fd, 65536)
+        except OSError:  # EIO: every process holding the terminal has exited
+            return False
+        self.text += chunk.decode(errors="replace")
+        return bool(chunk)
+
+    def read_until(self, marker: str, limit_s: float) -> None:
+        deadline = time.monotonic() + limit_s
+        while marker not in self.text:
+            if time.monotonic() > deadline or not self._read(0.2):
+                pytest.fail(f"no {marker!r} on the terminal:\n{self.text[-3000:]}")
+
+    def read_to_end(self, limit_s: float) -> None:
+        deadline = time.monotonic() + limit_s
+        while self._read(0.2):
+            if time.monotonic() > deadline:
+                pytest.fail(f"still running {limit_s:.0f}s after Ctrl-C:\n{self.text[-3000:]}")
+
+
+def wait_for_forecasts(base: str, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            services = get_json(base + "api/v1/services")["services"]
+            keys = [f"{s['namespace']}/{s['name']}" for s in services]
+            if keys and all(get_json(f"{base}api/v1/services/{k}")["forecast"] for k in keys):
+                return
+        time.sleep(0.5)
+    pytest.fail(f"no forecasts at {base} after {limit_s:.0f}s")
+
+
+def forecasting_workers(pid: int) -> list[int]:
+    """The child processes of `pid` (the spawned forecasting workers and their helpers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
