@@ -258,21 +258,6 @@ class FleetRing(Generic[K]):
         window = self._data[:, : self._high, stop - n : stop]
         return np.einsum("srt->sr", window).astype(np.float64), count
 
-    def window_max(self, seconds: int) -> tuple[np.ndarray, np.ndarray]:
-        """As `window_sums`, with the maximum instead of the sum (0 where count is 0)."""
-        n, count = self._window(seconds)
-        if n == 0:
-            return np.zeros((len(SIGNALS), self._high)), count
-        stop = self._stop()
-        maxes = self._data[:, : self._high, stop - n : stop].max(axis=2).astype(np.float64)
-        young = np.flatnonzero(count < n)
-        if young.size:  # the zeros before a row's first second must not win over negatives
-            seen = np.arange(n)[None, :] >= (n - count[young])[:, None]
-            window = self._data[:, young, stop - n : stop]
-            maxes[:, young] = np.where(seen, window, -np.inf).max(axis=2)
-            maxes[:, young[count[young] == 0]] = 0.0
-        return maxes, count
-
     def _window(self, seconds: int) -> tuple[int, np.ndarray]:
         """The columns to read (`seconds` capped at size and at what the axis holds) and the
         per-row count."""

@@ -111,15 +111,6 @@ class ForecastShell:
     def _horizon_steps(self) -> int:
         return max(1, math.ceil(self.horizon_s / self.step_s))
 
-    @property
-    def fit_due(self) -> bool:
-        """Whether the next step would refit (first fit, history doubled, or refit interval)."""
-        return (
-            self._forecaster is None
-            or len(self._rates) >= 2 * self._fitted_steps
-            or self._steps_seen * self.step_s - self._fitted_at >= self.refit_every_s
-        )
-
     def _advance(self, now: float, allow_fit: bool = True) -> None:
         rates = self._rates
         self._score(rates)

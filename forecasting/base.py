@@ -143,13 +143,3 @@ def naive_forecast(
     mean = np.full(horizon, last)
     widen = np.sqrt(np.arange(1, horizon + 1))
     return mean, {q: last + residual_quantile(residuals, q) * widen for q in quantiles}
-
-
-def gaussian_quantiles(
-    mean: np.ndarray, std: np.ndarray, quantiles: Quantiles
-) -> dict[float, np.ndarray]:
-    """Quantiles of independent normals per step (for models with Gaussian intervals)."""
-    from statistics import NormalDist
-
-    unit = NormalDist()
-    return {q: mean + unit.inv_cdf(min(max(q, 1e-6), 1 - 1e-6)) * std for q in quantiles}

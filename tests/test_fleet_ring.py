@@ -181,22 +181,6 @@ def test_growth_doubles_the_capacity_and_keeps_the_data() -> None:
     assert arrivals(ring, "b") == [30, 40, 40]
 
 
-def test_window_max_ignores_the_zeros_before_a_rows_first_second() -> None:
-    ring: FleetRing[str] = FleetRing(size=6)
-    ring.add("a")
-    ring.add("b")
-    ring.write(0, block([-3, -1, -2]), np.array([0]))
-    ring.write(3, block([-5, -4], [-7, -6]), np.array([0, 1]))
-    maxes, count = ring.window_max(4)
-    assert count.tolist() == [4, 2]
-    assert maxes[:, 0].tolist() == [-1, -10, -100]
-    assert maxes[:, 1].tolist() == [-6, -60, -600]
-    ring.add("c")
-    maxes, count = ring.window_max(4)
-    assert count.tolist() == [4, 2, 0]
-    assert_array_equal(maxes[:, 2], 0)
-
-
 def test_invalid_use_is_refused() -> None:
     ring: FleetRing[str] = FleetRing(size=4)
     ring.add("a")
@@ -218,7 +202,6 @@ def test_reads_before_any_write_are_empty() -> None:
     assert ring.end is None
     sums, count = ring.window_sums(60)
     assert sums.shape == (3, 1) and count.tolist() == [0]
-    assert ring.window_max(6)[1].tolist() == [0]
     assert ring.tail("a", 10).shape == (3, 0)
 
 
@@ -353,9 +336,9 @@ def check(ring: FleetRing[int], naive: NaiveFleet | LateFleet) -> None:
     assert ring.end == naive.end
     observed = ring.observed()
     for seconds in [1, 2, 5, ring.size, ring.size + 7]:
-        (sums, count), (maxes, _) = ring.window_sums(seconds), ring.window_max(seconds)
+        sums, count = ring.window_sums(seconds)
         recent = ring.recent(seconds)
-        means, expected, peaks, expected_peaks = [], [], [], []
+        means, expected = [], []
         for key in ring.keys:
             row, series = ring.row(key), naive.series(key)
             assert observed[row] == series.shape[1]
@@ -371,9 +354,6 @@ def check(ring: FleetRing[int], naive: NaiveFleet | LateFleet) -> None:
                 continue
             means.append(sums[:, row] / count[row])
             expected.append(scalar)
-            peaks.append(maxes[:, row])
-            expected_peaks.append(series[:, -seconds:].max(axis=1))
         # The ring sums float32 in float32: a mean of n <= 19 values up to 1000 may be off by
         # about n ulp(n * 1000) / 2 / n, i.e. at most ~1e-3.
         assert_allclose(np.array(means), np.array(expected, dtype=float), rtol=1e-6, atol=2e-3)
-        assert_array_equal(np.array(peaks), np.array(expected_peaks))

@@ -13,7 +13,6 @@ from typing import Any
 
 AUTOSCALE = "leadtime.dev/autoscale"
 ALLOW_ZERO = "leadtime.dev/allow-zero"
-KINDS = ("Deployment", "StatefulSet")
 
 
 def opted_in(annotations: Mapping[str, str] | None) -> bool:

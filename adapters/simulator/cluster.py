@@ -65,7 +65,6 @@ class GpuCluster:
         self._held_since = 0.0
         self.preemptions = 0
         self.nodes_added = 0
-        self.nodes_removed = 0
         self.control: list[tuple[float, int, int, Tenant | None, int]] = []
         self._seq = 0
 
@@ -157,7 +156,6 @@ class GpuCluster:
         self._account(now)
         self.free -= nodes * per_node
         self.added -= nodes * per_node
-        self.nodes_removed += nodes
         self._spare_since = None
 
     def finish(self, now: float) -> None:
