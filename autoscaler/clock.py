@@ -1,6 +1,6 @@
 """Clocks for the control loop: wall time live, virtual time in the embedded simulator.
 
-DESIGN §2 "one clock": the loop never reads time itself, so the same loop runs on a cluster in
+One clock (docs/architecture.md §5): the loop never reads time itself, so the same loop runs on a cluster in
 real time, on the simulator at 10× (or 1000×), and in tests on a clock they move by hand.
 """
 

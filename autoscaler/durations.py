@@ -1,6 +1,6 @@
 """Durations as people write them: `90`, `90s`, `5m`, `2h`, `1d`, `1m30s`, `250ms`.
 
-Internally every duration is a float number of seconds (DESIGN §7).
+Internally every duration is a float number of seconds (docs/architecture.md §5).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The policy contract: what a scaling policy sees, what it returns, and the shape it has.
 
-A policy is a pure function of plain data (DESIGN §2): `decide(observation, state)` returns a
+A policy is a pure function of plain data (docs/architecture.md §3): `decide(observation, state)` returns a
 `Decision` and the policy's next state. It does no I/O and reads no clock, so the very same
 policy runs in the simulator, in tests and live. Memory that a policy needs between ticks
 (panic mode, stabilisation windows) lives in its explicit, immutable state, as Ray Serve's
@@ -56,7 +56,7 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A desired replica count and the machine-readable reason for it (DESIGN §3)."""
+    """A desired replica count and the machine-readable reason for it."""
 
     desired: int
     reason: str

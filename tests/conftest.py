@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 The real public traces live outside the repository, in `../shared/data/traces/` beside the
-checkout (as in CI). A missing folder is a failure, never a skip (DESIGN §8).
+checkout (as in CI). A missing folder is a failure, never a skip (docs/architecture.md §9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Leadtime as a Knative custom PodAutoscaler class (reference: ../shared/reference/knative.md §2).
+"""Leadtime as a Knative custom PodAutoscaler class: the contract Knative's autoscaling API sets
+for a PodAutoscaler whose `autoscaling.knative.dev/class` names another autoscaler than the KPA.
 
 Pure decisions (annotations, conditions, scaler, pods, status) are kept apart from the parts
 that talk to the API server (reconciler, adapter, probe, events; the informer they share is

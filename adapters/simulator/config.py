@@ -9,7 +9,7 @@ The defaults describe one replica of a 7–8B-parameter LLM served by vLLM on on
 - `max_concurrency` 8 concurrent sequences per replica, the batch at which the decode rate
   above holds; Knative calls this `containerConcurrency`;
 - cold start 60 s (pod scheduling, image already cached, ~16 GB of weights loaded and CUDA
-  graphs captured), the DESIGN §3 prior for an LLM, with log-normal jitter σ = 0.1;
+  graphs captured), a typical LLM replica, with log-normal jitter σ = 0.1;
 - request timeout 600 s, the Knative/KServe default revision timeout order of magnitude;
 - SLO: time to first token ≤ 2 s.
 Token counts for traces that carry none are drawn log-normally around the chat-like medians

@@ -180,7 +180,7 @@ def _finish(runs: list[_Run], cluster: GpuCluster, end_time: float) -> None:
 
 def _size_placeholders(runs: list[_Run], cluster: GpuCluster, now: float) -> None:
     """Set the placeholder pool from the services' forecast growth within one node
-    provisioning (DESIGN §3.6), when the pool is bounded and some policy sizes it."""
+    provisioning, when the pool is bounded and some policy sizes it."""
     within = cluster.config.node_provisioning_s
     if not cluster.bounded or within <= 0:
         return

@@ -1,6 +1,6 @@
 """Turn a workload's arrivals into requests with token counts and service times.
 
-Service time follows DESIGN §3's model of an LLM replica: prefill per prompt token, then decode
+Service time follows the usual model of an LLM replica: prefill per prompt token, then decode
 per output token; time to first token is queue wait + prefill.
 """
 

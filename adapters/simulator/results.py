@@ -1,4 +1,4 @@
-"""What a simulation reports: the summary figures of DESIGN §5 and per-second series for plots."""
+"""What a simulation reports: the summary figures and per-second series for plots."""
 
 from __future__ import annotations
 

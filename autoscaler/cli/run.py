@@ -1,4 +1,4 @@
-"""`leadtime run`: the long-running service, and its composition root (DESIGN §1, §6).
+"""`leadtime run`: the long-running service, and its composition root (docs/architecture.md §1).
 
 With no Prometheus configured it runs the embedded default: the built-in synthetic workloads
 (or `--trace` files) as services of a simulated GPU cluster in virtual time, 10× real time by

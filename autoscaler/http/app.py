@@ -1,4 +1,4 @@
-"""The HTTP face of the service (DESIGN §6): health, metrics, the JSON API, the status page.
+"""The HTTP face of the service: health, metrics, the JSON API, the status page.
 
 Errors are JSON (`{"error": {"status": …, "message": …}}`) whatever went wrong, request
 bodies are size-limited by aiohttp (`client_max_size`), and pause/resume need a bearer token:

@@ -3,7 +3,7 @@
 When a service's load goes idle, should its last replica stay warm, go now, or go now and come
 back just before the next request? Azure Functions answers this per application with the hybrid
 histogram policy of Shahrad et al., "Serverless in the Wild" (USENIX ATC 2020, §4.2), and
-Leadtime does the same per service (DESIGN §3 item 6; reference/anchors.md §2.7):
+Leadtime does the same per service:
 
 - An *idle time* is the time from the end of one busy period (the last request done) to the next
   arrival. Each service keeps a range-limited histogram of its idle times: 1-minute bins over
@@ -28,7 +28,7 @@ Leadtime does the same per service (DESIGN §3 item 6; reference/anchors.md §2.
   above `oob_threshold` (0.5: "most idle times"), the histogram cannot see the pattern. The
   paper fits ARIMA to the idle times; Leadtime predicts the next idle time as the *median of the
   last `timeseries_history` (8) out-of-range idle times*. It is O(history), needs no fit (a tick
-  must never wait for one, DESIGN §2), cannot diverge, is deterministic, and a median is robust
+  must never wait for one), cannot diverge, is deterministic, and a median is robust
   to a single odd gap (a weekend, an outage) where exponential smoothing would drift. The
   pre-warm window opens 15 % before the prediction and the keep-alive window ends 15 % after it
   (the paper's ARIMA margins).
@@ -72,7 +72,7 @@ REASON_HISTOGRAM = "histogram"
 REASON_FEW_SAMPLES = "fallback:few-samples"
 REASON_FLAT = "fallback:flat-histogram"
 REASON_OUT_OF_RANGE = "fallback:out-of-range"
-"""Machine-readable reasons (DESIGN §3: `fallback:<why>`)."""
+"""Machine-readable reasons (`fallback:<why>` and the others, docs/architecture.md §4)."""
 
 MAX_BINS = 100_000
 """Keeps the state compact (800 kB at most); the default has 240 bins."""

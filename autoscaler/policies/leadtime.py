@@ -1,6 +1,6 @@
 """The Leadtime policy: provision for the forecast one cold start ahead, never below the KPA.
 
-Each tick (DESIGN §3):
+Each tick:
 1. the reactive safety net is Knative's KPA, unchanged (`kpa.py`), on the observed signal;
 2. the lead time L is the service's measured cold start (a prior until one is measured) plus
    the actuation delay: replicas requested now serve from now + L on;
