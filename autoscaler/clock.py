@@ -1,7 +1,7 @@
 """Clocks for the control loop: wall time live, virtual time in the embedded simulator.
 
-One clock (docs/architecture.md §5): the loop never reads time itself, so the same loop runs on a cluster in
-real time, on the simulator at 10× (or 1000×), and in tests on a clock they move by hand.
+One clock (docs/architecture.md §5): the loop never reads time itself, so the same loop runs on a
+cluster in real time, on the simulator at 10× (or 1000×), and in tests on a clock they move by hand.
 """
 
 from __future__ import annotations

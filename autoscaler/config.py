@@ -2,10 +2,10 @@
 overrides, validated once, at load.
 
 Why everything is validated up front: a typo in a key or a value out of range must stop the
-service at start with one message naming the key and what is allowed (docs/architecture.md §6), not show up
-an hour later as a service scaled wrong. Every problem is an `InputError` whose message starts
-with where the value came from — `config http.port`, the file (`leadtime.yaml http.port`) or the
-environment variable (`LEADTIME_HTTP__PORT (http.port)`) — and unknown keys are errors at every
+service at start with one message naming the key and what is allowed (docs/architecture.md §6), not
+show up an hour later as a service scaled wrong. Every problem is an `InputError` whose message
+starts with where the value came from — `config http.port`, the file (`leadtime.yaml http.port`) or
+the environment variable (`LEADTIME_HTTP__PORT (http.port)`) — and unknown keys are errors at every
 level, since a misspelt key silently ignored is a setting silently not applied.
 
 Precedence, lowest first: the defaults below, the file, the environment (`LEADTIME_MODE`,
@@ -578,7 +578,7 @@ def _names(item: _Parser, allowed: str) -> _Parser:
 
 
 def _workload_names() -> Sequence[str]:
-    # Imported here: the simulator is an adapter (docs/architecture.md §1); only its names are needed.
+    # Imported here: the simulator is an adapter (docs/architecture.md §1); only its names matter.
     from adapters.simulator.synthetic import WORKLOADS
 
     return list(WORKLOADS)

@@ -1,4 +1,5 @@
-"""The control loop (docs/architecture.md §2): one tick = read every service's metrics, decide, apply.
+"""The control loop: one tick = read every service's metrics, decide, apply (docs/architecture.md
+§2 follows one tick through).
 
 Each tick: one `MetricsSource.snapshot` for all services, written into one fleet-wide ring
 (`fleet.py`); the services in the policy's steady regime decided together on arrays

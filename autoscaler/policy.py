@@ -1,8 +1,8 @@
 """The policy contract: what a scaling policy sees, what it returns, and the shape it has.
 
-A policy is a pure function of plain data (docs/architecture.md §3): `decide(observation, state)` returns a
-`Decision` and the policy's next state. It does no I/O and reads no clock, so the very same
-policy runs in the simulator, in tests and live. Memory that a policy needs between ticks
+A policy is a pure function of plain data (docs/architecture.md §3): `decide(observation, state)`
+returns a `Decision` and the policy's next state. It does no I/O and reads no clock, so the very
+same policy runs in the simulator, in tests and live. Memory that a policy needs between ticks
 (panic mode, stabilisation windows) lives in its explicit, immutable state, as Ray Serve's
 `policy_state` does, instead of in hidden attributes.
 """

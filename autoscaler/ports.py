@@ -1,4 +1,5 @@
-"""The ports between the control loop and the world (docs/architecture.md §3): what adapters implement.
+"""The ports between the control loop and the world (docs/architecture.md §3): what adapters
+implement.
 
 The loop knows these shapes only; Prometheus, Kubernetes and the simulator are adapters behind
 them, chosen by the composition root (`autoscaler/cli/run.py`). Everything crossing a port is

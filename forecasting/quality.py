@@ -1,12 +1,11 @@
 """Live forecast quality per series: is the forecast good enough to act on right now?
 
-The policy lets the predictive part step aside when the forecast goes bad (docs/architecture.md §4), so the
-service scores every forecast against what then happened, over a sliding window:
-- MASE: mean absolute error of the median relative to that of a reference forecast (the
-  seasonal-naive, or naive, value for the same target) — above 1, the model is worse than
-  repeating the past;
-- coverage: the share of outcomes inside the central interval [q_lo, q_hi] — far below its
-  nominal level, the interval (and so the warm headroom sized from it) is too narrow.
+The policy lets the predictive part step aside when the forecast goes bad (docs/architecture.md §4),
+so the service scores every forecast against what then happened, over a sliding window: - MASE: mean
+absolute error of the median relative to that of a reference forecast (the seasonal-naive, or naive,
+value for the same target) — above 1, the model is worse than repeating the past; - coverage: the
+share of outcomes inside the central interval [q_lo, q_hi] — far below its nominal level, the
+interval (and so the warm headroom sized from it) is too narrow.
 """
 
 from __future__ import annotations

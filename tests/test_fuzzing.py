@@ -2,10 +2,10 @@
 
 Why: a trace file, a config file, a PodAutoscaler's annotations, a Prometheus answer and an
 HTTP request all come from outside, and an autoscaler that dies on a malformed one takes the
-fleet's scaling down with it (docs/architecture.md §6). Each property feeds random and adversarial input
-(junk bytes, near-miss formats, wrong types, huge and non-finite numbers, deep nesting) through
-the real entry point and asserts the outcome is either a valid result or the module's own error
-(`InputError`, `PrometheusError`, an HTTP 4xx with a JSON message) that names where the
+fleet's scaling down with it (docs/architecture.md §6). Each property feeds random and adversarial
+input (junk bytes, near-miss formats, wrong types, huge and non-finite numbers, deep nesting)
+through the real entry point and asserts the outcome is either a valid result or the module's own
+error (`InputError`, `PrometheusError`, an HTTP 4xx with a JSON message) that names where the
 problem is and what is allowed.
 """
 

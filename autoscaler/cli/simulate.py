@@ -1,9 +1,10 @@
 """`leadtime simulate` and `leadtime bench`: replay a workload under one policy, or several.
 
-The composition root for the simulator: it alone knows the concrete adapters (docs/architecture.md §1).
-Every policy of a bench run sees the same arrivals, tokens, cold-start draws and seed, so the
-rows differ only by policy. With several `--trace`s every trace is a service of one cluster
-(they share the GPU pool); each policy then gets one row per service and a `total` row.
+The composition root for the simulator: it alone knows the concrete adapters (see the layers in
+docs/architecture.md §1). Every policy of a bench run sees the same arrivals, tokens, cold-start
+draws and seed, so the rows differ only by policy. With several `--trace`s every trace is a service
+of one cluster (they share the GPU pool); each policy then gets one row per service and a `total`
+row.
 """
 
 from __future__ import annotations
