@@ -30,7 +30,8 @@ from pathlib import Path
 from adapters.local.replicas import free_port
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, Certificates, make_certificates
 
-BUILD_COMMAND = "bash tests/cluster/build.sh"
+BUILD_COMMAND = "scripts/setup"
+"""Sets up the test machine, the control plane included (tests/cluster/build.sh)."""
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 
 
