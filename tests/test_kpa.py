@@ -1,4 +1,4 @@
-"""The KPA against hand-computed cases from Knative's formulas (reference/knative.md §3).
+"""The KPA against hand-computed cases from Knative's formulas.
 
 Every expected number is worked out in a comment from `Scale(now)`, `scale` /
 `handleScaleToZero` and `computeActiveCondition`. Most cases use CLEAN (target 10, utilization

@@ -1,5 +1,5 @@
 """A PodAutoscaler's annotations → the revision's policy settings, with every refused value
-named (knative.md §4 for Knative's meanings).
+named; Knative's keys keep Knative's meanings.
 
 Knative's own keys keep Knative's meanings; Leadtime's knobs live under `leadtime.dev/`. Values
 are checked exactly as the same keys of the config file are (`policy_with_overrides`), so an

@@ -1,4 +1,4 @@
-"""Knative conditions as plain data: set one, aggregate Ready (knative.md §1, `pa_lifecycle.go`).
+"""Knative conditions as plain data: set one, aggregate Ready (as Knative's `pa_lifecycle.go`).
 
 A condition's `lastTransitionTime` moves only when its status flips — Knative's scale-to-zero
 timers read it, so rewriting it on every reconcile would reset them.

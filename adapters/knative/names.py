@@ -1,4 +1,4 @@
-"""Knative's names for what the adapter reads and writes (knative.md §1–§2, §4)."""
+"""Knative's names for what the adapter reads and writes: API groups, labels, annotations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The activator probe Knative's KPA sends before scaling to zero (knative.md §2 item 5): is the
+"""The activator probe Knative's KPA sends before scaling to zero: is the
 activator really in front of the revision, so a request arriving at zero is buffered?"""
 
 from __future__ import annotations

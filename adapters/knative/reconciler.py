@@ -1,5 +1,5 @@
 """One reconcile of one Leadtime-class PodAutoscaler: the I/O around the pure rules
-(annotations, scaler, status). knative.md §2, "Minimum a custom-class controller must do":
+(annotations, scaler, status). What a custom-class controller must do at the least:
 own the ServerlessService, scale through /scale, write the status, scale to zero through the
 activator.
 

@@ -1,5 +1,6 @@
 """How many replicas to ask for and which way traffic flows — Knative's `scaler.scale` rules
-for a custom class (knative.md §2 items 3 and 5), as a pure function.
+for a custom class (initial scale, bounds, scale to zero through the activator), as a pure
+function.
 
 Scale to zero is the delicate part: the last replica may go only once the activator is in the
 request path, so a request arriving meanwhile is buffered instead of refused. Hence: switch the

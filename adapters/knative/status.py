@@ -1,5 +1,5 @@
-"""The PodAutoscaler's status, computed from what the reconcile saw (knative.md §2 items 4 and
-step 10 of the KPA reconciler), as a pure function."""
+"""The PodAutoscaler's status, computed from what the reconcile saw (as the KPA reconciler
+writes it), as a pure function."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each query aggregates `by` the labels that name a service, so one request return
 service (never one query per service). `{window}` is the rate window. Names:
 - `knative`: Knative Serving ≤ 1.18 (OpenCensus names): queue-proxy's request count and queue
   depth, plus the activator's request concurrency, which is the only signal of a revision at
-  zero (reference: knative.md §5);
+  zero;
 - `knative-otel`: Knative ≥ 1.19 (OpenTelemetry names, dots as underscores);
 - `vllm`: vLLM's own metrics (running and waiting requests, finished requests as the rate),
   with the namespace and service labels a Kubernetes scrape config adds; also KV-cache use,

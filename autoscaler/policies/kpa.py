@@ -3,7 +3,7 @@
 Leadtime's reactive safety net and the yardstick baseline must be *Knative's* KPA, not an
 approximation of it, so that claims like "predictive beats KPA" hold against the real thing.
 One `decide` call plays, for one 2-second tick, what three Knative parts do together
-(knative/serving, see reference/knative.md §2-§4):
+(knative/serving):
 
 - the decider's `Scale(now)` (pkg/autoscaler/scaling/autoscaler.go): stable and panic windows,
   scale-up and scale-down rates, activation scale, panic mode, scale-down delay and the
@@ -61,7 +61,7 @@ def _is_whole(value: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KpaConfig:
-    """KPA settings under Knative's names, with Knative's defaults (reference/knative.md §4).
+    """KPA settings under Knative's names, with Knative's defaults (`config-autoscaler`).
 
     Durations are seconds. `target=None` means "from container_concurrency, else 100" for the
     concurrency metric and "200" for rps; `max_scale=0` means unbounded;

@@ -1,6 +1,6 @@
 """Stand-ins for the parts of Knative Serving that do not run in the test control plane.
 
-- `create_revision` does what Knative's Revision reconciler does for autoscaling (knative.md §1):
+- `create_revision` does what Knative's Revision reconciler does for autoscaling:
   a Deployment `<rev>-deployment` with `initial-scale` replicas whose pods carry the revision
   label, and a PodAutoscaler named after the revision with its class and annotations.
 - `serve_sks_status` plays the class-agnostic SKS reconciler's status: `serviceName`,
