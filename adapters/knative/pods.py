@@ -1,4 +1,5 @@
-"""A revision's pods as plain data: counts (as the KPA reconciler counts them) and learned cold starts.
+"""A revision's pods as plain data: counts, as the KPA reconciler counts them, and learned
+cold starts.
 
 The cold start is what Leadtime's lead time is made of, so it is measured on the cluster,
 per revision: from a pod's creation to its Ready condition turning True — scheduling, image
