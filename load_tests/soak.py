@@ -19,7 +19,7 @@ the churn of a production day on top:
 Reported per virtual hour: tick p50/p99 (wall, ms), tick CPU-time p99, resident memory (RSS,
 MiB) at the end of the hour, and what the loop holds (services, metrics-ring rows, per-service
 gauge series, kept decisions, objects the garbage collector tracks). Then the summary against
-the bars of issue 12:
+these bars:
 
 - **Warm-up = the first hour** (`--warmup-hours`). The longest history the loop keeps is 15
   minutes: the metrics ring (`DISPLAY_S`, 900 s, longer than the policy's windows: the KPA's

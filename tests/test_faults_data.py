@@ -1,4 +1,4 @@
-"""Fault matrix, data and model half (issue 12 §1): the real ControlLoop, end to end, tick by tick.
+"""Fault matrix, data and model half: the real ControlLoop, end to end, tick by tick.
 
 Every case drives `ControlLoop` over `PrometheusSource` — against a real Prometheus where the
 fault is Prometheus' own (down, stale series, counter reset), against a small aiohttp fake where

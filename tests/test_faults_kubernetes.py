@@ -1,4 +1,4 @@
-"""The Kubernetes half of the fault matrix (issue 12 §1): the Knative reconciler and the HPA
+"""The Kubernetes half of the fault matrix: the Knative reconciler and the HPA
 adapter talk to the real control plane through a fault-injecting proxy
 (tests/cluster/fault_proxy.py), which answers 409 / 429 / 500 / 503, stalls past the client's
 timeout, drops or cuts watches and answers them 410 Gone; other faults delete objects behind
