@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -254,3 +255,5 @@ async def test_leadtime_run_serves_a_knative_class(
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output[-2000:]
     assert "Knative class leadtime.dev" in output
+    # one log line per decision change, stamped with the wall clock in UTC
+    assert re.search(rf"Z {namespace}/run-00001: desired 2, ready \d", output), output[-2000:]

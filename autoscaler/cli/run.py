@@ -24,7 +24,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.live import LiveCluster
 from adapters.simulator.sources import load_workload
 from adapters.simulator.workload import Workload
-from autoscaler.cli.run_live import serve_live
+from autoscaler.cli.run_live import log_decision_change, serve_live
 from autoscaler.cli.table import render_results
 from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
@@ -34,7 +34,6 @@ from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
-from autoscaler.service_state import DecisionRecord, ServiceState
 
 log = logging.getLogger("leadtime")
 NAMESPACE = "default"
@@ -159,7 +158,7 @@ async def _serve(
         config, source=cluster, actuator=cluster, catalog=cluster, clock=clock, forecasts=pool
     )
     pool_box.append(loop)
-    loop.on_change = _log_change
+    loop.on_change = log_decision_change(lambda t: f"t={t:.0f}s")
     end = min(duration or cluster.duration, cluster.duration)
     for signum in (signal.SIGINT, signal.SIGTERM):
         aio.add_signal_handler(signum, loop.stop)
@@ -204,18 +203,4 @@ def _shell_settings(config: Config, sim: SimConfig) -> ShellSettings:
         step_s=forecasting.step_s,
         refit_every_s=forecasting.refit_every_s,
         min_history_s=forecasting.min_history_s,
-    )
-
-
-def _log_change(state: ServiceState, record: DecisionRecord) -> None:
-    applied = " (paused: not applied)" if state.paused else ""
-    log.info(
-        "t=%.0fs %s: desired %d, ready %d — %s%s: %s",
-        record.time,
-        state.key,
-        record.desired,
-        state.status.ready,
-        record.reason,
-        applied,
-        record.detail,
     )

@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from aiohttp import web
 from kubernetes_asyncio import client
@@ -34,6 +35,7 @@ from autoscaler.forecast_pool import ForecastPool, ShellSettings
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
+from autoscaler.service_state import DecisionRecord, ServiceState
 from autoscaler.sharding import Timing
 
 log = logging.getLogger("leadtime")
@@ -112,6 +114,7 @@ async def serve_live(config: Config) -> int:
         catalog_every_s=CATALOG_EVERY_S,
     )
     box.append(loop)
+    loop.on_change = log_decision_change(_utc)
     for signum in (signal.SIGINT, signal.SIGTERM):
         aio.add_signal_handler(signum, loop.stop)
     runners = [await _listen(make_app(loop, config), config.http.host, config.http.port)]
@@ -230,3 +233,29 @@ def _actuators(config: Config) -> str:
     if config.leader_election.enabled:
         parts.append(f"sharded over {config.leader_election.buckets} Lease bucket(s)")
     return ", ".join(parts)
+
+
+def log_decision_change(
+    moment: Callable[[float], str],
+) -> Callable[[ServiceState, DecisionRecord], None]:
+    """The loop's `on_change`: one log line per change of a service's decision, its time as
+    `moment` writes the loop's clock (virtual seconds in the simulator, UTC live)."""
+
+    def log_change(state: ServiceState, record: DecisionRecord) -> None:
+        applied = " (paused: not applied)" if state.paused else ""
+        log.info(
+            "%s %s: desired %d, ready %d — %s%s: %s",
+            moment(record.time),
+            state.key,
+            record.desired,
+            state.status.ready,
+            record.reason,
+            applied,
+            record.detail,
+        )
+
+    return log_change
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
