@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from adapters.simulator.workload import Workload
+from adapters.simulator.workload import Workload, check_window
 from autoscaler.errors import InputError
 
 MAX_ARRIVALS = 50_000_000
@@ -85,13 +85,7 @@ class CountSeries:
 
     def window(self, offset: float = 0.0, duration: float | None = None) -> CountSeries:
         """The span [offset, offset + duration) of this one, as `Workload.window` cuts it."""
-        if offset < 0 or (duration is not None and duration <= 0):
-            raise InputError("--offset must be >= 0 and --duration > 0")
-        if offset >= self.duration and offset > 0:
-            raise InputError(
-                f"--offset {offset:g}s is past the end of {self.source or self.name} "
-                f"(it spans {self.duration:g}s)"
-            )
+        check_window(offset, duration, self.duration, self.source or self.name)
         begin = self.begin + offset
         end = self.end if duration is None else min(self.end, begin + duration)
         lo = max(int(math.floor(begin / self.interval)), self.first)

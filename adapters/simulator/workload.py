@@ -75,13 +75,7 @@ class Workload:
         `duration=None` keeps everything after `offset`. A window that starts past the end of
         the workload is an error rather than a silently empty run.
         """
-        if offset < 0 or (duration is not None and duration <= 0):
-            raise InputError("--offset must be >= 0 and --duration > 0")
-        if offset >= self.duration and offset > 0:
-            raise InputError(
-                f"--offset {offset:g}s is past the end of {self.source or self.name} "
-                f"(it spans {self.duration:g}s)"
-            )
+        check_window(offset, duration, self.duration, self.source or self.name)
         end = self.duration if duration is None else min(self.duration, offset + duration)
         lo, hi = np.searchsorted(self.times, [offset, end], side="left")
         if duration is None:
@@ -114,3 +108,12 @@ class Workload:
         seconds = np.floor(times[extra])
         times[extra] = np.minimum(seconds + rng.random(int(extra.sum())), self.duration)
         return self._take(index, times, self.duration)
+
+
+def check_window(offset: float, duration: float | None, span: float, what: str) -> None:
+    """Refuse a window of `what` (which spans `span` seconds) that is empty or starts past its
+    end, rather than run silently on nothing."""
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise InputError("--offset must be >= 0 and --duration > 0")
+    if offset >= span and offset > 0:
+        raise InputError(f"--offset {offset:g}s is past the end of {what} (it spans {span:g}s)")
