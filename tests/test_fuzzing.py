@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -651,6 +651,7 @@ def test_prometheus_answers_parse_or_are_one_prometheus_error(runner):
         status=st.sampled_from([200, 200, 200, 400, 404, 422, 429, 500, 503]),
         body=prometheus_documents(),
     )
+    @example(status=200, body=b'{"status": "error", "errorType": "\\n"}')  # a two-line message
     def check(status: int, body: bytes) -> None:
         canned.status, canned.body = status, body
         runner.run(ask_everything(source, client))

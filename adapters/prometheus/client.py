@@ -130,6 +130,13 @@ class PrometheusClient:
         return self._session
 
 
+def _one_line(value: object, limit: int = 300) -> str:
+    """A server's words for a message of ours: one line, white space folded, at most `limit`
+    characters (an answer may put anything in `error` or `errorType`)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _payload(status: int, body: bytes) -> dict[str, Any]:
     """The `data` of an answer, or why there is none."""
     try:
@@ -141,8 +148,9 @@ def _payload(status: int, body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise PrometheusError(f"HTTP {status}: expected a JSON object")
     if document.get("status") != "success" or status >= 400:
-        why = document.get("error") or document.get("status") or "no reason given"
-        problem = PrometheusError(f"HTTP {status}: {document.get('errorType', 'error')}: {why}")
+        why = _one_line(document.get("error") or document.get("status") or "no reason given")
+        kind = _one_line(document.get("errorType", "error"))
+        problem = PrometheusError(f"HTTP {status}: {kind}: {why}")
         problem.transient = status >= 500 or status == 429  # type: ignore[attr-defined]
         raise problem
     data = document.get("data")
