@@ -347,6 +347,9 @@ def policy_with_overrides(
             accepted[key.attr] = key.parse(_env_value(text, key), _Where(label))
         except InputError as error:
             problems[label] = str(error)
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            # untrusted text (an annotation) must never get past this as an exception
+            problems[label] = f"{label}: cannot be read ({error.__class__.__name__})"
     policy = replace(base, **accepted)
     try:
         policy.leadtime_config(path="policy")
@@ -1030,7 +1033,7 @@ def _env_value(text: str, key: _Key) -> Any:
     """The variable read as a YAML scalar (`0.95`, `true`, `null`, `30s`)."""
     try:
         value = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: int('9' * 5000)
         return text
     if key.text and value is not None and not isinstance(value, str):
         return text

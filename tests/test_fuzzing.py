@@ -467,6 +467,10 @@ ANNOTATION_VALUES = st.one_of(
             "'quoted'",
             "~",
             "1e400",
+            "9" * 5000,  # past Python's integer-string limit
+            "[" * 300 + "]" * 300,
+            "x" * 5000,
+            "\u202e\u0000\ud7ff\U0001f600",
         ]
     ),
 )

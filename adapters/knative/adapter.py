@@ -43,6 +43,8 @@ from autoscaler.ports import ReplicaStatus, ServiceKey
 from autoscaler.sharding import owns_every_service
 
 log = logging.getLogger(__name__)
+REQUEUE_S = 2.0
+"""Seconds before a revision whose reconcile failed is tried again."""
 
 
 def pod_info(pod: client.V1Pod) -> tuple[str, PodInfo]:
@@ -130,6 +132,8 @@ class KnativeAdapter:
         self._session: aiohttp.ClientSession | None = None
         self._reconciler: Reconciler | None = None
         self._failures = events.FailureEvents(api, "ReconcileFailed")
+        self.worker_failures = 0
+        """Reconciles that raised past their own guard, and workers replaced (both logged)."""
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, timeout_s: float = 30.0) -> None:
@@ -138,9 +142,8 @@ class KnativeAdapter:
         informers = (self.pas, self.sks, self.pods)
         self._tasks = [asyncio.create_task(i.run(), name=f"informer-{i.name}") for i in informers]
         await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout_s)
-        self._tasks += [
-            asyncio.create_task(self._work(), name=f"reconcile-{n}") for n in range(self.workers)
-        ]
+        for number in range(self.workers):
+            self._start_worker(number)
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
 
     async def stop(self) -> None:
@@ -219,16 +222,6 @@ class KnativeAdapter:
         if pa is None or not self.ours(pa) or not self.owns(ServiceKey(*key)):
             return Outcome()
         assert self._reconciler is not None
-        spec = pa.get("spec") or {}
-        revision = revision_settings(
-            (pa["metadata"].get("annotations") or {}),
-            spec.get("containerConcurrency") or 0,
-            self.defaults,
-        )
-        self.settings_of[key] = revision
-        if self.on_queries is not None:
-            self.on_queries(ServiceKey(*key), revision.queries)
-        counts = count(self.by_revision.get(key, {}).values())
 
         async def read_pa() -> dict:
             return await client.CustomObjectsApi(self.api).get_namespaced_custom_object(
@@ -236,6 +229,17 @@ class KnativeAdapter:
             )
 
         try:
+            # A tenant writes the annotations: reading them is inside the guard too.
+            spec = pa.get("spec") or {}
+            revision = revision_settings(
+                (pa["metadata"].get("annotations") or {}),
+                spec.get("containerConcurrency") or 0,
+                self.defaults,
+            )
+            self.settings_of[key] = revision
+            if self.on_queries is not None:
+                self.on_queries(ServiceKey(*key), revision.queries)
+            counts = count(self.by_revision.get(key, {}).values())
             return await self._reconciler.reconcile(
                 pa,
                 revision,
@@ -251,14 +255,29 @@ class KnativeAdapter:
                 if isinstance(error, ApiCallFailed)
                 else f"API error {error.status} {error.reason}"
             )
-            return Outcome(error=message, requeue_after_s=2.0)
+            return Outcome(error=message, requeue_after_s=REQUEUE_S)
         except Exception as error:
             log.exception("reconcile %s/%s failed", *key)
-            return Outcome(error=f"{error.__class__.__name__}: {error}", requeue_after_s=2.0)
+            return Outcome(error=f"{error.__class__.__name__}: {error}", requeue_after_s=REQUEUE_S)
 
     def _enqueue(self, key: Key) -> None:
         self._dirty.add(key)
         self._wake.set()
+
+    def _start_worker(self, number: int) -> None:
+        task = asyncio.create_task(self._work(), name=f"reconcile-{number}")
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: self._worker_ended(number, done))
+
+    def _worker_ended(self, number: int, task: asyncio.Task) -> None:
+        """Supervision: a reconcile worker never ends but by `stop()`; one that failed is
+        logged, counted and replaced, so the fleet never runs out of workers."""
+        if task.cancelled():
+            return
+        self._tasks.remove(task)
+        self.worker_failures += 1
+        log.error("reconcile worker %d failed; starting another", number, exc_info=task.exception())
+        self._start_worker(number)
 
     async def _work(self) -> None:
         while True:
@@ -267,7 +286,12 @@ class KnativeAdapter:
                 self._wake.clear()
                 continue
             key = self._dirty.pop()
-            await self.reconcile(key)
+            try:
+                await self.reconcile(key)
+            except Exception:
+                self.worker_failures += 1
+                log.exception("reconcile %s/%s failed; requeued", *key)
+                asyncio.get_running_loop().call_later(REQUEUE_S, self._enqueue, key)
 
     async def _resync(self) -> None:
         while True:

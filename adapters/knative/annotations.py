@@ -42,6 +42,13 @@ QUERY_ANNOTATIONS: dict[str, str] = {
 }
 """Per-revision PromQL templates ({namespace}, {service} = the revision, {window})."""
 
+MAX_VALUE_CHARS = 256
+"""Longest value read of a policy annotation: every allowed value is a short number, duration or
+boolean; a longer one is refused before any parser sees it (a 5,000-digit integer once raised
+past the parser)."""
+MAX_QUERY_CHARS = 4096
+"""Longest per-revision PromQL template read."""
+
 LEADTIME_ANNOTATIONS = sorted(
     [a for a in POLICY_ANNOTATIONS if a.startswith(LEADTIME)] + list(QUERY_ANNOTATIONS)
 )
@@ -65,6 +72,12 @@ def revision_settings(
     problems: dict[str, str] = {}
     queries: dict[str, str] = {}
     for annotation, text in annotations.items():
+        limit = MAX_QUERY_CHARS if annotation in QUERY_ANNOTATIONS else MAX_VALUE_CHARS
+        if _ours(annotation) and len(text) > limit:
+            problems[annotation] = (
+                f"{annotation}: the value has {len(text):,} characters; at most {limit:,} are read"
+            )
+            continue
         if annotation in POLICY_ANNOTATIONS:
             if annotation == AUTOSCALING + "metric" and text == "":
                 continue  # Knative's webhook writes metric: "" for classes it does not know
@@ -84,6 +97,17 @@ def revision_settings(
             problems[annotation] = f"{annotation}: unknown annotation (Leadtime's are {known})"
     policy, refused = policy_with_overrides(defaults, overrides)
     return RevisionSettings(policy, queries, {**problems, **refused})
+
+
+def _ours(annotation: str) -> bool:
+    """An annotation this module reads (the others, Knative's KPA-only keys among them, are
+    not ours to judge)."""
+    return (
+        annotation in POLICY_ANNOTATIONS
+        or annotation in QUERY_ANNOTATIONS
+        or annotation == UTILIZATION
+        or annotation.startswith(LEADTIME)
+    )
 
 
 def _percentage(text: str) -> float:
