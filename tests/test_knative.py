@@ -263,6 +263,61 @@ async def test_a_bad_annotation_is_reported_and_other_revisions_keep_working(
     assert len(events) == 1  # one Event per distinct message, not one per reconcile
 
 
+HOSTILE_ANNOTATIONS = {
+    "autoscaling.knative.dev/min-scale": "9" * 5000,  # past Python's integer-string limit
+    "autoscaling.knative.dev/max-scale": "-" + "9" * 5000,
+    "autoscaling.knative.dev/target": "[" * 3000 + "]" * 3000,
+    "autoscaling.knative.dev/window": "{a: " * 1000 + "1" + "}" * 1000,
+    "leadtime.dev/quantile": "\u202e\u0000\U0001f600" * 200,
+    "leadtime.dev/horizon": "&a [*a, *a]",
+    "leadtime.dev/query": "x" * 10_000,
+    "leadtime.dev/" + "k" * 60: "unknown and long",
+}
+"""What a namespace owner can write on a PodAutoscaler (the API server takes all of it)."""
+
+
+@pytest.mark.security
+async def test_hostile_annotations_stop_no_worker_and_other_revisions_reconcile(
+    kube, namespace, gpu_pool, adapter
+):
+    """Each hostile value on its own revision, for several resyncs: every reconcile worker is
+    alive, nothing raised past a guard, each revision says what it refused, and a revision
+    created afterwards still becomes Ready and follows decisions."""
+    pool = gpu_pool(gpus=len(HOSTILE_ANNOTATIONS) + 2)
+    custom = client.CustomObjectsApi(kube)
+    for index, (annotation, value) in enumerate(HOSTILE_ANNOTATIONS.items()):
+        name = f"hostile{index}-00001"
+        await create_revision(kube, namespace, name, pool=pool, cold_start_s=0.1)
+        patch = {"metadata": {"annotations": {annotation: value}}}
+        await custom.patch_namespaced_custom_object(
+            PA_GROUP,
+            PA_VERSION,
+            namespace,
+            PA_PLURAL,
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+    await asyncio.sleep(3 * adapter.resync_s)  # three resyncs of every hostile revision
+    for index, annotation in enumerate(HOSTILE_ANNOTATIONS):
+        pa = await read_pa(kube, namespace, f"hostile{index}-00001")
+        valid = condition(pa, "AnnotationsValid")
+        assert valid.get("status") == "False" and annotation in valid["message"], valid
+    workers = [t for t in adapter._tasks if t.get_name().startswith("reconcile-")]
+    assert len(workers) == adapter.workers and not any(t.done() for t in workers)
+    assert adapter.worker_failures == 0
+    await create_revision(kube, namespace, "good-00001", pool=pool, cold_start_s=0.1)
+    await wait_ready(kube, namespace, "good-00001")
+    assert not await adapter.apply({ServiceKey(namespace, "good-00001"): 2})
+    await eventually(
+        lambda: replicas_are(kube, namespace, "good-00001", 2), what="the good revision at 2"
+    )
+
+
+async def replicas_are(api, namespace: str, revision: str, wanted: int) -> bool:
+    return await replicas(api, namespace, revision) == wanted
+
+
 async def test_a_status_conflict_is_recovered(kube, namespace, gpu_pool, activator, sks_status):
     pool = gpu_pool(gpus=2)
     settings = ReconcileSettings(grace_s=1.0, probe_url_template=activator.url_template)
