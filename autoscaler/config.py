@@ -204,6 +204,14 @@ class KnativeConfig:
     activator_probe_url: str = "http://{service}.{namespace}.svc.cluster.local:{port}/healthz"
     probe_timeout_s: float = 2.0
     resync_s: float = 30.0
+    query_namespaces: tuple[str, ...] = ()
+    """Namespaces whose revisions may bring their own PromQL (`leadtime.dev/query*`); empty:
+    none, `*`: every namespace. Each query must match its own namespace on every selector."""
+    query_namespace_label: str = "namespace"
+    """The label that names a series' namespace in those queries."""
+    query_budget_s: float = 2.0
+    """How long one revision's own queries may take; past it the revision keeps its last
+    answer (or has no data) and nothing else waits."""
 
     def __post_init__(self) -> None:
         if self.class_name.endswith(".knative.dev"):
@@ -714,6 +722,14 @@ _KNATIVE_KEYS: dict[str, _Key] = {
     ),
     "probe_timeout": _seconds("probe_timeout_s", _duration(0.1, 60)),
     "resync": _seconds("resync_s", _duration(1, 3600)),
+    "query_namespaces": _list(
+        "query_namespaces",
+        _names(_text("a namespace name, or *"), "a list of namespace names, or [*]"),
+    ),
+    "query_namespace_label": _Key(
+        "query_namespace_label", _text("a Prometheus label name"), text=True
+    ),
+    "query_budget": _seconds("query_budget_s", _duration(0.1, 60)),
 }
 
 _FILE = _optional(_text("a file path, or null"))

@@ -36,6 +36,7 @@ from adapters.knative.annotations import (
     POLICY_ANNOTATIONS,
     QUERY_ANNOTATIONS,
     UTILIZATION,
+    QueryFence,
     revision_settings,
 )
 from adapters.knative.names import AUTOSCALING, LEADTIME
@@ -486,7 +487,10 @@ def test_annotations_give_a_valid_policy_and_name_every_refused_one(
 ):
     """Whatever the annotations: a policy that builds, and each problem keyed and prefixed by
     the annotation (or spec field) it is about, saying what is allowed."""
-    settings_ = revision_settings(annotations, container_concurrency, PolicyConfig())
+    fence = QueryFence(("*",))  # every query goes through the PromQL fence
+    settings_ = revision_settings(
+        annotations, container_concurrency, PolicyConfig(), namespace="ns", fence=fence
+    )
     settings_.policy.leadtime_config()  # always a valid combination
     for label, message in settings_.problems.items():
         assert label in annotations or label == "spec.containerConcurrency", label

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.knative.annotations import revision_settings
+from adapters.knative.annotations import QueryFence, revision_settings
 from adapters.knative.conditions import set_condition, status_of, with_ready
 from adapters.knative.names import PROXY, SERVE, valid_class_name
 from adapters.knative.pods import PodInfo, cold_start_s, count
@@ -39,6 +39,8 @@ def inputs(**changes) -> ScaleInputs:
 
 # --- annotations ---------------------------------------------------------------------------------
 
+OWN_QUERY = 'sum(rate(my_requests_total{namespace="{namespace}", rev="{service}"}[{window}]))'
+
 
 def test_knative_annotations_set_the_policy_with_knatives_meanings():
     settings = revision_settings(
@@ -53,21 +55,22 @@ def test_knative_annotations_set_the_policy_with_knatives_meanings():
             "autoscaling.knative.dev/target-utilization-percentage": "80",
             "leadtime.dev/quantile": "0.95",
             "leadtime.dev/horizon": "2m",
-            "leadtime.dev/query": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))',
+            "leadtime.dev/query": OWN_QUERY,
             "autoscaling.knative.dev/class": "leadtime.dev",
             "autoscaling.knative.dev/panic-window-percentage": "10",  # Knative's KPA only
         },
         container_concurrency=8,
         defaults=DEFAULTS,
+        namespace="team-a",
+        revision="chat-00001",
+        fence=QueryFence(("team-a",)),
     )
     policy = settings.policy
     assert (policy.min_scale, policy.max_scale, policy.initial_scale) == (2, 10, 3)
     assert (policy.target, policy.metric, policy.stable_window_s) == (4.0, "rps", 30.0)
     assert policy.scale_down_delay_s == 300.0 and policy.target_utilization == 0.8
     assert (policy.quantile, policy.horizon_s, policy.container_concurrency) == (0.95, 120.0, 8)
-    assert settings.queries == {
-        "arrivals": 'sum(rate(my_requests_total{rev="{service}"}[{window}]))'
-    }
+    assert settings.queries == {"arrivals": OWN_QUERY}
     assert settings.problems == {}
 
 

@@ -505,8 +505,12 @@ async def test_a_service_with_its_own_query_template(prometheus):
     broken = ServiceKey("ns2", "svc-14")
     source.service_queries[broken] = {"arrivals": "sum(rate(nonsense{[1m]))"}
     try:
+        first = await source.snapshot(time.time())
+        assert isinstance(first[own], NoData)  # its own round runs beside the snapshot
+        await asyncio.gather(*source._own_rounds.values())
         snapshot = await source.snapshot(time.time())
     finally:
+        await source.close()
         await client.close()
     chunk = snapshot[own]
     assert isinstance(chunk, MetricsChunk)

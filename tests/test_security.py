@@ -1,19 +1,33 @@
-"""What a namespace owner writes is untrusted: annotations never reach a reconcile worker
-unguarded, and a worker that fails anyway is replaced (marker `security`)."""
+"""What a namespace owner writes is untrusted (marker `security`): annotations never reach a
+reconcile worker unguarded, a worker that fails anyway is replaced, and a revision's own PromQL
+is off unless allowed, held to its namespace, and never delays another service."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes_asyncio import client
 
 from adapters.knative.adapter import KnativeAdapter
-from adapters.knative.annotations import POLICY_ANNOTATIONS, QUERY_ANNOTATIONS, revision_settings
+from adapters.knative.annotations import (
+    POLICY_ANNOTATIONS,
+    QUERY_ANNOTATIONS,
+    QueryFence,
+    revision_settings,
+)
 from adapters.knative.reconciler import Outcome
+from adapters.prometheus.client import PrometheusClient
+from adapters.prometheus.fence import confined
+from adapters.prometheus.signals import SignalSet
+from adapters.prometheus.source import PrometheusSource
 from autoscaler.config import PolicyConfig
+from autoscaler.errors import InputError
+from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 
 pytestmark = pytest.mark.security
 
@@ -125,3 +139,112 @@ async def test_a_worker_that_dies_is_replaced(monkeypatch):
     finally:
         await adapter.stop()
         await api.close()
+
+
+# --- per-revision PromQL --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'sum(rate(x{namespace="other"}[1m]))',  # another namespace
+        "sum(rate(x[1m]))",  # every namespace
+        'x{namespace=~"team-a|other"}',  # a regex reaching further
+        'x{namespace="team-a"} + on() group_left y',  # one selector left open
+        'x{namespace="team-a" or namespace="other"}',
+        "(" * 10_000 + "1" + ")" * 10_000,  # overflowed the parser's stack: a segfault
+        "sum(rate(x{namespace=",  # not PromQL
+    ],
+)
+def test_a_query_that_can_read_another_namespace_is_refused_and_never_sent(query):
+    with pytest.raises(InputError):
+        confined(query, "namespace", "team-a")
+
+
+def test_a_query_held_to_its_namespace_passes_unchanged():
+    query = 'sum(rate(x{namespace="team-a"}[1m])) / max_over_time(y{namespace="team-a"}[5m:1m])'
+    assert confined(query, "namespace", "team-a") == query
+
+
+OWN = 'sum(rate(app_requests_total{namespace="{namespace}", service="{service}"}[{window}]))'
+
+
+def test_per_revision_queries_are_off_unless_the_operator_allows_the_namespace():
+    annotations = {"leadtime.dev/query": OWN}
+    refused = revision_settings(annotations, 0, PolicyConfig(), namespace="team-a", revision="r")
+    assert (
+        refused.queries == {}
+        and "knative.query_namespaces" in refused.problems["leadtime.dev/query"]
+    )
+    for fence in (QueryFence(("team-a",)), QueryFence(("*",))):
+        allowed = revision_settings(
+            annotations, 0, PolicyConfig(), namespace="team-a", revision="r", fence=fence
+        )
+        assert allowed.queries == {"arrivals": OWN} and allowed.problems == {}
+    elsewhere = revision_settings(
+        {"leadtime.dev/query": 'sum(rate(app_requests_total{namespace="team-b"}[{window}]))'},
+        0,
+        PolicyConfig(),
+        namespace="team-a",
+        revision="r",
+        fence=QueryFence(("team-a",)),
+    )
+    assert elsewhere.queries == {}
+    assert 'must match namespace="team-a"' in elsewhere.problems["leadtime.dev/query"]
+
+
+SIGNALS = SignalSet(
+    name="test",
+    arrivals="sum by (namespace, service) (rate(requests_total[{window}]))",
+    concurrency="sum by (namespace, service) (in_flight)",
+    queue=None,
+    namespace_label="namespace",
+    service_label="service",
+)
+
+
+async def test_a_slow_revision_query_delays_no_snapshot_and_costs_only_its_revision(
+    aiohttp_server,
+):
+    """One revision's own query hangs 5 s (× the client's retries): the fleet's snapshot does
+    not wait for it; that revision has no data past its budget, every other service has its
+    numbers, and once the query answers again the revision has them too."""
+    slow = asyncio.Event()
+    slow.set()
+
+    async def handler(request: web.Request) -> web.Response:
+        query = request.query["query"]
+        services = [("team-a", "chat"), ("team-b", "slow-00001")]
+        labels = [{"namespace": namespace, "service": name} for namespace, name in services]
+        if "slow_metric" in query:
+            if slow.is_set():
+                await asyncio.sleep(5)
+            labels = [{}]
+        value = "7" if "slow_metric" in query else "3"  # its own answer, told apart
+        result = [{"metric": one, "value": [time.time(), value]} for one in labels]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")), timeout_s=5.0, retries=3)
+    source = PrometheusSource(client, SIGNALS, rate_window_s=5.0, service_query_budget_s=0.3)
+    mine = ServiceKey("team-b", "slow-00001")
+    source.service_queries[mine] = {"arrivals": 'sum(rate(slow_metric{namespace="team-b"}[1m]))'}
+    try:
+        first = await asyncio.wait_for(source.snapshot(time.time()), 1.0)
+        assert isinstance(first[ServiceKey("team-a", "chat")], MetricsChunk)
+        assert isinstance(first[mine], NoData)
+        await asyncio.sleep(0.5)  # past the budget
+        second = await asyncio.wait_for(source.snapshot(time.time()), 1.0)
+        assert isinstance(second[mine], NoData) and "took over 0.3s" in second[mine].reason
+        assert isinstance(second[ServiceKey("team-a", "chat")], MetricsChunk)
+        slow.clear()
+        await asyncio.wait_for(source.snapshot(time.time()), 1.0)  # starts a fast round
+        await asyncio.sleep(0.2)
+        third = await asyncio.wait_for(source.snapshot(time.time()), 1.0)
+        assert isinstance(third[mine], MetricsChunk) and third[mine].arrivals[-1] == 7.0
+    finally:
+        await source.close()
+        await client.close()

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from adapters.knative.annotations import RevisionSettings, revision_settings
+from adapters.knative.annotations import QueryFence, RevisionSettings, revision_settings
 from adapters.knative.names import (
     CLASS_ANNOTATION,
     DEFAULT_CLASS,
@@ -79,6 +79,7 @@ class KnativeAdapter:
         workers: int = 4,
         on_queries: Callable[[ServiceKey, Mapping[str, str]], None] | None = None,
         owns: Callable[[ServiceKey], bool] | None = None,
+        query_fence: QueryFence | None = None,
     ) -> None:
         if not valid_class_name(class_name):
             raise InputError(
@@ -91,6 +92,8 @@ class KnativeAdapter:
         self.resync_s = resync_s
         self.workers = workers
         self.on_queries = on_queries
+        self.query_fence = query_fence or QueryFence()
+        """Which namespaces may bring their own PromQL (none by default), held to themselves."""
         self.owns: Callable[[ServiceKey], bool] = owns or owns_every_service
         """With several replicas: whether this one holds the revision's bucket now (the Lease
         elector's `owns`); PAs of other replicas are listed by nobody here and not touched."""
@@ -235,6 +238,9 @@ class KnativeAdapter:
                 (pa["metadata"].get("annotations") or {}),
                 spec.get("containerConcurrency") or 0,
                 self.defaults,
+                namespace=key[0],
+                revision=key[1],
+                fence=self.query_fence,
             )
             self.settings_of[key] = revision
             if self.on_queries is not None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adapters.knative.names import AUTOSCALING, LEADTIME
+from adapters.prometheus.fence import confined, fill_template
 from autoscaler.config import PolicyConfig, policy_with_overrides
 from autoscaler.errors import InputError
 
@@ -55,6 +56,29 @@ LEADTIME_ANNOTATIONS = sorted(
 
 
 @dataclass(frozen=True)
+class QueryFence:
+    """Who may bring their own PromQL, and how it is held to its namespace (config
+    `knative.query_*`). The default allows no namespace."""
+
+    namespaces: tuple[str, ...] = ()
+    namespace_label: str = "namespace"
+
+    def allows(self, namespace: str) -> bool:
+        return "*" in self.namespaces or namespace in self.namespaces
+
+    def check(self, template: str, namespace: str, revision: str) -> None:
+        """An InputError unless `template`, filled in as the source fills it, reads only
+        `namespace`'s series."""
+        if not self.allows(namespace):
+            raise InputError(
+                f"per-revision queries are not allowed in namespace {namespace!r} "
+                "(knative.query_namespaces lists where they are)"
+            )
+        rendered = fill_template(template, namespace, revision, "1m")
+        confined(rendered, self.namespace_label, namespace)
+
+
+@dataclass(frozen=True)
 class RevisionSettings:
     policy: PolicyConfig
     queries: Mapping[str, str] = field(default_factory=dict)
@@ -63,9 +87,16 @@ class RevisionSettings:
 
 
 def revision_settings(
-    annotations: Mapping[str, str], container_concurrency: int, defaults: PolicyConfig
+    annotations: Mapping[str, str],
+    container_concurrency: int,
+    defaults: PolicyConfig,
+    *,
+    namespace: str = "",
+    revision: str = "",
+    fence: QueryFence = QueryFence(),
 ) -> RevisionSettings:
-    """The policy for one revision: `defaults`, then its PA's spec and annotations."""
+    """The policy for one revision: `defaults`, then its PA's spec and annotations; its own
+    queries only where `fence` lets them through."""
     overrides: dict[str, tuple[str, str]] = {
         "container_concurrency": ("spec.containerConcurrency", str(container_concurrency or 0))
     }
@@ -88,10 +119,15 @@ def revision_settings(
             except InputError as error:
                 problems[annotation] = f"{annotation}: {error}"
         elif annotation in QUERY_ANNOTATIONS:
-            if text.strip():
-                queries[QUERY_ANNOTATIONS[annotation]] = text.strip()
-            else:
+            if not text.strip():
                 problems[annotation] = f"{annotation}: expected a PromQL template, got ''"
+                continue
+            try:
+                fence.check(text.strip(), namespace, revision)
+            except InputError as error:
+                problems[annotation] = f"{annotation}: {error}"
+                continue
+            queries[QUERY_ANNOTATIONS[annotation]] = text.strip()
         elif annotation.startswith(LEADTIME):
             known = ", ".join(LEADTIME_ANNOTATIONS)
             problems[annotation] = f"{annotation}: unknown annotation (Leadtime's are {known})"

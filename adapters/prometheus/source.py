@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
+from adapters.prometheus.fence import fill_template
 from adapters.prometheus.history import pull_rate_series
 from adapters.prometheus.signals import SignalSet, signal_set
 from autoscaler.config import PrometheusConfig
@@ -38,6 +39,7 @@ class PrometheusSource:
         *,
         rate_window_s: float = 30.0,
         stale_after_s: float = 60.0,
+        service_query_budget_s: float = 2.0,
     ) -> None:
         self.client, self.signals = client, signals
         self.rate_window_s, self.stale_after_s = rate_window_s, stale_after_s
@@ -47,7 +49,13 @@ class PrometheusSource:
         """Per-service PromQL templates replacing the shared ones (`arrivals`, `concurrency`,
         `queue`), for services with metrics of their own (an annotation's `leadtime.dev/query`).
         `{namespace}`, `{service}` and `{window}` are filled in; each is one more query per
-        tick, so the batched signal sets stay the rule."""
+        tick, so the batched signal sets stay the rule. They run beside the snapshot, never in
+        it: a service's round has `service_query_budget_s`, and the snapshot uses the last
+        answer each service has (a slow or failing query delays nobody else)."""
+        self.service_query_budget_s = service_query_budget_s
+        self._own_rounds: dict[ServiceKey, asyncio.Task] = {}
+        self._own_answers: dict[ServiceKey, dict[str, Sample]] = {}
+        self._own_problems: dict[ServiceKey, NoData] = {}
 
     async def services(self) -> list[ServiceKey]:
         """The services the last answers named (a catalog for clusters without one)."""
@@ -71,7 +79,7 @@ class PrometheusSource:
                     return dict.fromkeys(self.seen, NoData(f"prometheus: {answer}"))
                 raise answer
             by_signal[name] = self._by_service(answer)
-        problems = await self._own_queries(by_signal, now)
+        problems = self._own_queries(by_signal, now)
         self.seen |= set(by_signal["arrivals"]) | set(by_signal["concurrency"])
         self.seen |= set(self.service_queries)
         return {
@@ -79,33 +87,72 @@ class PrometheusSource:
             for key in self.seen
         }
 
-    async def _own_queries(
+    def _own_queries(
         self, by_signal: dict[str, dict[ServiceKey, Sample]], now: float
     ) -> dict[ServiceKey, NoData]:
-        """Run the per-service templates; their answers replace the shared ones for that
-        service (whatever labels they carry). Returns the services whose own query failed."""
-        window = f"{max(1, round(self.rate_window_s))}s"
-        jobs = []
+        """Start a round of each service's own queries (one at a time per service) and put the
+        last answers in place of the shared ones for that service (whatever labels they
+        carry). Returns the services that have no answer to use."""
+        for key in [k for k in self._own_rounds if k not in self.service_queries]:
+            self._own_rounds.pop(key).cancel()
+            self._own_answers.pop(key, None)
+            self._own_problems.pop(key, None)
         for key, templates in self.service_queries.items():
-            for signal, template in templates.items():
-                promql = (
-                    template.replace("{namespace}", key.namespace)
-                    .replace("{service}", key.name)
-                    .replace("{window}", window)
-                )
-                jobs.append((key, signal, self.client.query(promql, at=now)))
-        answers = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
+            running = self._own_rounds.get(key)
+            if running is None or running.done():
+                round_ = self._own_round(key, dict(templates), now)
+                self._own_rounds[key] = asyncio.create_task(round_, name=f"own-queries {key}")
         problems: dict[ServiceKey, NoData] = {}
-        for (key, signal, _), answer in zip(jobs, answers, strict=True):
-            if isinstance(answer, PrometheusError):
-                problems[key] = NoData(f"prometheus ({signal} of {key}): {answer}")
-            elif isinstance(answer, BaseException):
-                raise answer
-            elif len(answer) != 1:
-                problems[key] = NoData(f"its own {signal} query gave {len(answer)} series, not 1")
-            else:
-                by_signal.setdefault(signal, {})[key] = answer[0]
+        for key in self.service_queries:
+            answers = self._own_answers.get(key)
+            if answers is None:
+                problems[key] = self._own_problems.get(key, NoData("its own queries are running"))
+                continue
+            for signal, sample in answers.items():  # the last answer; old ones go stale
+                by_signal.setdefault(signal, {})[key] = sample
         return problems
+
+    async def _own_round(self, key: ServiceKey, templates: dict[str, str], now: float) -> None:
+        """One round of `key`'s own queries within the budget; the answers, or why none."""
+        window = f"{max(1, round(self.rate_window_s))}s"
+        signals = list(templates)
+        try:
+            async with asyncio.timeout(self.service_query_budget_s):
+                answers = await asyncio.gather(
+                    *(
+                        self.client.query(
+                            fill_template(templates[s], key.namespace, key.name, window), at=now
+                        )
+                        for s in signals
+                    ),
+                    return_exceptions=True,
+                )
+        except TimeoutError:
+            budget = self.service_query_budget_s
+            self._own_problems[key] = NoData(f"its own queries took over {budget:g}s")
+            return
+        result: dict[str, Sample] = {}
+        for signal, answer in zip(signals, answers, strict=True):
+            if isinstance(answer, BaseException):
+                why = answer if isinstance(answer, PrometheusError) else type(answer).__name__
+                self._own_problems[key] = NoData(f"prometheus ({signal} of {key}): {why}")
+                return
+            if len(answer) != 1:
+                self._own_problems[key] = NoData(
+                    f"its own {signal} query gave {len(answer)} series, not 1"
+                )
+                return
+            result[signal] = answer[0]
+        self._own_answers[key] = result
+        self._own_problems.pop(key, None)
+
+    async def close(self) -> None:
+        """Cancel the services' own query rounds still running (then close the client)."""
+        rounds = list(self._own_rounds.values())
+        for round_ in rounds:
+            round_.cancel()
+        await asyncio.gather(*rounds, return_exceptions=True)
+        self._own_rounds.clear()
 
     def _by_service(self, samples: list[Sample]) -> dict[ServiceKey, Sample]:
         out = {}

@@ -24,6 +24,7 @@ from adapters.hpa.adapter import KubernetesWorkloads
 from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import metrics_app
 from adapters.knative.adapter import KnativeAdapter
+from adapters.knative.annotations import QueryFence
 from adapters.knative.reconciler import ReconcileSettings
 from adapters.kubernetes.api import kubernetes_api
 from adapters.kubernetes.lease import LeaseElector
@@ -87,12 +88,14 @@ def knative_adapter(
         resync_s=knative.resync_s,
         on_queries=query_setter(source),
         owns=elector.owns if elector is not None else None,
+        query_fence=QueryFence(knative.query_namespaces, knative.query_namespace_label),
     )
 
 
 async def serve_live(config: Config) -> int:
     """Run against a cluster until SIGTERM/Ctrl-C; every listener and client closed after."""
     source = source_from_config(config.prometheus)
+    source.service_query_budget_s = config.knative.query_budget_s
     elector, election_api = await _elector(config)
     apis, members = await _adapters(config, source, elector)
     adapter = CompositeAdapter(members, lambda k: config.policy_for(k.namespace, k.name))
@@ -143,6 +146,7 @@ async def serve_live(config: Config) -> int:
         if elector is not None and election_api is not None:  # nothing acts: hand buckets over
             await elector.stop(release=True)
             await election_api.close()
+        await source.close()
         await source.client.close()
         for api in apis:
             await api.close()
