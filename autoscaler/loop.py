@@ -51,6 +51,10 @@ from autoscaler.service_state import DISPLAY_S, DecisionRecord, ServiceState
 from autoscaler.telemetry import Telemetry
 from forecasting.forecast import Forecast
 
+WARM_START_BUDGET_S = 60.0
+"""Longest a service's history pull may take; past it the service starts without history."""
+WARM_STARTS_AT_ONCE = 4
+"""History pulls running at once, so new services share Prometheus with the ticks' reads."""
 log = logging.getLogger("leadtime.loop")
 
 HOLD = "hold"
@@ -110,6 +114,8 @@ class ControlLoop:
         self.ready = False
         """True after the first full tick with every adapter answering (`/readyz`)."""
         self._stopping = asyncio.Event()
+        self._warm_starts: dict[ServiceKey, asyncio.Task] = {}
+        self._warm_gate: asyncio.Semaphore | None = None
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
         self._reason_counters: dict[str, Any] = {}
@@ -133,6 +139,15 @@ class ControlLoop:
             await self._run(next_at)
         finally:
             gc.enable()
+            await self.cancel_warm_starts()
+
+    async def cancel_warm_starts(self) -> None:
+        """Stop the history pulls still running (the loop is stopping)."""
+        pulls = list(self._warm_starts.values())
+        for pull in pulls:
+            pull.cancel()
+        await asyncio.gather(*pulls, return_exceptions=True)
+        self._warm_starts.clear()
 
     async def _run(self, next_at: float) -> None:
         while not self._stopping.is_set():
@@ -161,6 +176,8 @@ class ControlLoop:
         if self.started_at is None:
             self.started_at = now
         healthy = await self._sync_catalog(now)
+        if self._warm_starts:
+            await asyncio.sleep(0)  # let new history pulls start (a quick one ends here)
         keys = list(self.states)
         snapshot, metrics_ok = await self._snapshot(now, keys)
         statuses, status_ok = await self._statuses(keys)
@@ -395,7 +412,7 @@ class ControlLoop:
         for state in self.states.values():
             self._refresh_policy(state, now)
         for key in added:
-            self.states[key] = await self._new_state(key, now)
+            self.states[key] = self._new_state(key, now)
         if added:
             # The services' long-lived state would otherwise be walked by every full garbage
             # collection: ~200 ms per tick at 10,000 services. Freezing moves what exists now
@@ -404,6 +421,9 @@ class ControlLoop:
             gc.freeze()
         current = set(keys)
         for key in [k for k in self.states if k not in current]:
+            pull = self._warm_starts.pop(key, None)
+            if pull is not None:
+                pull.cancel()
             del self.states[key]
             self.fleet.remove(key)
             self.telemetry.forget(key.namespace, key.name)
@@ -425,7 +445,7 @@ class ControlLoop:
         state.paused = settings.paused
         state.shares_policy = config == self.fleet.policy.config
 
-    async def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
+    def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
         settings = self.policy_settings(key)
         policy = Leadtime(settings.leadtime_config())
         row = self.fleet.add(key)
@@ -433,24 +453,37 @@ class ControlLoop:
         state = ServiceState(
             key, policy, None, row, paused=settings.paused, settings=settings, shares_policy=shares
         )
-        await self._warm_start(state, now)
+        if self.forecasts is not None:
+            state.warming = True
+            pull = asyncio.ensure_future(self._warm_start(state, now))
+            self._warm_starts[key] = pull
+            pull.add_done_callback(lambda _: self._warm_starts.pop(key, None))
         return state
 
     async def _warm_start(self, state: ServiceState, now: float) -> None:
         """Feed the forecaster the service's recent history, so it forecasts from the first
-        minutes after a restart instead of relearning the day."""
-        if self.forecasts is None:
-            return
-        start = math.floor(now - self.history_s)
+        minutes after a restart instead of relearning the day. It runs beside the ticks, a few
+        services at a time, each within `WARM_START_BUDGET_S`: a thousand new services (or a
+        slow Prometheus) never delay a tick. Until it ends, the service's new seconds wait in
+        the ring; after it, they follow the history."""
+        if self._warm_gate is None:
+            self._warm_gate = asyncio.Semaphore(WARM_STARTS_AT_ONCE)
+        start, end = math.floor(now - self.history_s), math.floor(now)
         try:
-            arrivals = await self.source.history(state.key, float(start), math.floor(now))
+            async with self._warm_gate, asyncio.timeout(WARM_START_BUDGET_S):
+                arrivals = await self.source.history(state.key, float(start), float(end))
+        except TimeoutError:
+            late = TimeoutError(f"{state.key}: took over {WARM_START_BUDGET_S:g}s")
+            self._adapter_error("metrics", "history", late)
+            arrivals = np.zeros(0)
         except Exception as error:
             self._adapter_error("metrics", "history", error)
-            return
-        if arrivals.size:
-            first = math.floor(now) - int(arrivals.size)
-            self.forecasts.feed(str(state.key), arrivals, float(first))
-            state.fed_until = math.floor(now)
+            arrivals = np.zeros(0)
+        finally:
+            state.warming = False
+        if arrivals.size and self.forecasts is not None and state.fed_until is None:
+            self.forecasts.feed(str(state.key), arrivals, float(end - int(arrivals.size)))
+            state.fed_until = end
 
     async def _snapshot(
         self, now: float, keys: list[ServiceKey]
@@ -498,12 +531,16 @@ class ControlLoop:
             return
         for state in self.states.values():
             ring_end = self.fleet.ring.end
-            if ring_end is None:
+            if ring_end is None or state.warming:
                 continue
             stored = int(self.fleet.ring.observed(np.array([state.row]))[0])
             fresh = stored if state.fed_until is None else min(stored, ring_end - state.fed_until)
             if fresh <= 0:
                 continue
+            if state.fed_until is not None and ring_end - state.fed_until > fresh:
+                # the ring no longer holds every second since the history: missing, not zero
+                gap = ring_end - state.fed_until - fresh
+                pool.feed(str(state.key), np.full(gap, np.nan), float(state.fed_until))
             arrivals = self.fleet.tail(state.key, fresh)[1]
             pool.feed(str(state.key), arrivals.copy(), float(ring_end - arrivals.size))
             state.fed_until = ring_end

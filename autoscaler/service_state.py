@@ -70,6 +70,8 @@ class ServiceState:
     """Newest values of the further signals the source reads (KV-cache use, tokens/s, ...)."""
     fed_until: int | None = None
     """The second up to which arrivals were handed to the forecasting workers."""
+    warming: bool = False
+    """Its history is being pulled: its new seconds wait in the ring until that ends."""
 
     def amend(self, **changes: Any) -> None:
         """Change the last decision (it is immutable: replaced, here and in the log)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 import pytest
 from aiohttp import web
 from hypothesis import given, settings
@@ -21,12 +22,17 @@ from adapters.knative.annotations import (
     revision_settings,
 )
 from adapters.knative.reconciler import Outcome
-from adapters.prometheus.client import PrometheusClient
+from adapters.prometheus.client import PrometheusClient, PrometheusError
 from adapters.prometheus.fence import confined
 from adapters.prometheus.signals import SignalSet
 from adapters.prometheus.source import PrometheusSource
-from autoscaler.config import PolicyConfig
+from adapters.simulator.config import SimConfig
+from adapters.simulator.live import LiveCluster
+from adapters.simulator.workload import Workload
+from autoscaler.clock import ManualClock
+from autoscaler.config import PolicyConfig, load_config
 from autoscaler.errors import InputError
+from autoscaler.loop import ControlLoop
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 
 pytestmark = pytest.mark.security
@@ -247,4 +253,121 @@ async def test_a_slow_revision_query_delays_no_snapshot_and_costs_only_its_revis
         assert isinstance(third[mine], MetricsChunk) and third[mine].arrivals[-1] == 7.0
     finally:
         await source.close()
+        await client.close()
+
+
+# --- warm starts and answers of any size -----------------------------------------------------
+
+
+class RecordingPool:
+    """What the loop hands the forecasting workers (a stand-in for ForecastPool's three calls)."""
+
+    def __init__(self) -> None:
+        self.fed: dict[str, list[tuple[float, int]]] = {}
+
+    def feed(self, key: str, seconds: np.ndarray, origin_s: float) -> None:
+        self.fed.setdefault(key, []).append((origin_s, int(seconds.size)))
+
+    def submit(self, now: float) -> None:
+        pass
+
+    def forget(self, key: str) -> None:
+        self.fed.pop(key, None)
+
+
+class SlowHistory:
+    """The simulator's metrics, with one service whose history pull hangs (a slow Prometheus)."""
+
+    def __init__(self, cluster: LiveCluster, slow: ServiceKey) -> None:
+        self.cluster, self.slow = cluster, slow
+
+    async def snapshot(self, now):
+        return await self.cluster.snapshot(now)
+
+    async def history(self, key, start, end):
+        if key == self.slow:
+            await asyncio.sleep(3600)
+        return await self.cluster.history(key, start, end)
+
+
+def steady(rate: float, duration: float) -> Workload:
+    times = np.linspace(0.0, duration, int(rate * duration), endpoint=False)
+    tokens = np.full(times.size, 100)
+    return Workload("steady", times, duration, prompt_tokens=tokens, output_tokens=tokens)
+
+
+async def test_a_hanging_history_pull_delays_no_tick_and_ends_at_its_budget(monkeypatch):
+    """Warm starts run beside the ticks: a service whose history never comes costs no tick any
+    wait; past the budget it starts without history, and its seconds go to the workers."""
+    monkeypatch.setattr("autoscaler.loop.WARM_START_BUDGET_S", 0.3)
+    quick, slow = ServiceKey("team-a", "quick"), ServiceKey("team-b", "slow")
+    cluster = LiveCluster([(quick, steady(2.0, 3600.0)), (slow, steady(2.0, 3600.0))], SimConfig())
+    cluster.advance(600.0)
+    pool = RecordingPool()
+    clock = ManualClock()
+    clock.time = 600.0
+    loop = ControlLoop(
+        load_config(None, env={}),
+        source=SlowHistory(cluster, slow),
+        actuator=cluster,
+        catalog=cluster,
+        clock=clock,
+        forecasts=pool,
+        warmup_s=0,
+    )
+    try:
+        await asyncio.wait_for(loop.tick(), 1.0)  # the hanging pull is not awaited
+        assert pool.fed[str(quick)][0][1] > 0  # its history went to the workers at once
+        assert loop.states[slow].warming and str(slow) not in pool.fed
+        await asyncio.sleep(0.5)  # past the budget
+        assert not loop.states[slow].warming
+        clock.advance(2.0)
+        await asyncio.wait_for(loop.tick(), 1.0)
+        assert [size for _, size in pool.fed[str(slow)]] and loop.states[slow].fed_until
+    finally:
+        await loop.cancel_warm_starts()
+
+
+async def test_a_history_pull_asks_prometheus_for_its_service_alone(aiohttp_server):
+    queries: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        queries.append(request.query["query"])
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "matrix", "result": []}}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query_range", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")))
+    source = PrometheusSource(client, SIGNALS, rate_window_s=5.0)
+    try:
+        await source.history(ServiceKey("team-a", "chat-00001"), 0.0, 600.0)
+    finally:
+        await client.close()
+    assert queries and all(
+        'namespace="team-a"' in query and 'service="chat-00001"' in query for query in queries
+    )
+
+
+async def test_an_answer_larger_than_the_limit_is_an_error_read_no_further(aiohttp_server):
+    sent = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # chunked: no Content-Length to refuse it by
+        await response.prepare(request)
+        for _ in range(64):  # 64 MiB offered
+            await response.write(b" " * (1 << 20))
+            sent.append(1)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client = PrometheusClient(str(server.make_url("")), retries=0, max_answer_bytes=1 << 20)
+    try:
+        with pytest.raises(PrometheusError, match="over the 1,048,576 bytes read"):
+            await client.query("up")
+    finally:
         await client.close()

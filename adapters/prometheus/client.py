@@ -49,6 +49,9 @@ class PrometheusClient:
     headers: dict[str, str] = field(default_factory=dict)
     ca_file: str | None = None
     verify_tls: bool = True
+    max_answer_bytes: int = 64 << 20
+    """Largest answer read (64 MiB); a larger one is an error, read no further. A tick's
+    batched query for 10,000 services is about 2 MB."""
     requests: int = 0
     """HTTP requests made so far (tests check batching with it)."""
     _session: aiohttp.ClientSession | None = None
@@ -102,13 +105,29 @@ class PrometheusClient:
         self.requests += 1
         try:
             async with session.get(self.url.rstrip("/") + path, params=params) as response:
-                body = await response.read()
+                body = await self._bounded_body(response)
                 status = response.status
         except TimeoutError as error:
             raise PrometheusError(f"timed out after {self.timeout_s:g}s") from error
         except aiohttp.ClientError as error:
             raise PrometheusError(f"unreachable: {error}") from error
         return _payload(status, body)
+
+    async def _bounded_body(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_answer_bytes
+        if (response.content_length or 0) > limit:
+            raise PrometheusError(
+                f"HTTP {response.status}: answer of {response.content_length:,} bytes is over "
+                f"the {limit:,} read"
+            )
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > limit:
+                raise PrometheusError(
+                    f"HTTP {response.status}: answer over the {limit:,} bytes read"
+                )
+        return bytes(body)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
