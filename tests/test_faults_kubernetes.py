@@ -39,6 +39,7 @@ from adapters.knative.names import (
 )
 from adapters.knative.reconciler import ReconcileSettings
 from adapters.kubernetes.api import CONFLICT_RETRIES, REQUEST_TIMEOUT_S
+from adapters.kubernetes.informer import DEADLINE_MARGIN_S, Informer
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
 from tests.cluster.knative import create_revision
@@ -783,3 +784,41 @@ async def test_a_plain_workloads_deployment_deleted(hpa_setup, gpu_pool):
         await apply_until(setup, key, 3)
         assert await deployment_replicas(setup.kube, setup.namespace, "emb") == 3
     assert setup.alive()
+
+
+@pytest.mark.security
+async def test_a_watch_that_goes_silent_is_replaced_at_its_deadline(
+    kube, fault_proxy, control_plane, namespace
+):
+    """The network path of a watch starts dropping everything (no data, no end): the informer
+    gives that watch up just after the watch timeout, relists, and sees what changed."""
+    from tests.cluster.fault_proxy import proxied_configuration
+
+    fault_proxy.black_hole("/configmaps", after_s=0.5)
+    seen: list[str] = []
+    configuration = proxied_configuration(fault_proxy, control_plane)
+    async with client.ApiClient(configuration) as proxied_api:
+        informer = Informer(
+            "configmaps",
+            client.CoreV1Api(proxied_api).list_namespaced_config_map,
+            lambda cm: cm.metadata.name,
+            lambda key, old, new: seen.append(key[1]),
+            watch_timeout_s=2,
+            namespace=namespace,
+        )
+        running = asyncio.create_task(informer.run())
+        try:
+            await asyncio.wait_for(informer.synced.wait(), 10)
+            await asyncio.sleep(1.0)  # the watch is silent by now
+            await client.CoreV1Api(kube).create_namespaced_config_map(
+                namespace, {"metadata": {"name": "after-the-silence"}}
+            )
+
+            async def noticed():
+                return "after-the-silence" in seen
+
+            await eventually(noticed, timeout_s=2 + DEADLINE_MARGIN_S + 5, what="the new object")
+            assert informer.relists >= 2  # the silent watch was given up, and the cache rebuilt
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)

@@ -17,6 +17,10 @@ from typing import Any, Generic, TypeVar
 from kubernetes_asyncio import watch
 
 log = logging.getLogger(__name__)
+DEADLINE_MARGIN_S = 5.0
+"""A list or a watch ends at the latest this long after the watch timeout: the server ends a
+watch at its timeout, but a connection that goes silent (a black-holed network path) ends
+nothing, and kubernetes_asyncio sets no client deadline of its own."""
 
 Key = tuple[str, str]
 V = TypeVar("V")
@@ -69,8 +73,13 @@ class Informer(Generic[V]):
                 log.info("%s watch ended (%s); relisting", self.name, error)
                 await asyncio.sleep(self.retry_s)
 
+    @property
+    def deadline_s(self) -> float:
+        return self.watch_timeout_s + DEADLINE_MARGIN_S
+
     async def _relist(self) -> str:
-        listing = await self.list_call(**self.list_kwargs)
+        async with asyncio.timeout(self.deadline_s):
+            listing = await self.list_call(**self.list_kwargs)
         items = listing["items"] if isinstance(listing, dict) else listing.items
         fresh: dict[Key, V] = {}
         for obj in items:
@@ -90,7 +99,8 @@ class Informer(Generic[V]):
 
     async def _watch(self, version: str) -> None:
         """Follow changes from `version` until the server ends the watch; then relist only if
-        the resume point is gone (the caller relists on any error)."""
+        the resume point is gone (the caller relists on any error, a silent watch's deadline
+        among them)."""
         watcher = watch.Watch()
         while True:
             stream = watcher.stream(
@@ -99,7 +109,7 @@ class Informer(Generic[V]):
                 timeout_seconds=self.watch_timeout_s,
                 **self.list_kwargs,
             )
-            async with stream as events:
+            async with asyncio.timeout(self.deadline_s), stream as events:
                 async for event in events:
                     kind, obj = event["type"], event["object"]
                     if kind == "ERROR":

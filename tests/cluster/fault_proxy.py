@@ -19,7 +19,9 @@ through. The actions:
   (the chunked stream is terminated, as a server-side timeout ends a watch) or mid-event (half
   a line, then the connection is dropped);
 - `gone(after_events=K)`: a watch that sends K events and then the `410 Gone` ERROR event the
-  API server sends for a resource version etcd has compacted ("too old resource version").
+  API server sends for a resource version etcd has compacted ("too old resource version");
+- `black_hole(after_s=t)`: forward a watch for t seconds, then send nothing more and keep the
+  connection open, as a network path that silently drops packets does.
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ class FaultProxy:
             times=times,
         )
 
+    def black_hole(self, path: str, *, after_s: float = 0.0, times: int = 1) -> Rule:
+        return self.add("silence", path, method="GET", watch=True, seconds=after_s, times=times)
+
     def gone(self, path: str, after_events: int = 0, times: int = 1) -> Rule:
         return self.add(
             "gone", path, method="GET", watch=True, after_events=after_events, times=times
@@ -275,7 +280,7 @@ class FaultProxy:
         sent = 0
         deadline = (
             time.monotonic() + rule.seconds
-            if rule and rule.action == "cut" and rule.after_events is None
+            if rule and rule.action in ("cut", "silence") and rule.after_events is None
             else None
         )
         limit = rule.after_events if rule and rule.after_events is not None else None
@@ -302,6 +307,10 @@ class FaultProxy:
         self, request: web.Request, response: web.StreamResponse, rule: Rule | None
     ) -> None:
         assert rule is not None
+        if rule.action == "silence":  # nothing more, and no end: until the client gives up
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.2)
+            return
         if rule.action == "gone":
             event = {"type": "ERROR", "object": status_body(410, "too old resource version: 1 (2)")}
             await response.write(json.dumps(event).encode() + b"\n")
