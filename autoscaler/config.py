@@ -236,8 +236,11 @@ class HpaConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     client_ca_file: str | None = None
-    """The aggregation layer's client CA (requestheader-client-ca-file): when set, only the
-    API server's front proxy may call."""
+    """The aggregation layer's client CA (requestheader-client-ca-file). None: read it, and
+    the allowed names, from kube-system/extension-apiserver-authentication at start."""
+    client_names: tuple[str, ...] = ("front-proxy-client",)
+    """With `client_ca_file`: the common names the front proxy's certificate may carry
+    (requestheader-allowed-names); empty: any certificate the CA signed."""
 
     def __post_init__(self) -> None:
         if self.metrics_api_port and not (self.tls_cert_file and self.tls_key_file):
@@ -741,6 +744,10 @@ _HPA_KEYS: dict[str, _Key] = {
     ),
     "metrics_api_port": _Key("metrics_api_port", _integer(0, 65535, " (0 = not served)")),
     "metrics_api_host": _Key("metrics_api_host", _text(), text=True),
+    "client_names": _list(
+        "client_names",
+        _names(_text("a certificate common name"), "a list of certificate common names"),
+    ),
     "tls_cert_file": _Key("tls_cert_file", _FILE, text=True),
     "tls_key_file": _Key("tls_key_file", _FILE, text=True),
     "client_ca_file": _Key("client_ca_file", _FILE, text=True),

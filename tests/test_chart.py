@@ -113,6 +113,7 @@ def test_rbac_is_exactly_what_the_enabled_adapters_use(case):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], (name, rule)
     if "leadtime-external-metrics-reader" in roles:
         assert roles["leadtime-external-metrics-reader"] == hpa_rbac.EXTERNAL_METRICS_READER
+        assert roles["leadtime-metrics-api"] == hpa_rbac.METRICS_API_RULES
     sharded = values.get("leaderElection", {}).get("enabled", False)
     namespaced = {d["metadata"]["name"]: d for d in of_kind(documents, "Role")}
     assert set(namespaced) == ({"leadtime-leader-election"} if sharded else set())

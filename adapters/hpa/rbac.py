@@ -24,6 +24,22 @@ RULES: list[dict] = [
     },
 ]
 
+METRICS_API_RULES: list[dict] = [
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["extension-apiserver-authentication"],
+        "verbs": ["get"],
+    },
+]
+"""What serving the external metrics API takes: authorising each caller with a
+SubjectAccessReview, and reading the front proxy's CA and names (adapters/hpa/access.py)."""
+
 EXTERNAL_METRICS_READER: list[dict] = [
     {
         "apiGroups": ["external.metrics.k8s.io"],

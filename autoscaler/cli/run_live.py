@@ -16,13 +16,15 @@ import signal
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from kubernetes_asyncio import client
 
+from adapters.hpa.access import Authorizer, FrontProxy, read_front_proxy
 from adapters.hpa.adapter import KubernetesWorkloads
 from adapters.hpa.provider import loop_provider
-from adapters.hpa.server import metrics_app
+from adapters.hpa.server import Access, metrics_app
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.annotations import QueryFence
 from adapters.knative.reconciler import ReconcileSettings
@@ -32,6 +34,7 @@ from adapters.prometheus.source import PrometheusSource, source_from_config
 from autoscaler.clock import WallClock
 from autoscaler.composite import CompositeAdapter
 from autoscaler.config import Config, HpaConfig
+from autoscaler.errors import InputError
 from autoscaler.forecast_pool import ForecastPool, ShellSettings
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
@@ -122,12 +125,15 @@ async def serve_live(config: Config) -> int:
         aio.add_signal_handler(signum, loop.stop)
     runners = [await _listen(make_app(loop, config), config.http.host, config.http.port)]
     if config.hpa.metrics_api_port:
+        access_api = await kubernetes_api(config.hpa.kubeconfig)
+        apis.append(access_api)
+        front_proxy = await front_proxy_of(config.hpa, access_api)
         runners.append(
             await _listen(
-                metrics_app(loop_provider(loop)),
+                metrics_app(loop_provider(loop), Access(front_proxy, Authorizer(access_api))),
                 config.hpa.metrics_api_host,
                 config.hpa.metrics_api_port,
-                metrics_api_tls(config.hpa),
+                metrics_api_tls(config.hpa, front_proxy),
             )
         )
     print(
@@ -206,14 +212,24 @@ async def _adapters(
     return apis, members
 
 
-def metrics_api_tls(hpa: HpaConfig) -> ssl.SSLContext:
-    """TLS for the external metrics API; with a client CA, only its holders (the API server's
-    front proxy) are let in."""
+async def front_proxy_of(hpa: HpaConfig, api: client.ApiClient) -> FrontProxy:
+    """The aggregation layer's client CA and names: from the config, else from the cluster."""
+    if hpa.client_ca_file is None:
+        return await read_front_proxy(api)
+    try:
+        pem = Path(hpa.client_ca_file).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"config hpa.client_ca_file: cannot read it ({error})") from None
+    return FrontProxy(pem, hpa.client_names)
+
+
+def metrics_api_tls(hpa: HpaConfig, front_proxy: FrontProxy) -> ssl.SSLContext:
+    """TLS for the external metrics API: only a certificate from the front proxy's CA gets a
+    connection (which names are allowed is checked per request)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(hpa.tls_cert_file or "", hpa.tls_key_file)
-    if hpa.client_ca_file:
-        context.load_verify_locations(hpa.client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=front_proxy.ca_pem)
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 

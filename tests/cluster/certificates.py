@@ -149,3 +149,16 @@ def make_serving_certificate(
         f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\n",
     )
     return certificates.folder / f"{name}.crt", certificates.folder / f"{name}.key"
+
+
+def make_client_certificate(
+    certificates: Certificates, name: str, common_name: str, *, foreign: bool = False
+) -> tuple[Path, Path]:
+    """A client certificate for `common_name`, signed by the front-proxy CA, or with `foreign`
+    by a CA of its own that nobody trusts. Returns (certificate, key)."""
+    ca = "front-proxy-ca"
+    if foreign:
+        ca = f"{name}-ca"
+        _make_ca(certificates.folder, ca, f"/CN={ca}")
+    _sign(certificates.folder, ca, name, f"/CN={common_name}", "extendedKeyUsage=clientAuth\n")
+    return certificates.folder / f"{name}.crt", certificates.folder / f"{name}.key"

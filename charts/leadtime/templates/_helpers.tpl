@@ -48,6 +48,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $config.hpa "tls_key_file" "/var/run/leadtime/tls/tls.key" -}}
 {{- if $hpa.metricsApi.clientCA -}}
 {{- $_ := set $config.hpa "client_ca_file" "/var/run/leadtime/client-ca/ca.crt" -}}
+{{- $_ := set $config.hpa "client_names" $hpa.metricsApi.clientNames -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $config (deepCopy .Values.config)) -}}
