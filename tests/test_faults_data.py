@@ -292,7 +292,7 @@ ANSWER_REASONS = {
     "wrong result type": "prometheus: expected a vector, got 'matrix'",
     "malformed sample": "prometheus: malformed sample",
     "not an object": "prometheus: HTTP 200: expected a JSON object",
-    "empty result": "no arrivals series for this service",
+    "empty result": "series for this service",  # its arrivals', then (forgotten) any
     "slow": "prometheus: timed out after 0.25s",
 }
 
@@ -321,7 +321,7 @@ SERIES_REASONS = {
     "+inf": "concurrency is inf (not a finite count)",
     "negative": "is -3.0 (not a finite count)",
     "stale": "stale: newest sample 600s old",
-    "missing": "no arrivals series for this service",
+    "missing": "series for this service",  # its arrivals', then (forgotten) any
 }
 
 

@@ -5,8 +5,10 @@ is off unless allowed, held to its namespace, and never delays another service."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
+import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes_asyncio import client
 
+from adapters.hpa.metrics_api import SelectorError, parse_selector
 from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.annotations import (
     POLICY_ANNOTATIONS,
@@ -21,6 +24,7 @@ from adapters.knative.annotations import (
     QueryFence,
     revision_settings,
 )
+from adapters.knative.probe import activator_answers
 from adapters.knative.reconciler import Outcome
 from adapters.prometheus.client import PrometheusClient, PrometheusError
 from adapters.prometheus.fence import confined
@@ -32,6 +36,8 @@ from adapters.simulator.workload import Workload
 from autoscaler.clock import ManualClock
 from autoscaler.config import PolicyConfig, load_config
 from autoscaler.errors import InputError
+from autoscaler.http import app as http_app
+from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 
@@ -371,3 +377,122 @@ async def test_an_answer_larger_than_the_limit_is_an_error_read_no_further(aioht
             await client.query("up")
     finally:
         await client.close()
+
+
+# --- the lower findings ------------------------------------------------------------------------
+
+
+async def test_services_no_answer_names_are_forgotten_after_stale_after(aiohttp_server):
+    """A service whose series stop is reported stale, then forgotten: what the source keeps
+    does not grow with every service that ever existed."""
+    named = {"gone": True}
+
+    async def handler(request: web.Request) -> web.Response:
+        services = ["kept"] + (["gone"] if named["gone"] else [])
+        result = [
+            {"metric": {"namespace": "ns", "service": s}, "value": [time.time(), "1"]}
+            for s in services
+        ]
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handler)
+    server = await aiohttp_server(app)
+    client_ = PrometheusClient(str(server.make_url("")))
+    source = PrometheusSource(client_, SIGNALS, rate_window_s=5.0, stale_after_s=30.0)
+    try:
+        now = time.time()
+        await source.snapshot(now)
+        assert ServiceKey("ns", "gone") in source.seen
+        named["gone"] = False
+        await source.snapshot(now + 10)
+        assert ServiceKey("ns", "gone") in source.seen  # reported on while it may come back
+        snapshot = await source.snapshot(now + 31)
+        assert source.seen == {ServiceKey("ns", "kept")} and set(snapshot) == source.seen
+    finally:
+        await client_.close()
+
+
+def service_loop(token: str | None = None) -> ControlLoop:
+    """A loop over two simulated services, for the HTTP API's tests."""
+    config = load_config(None, env={})
+    config = dataclasses.replace(config, http=dataclasses.replace(config.http, token=token))
+    keys = [ServiceKey("team-a", "chat"), ServiceKey("team-b", "code")]
+    cluster = LiveCluster([(key, steady(1.0, 600.0)) for key in keys], SimConfig())
+    return ControlLoop(
+        config, source=cluster, actuator=cluster, catalog=cluster, clock=ManualClock(), warmup_s=0
+    )
+
+
+async def raw_request(port: int, head: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    return answer
+
+
+async def test_a_token_that_is_not_utf8_is_refused_not_an_error(aiohttp_server):
+    loop = service_loop(token="s3cret")
+    await loop.tick()
+    server = await aiohttp_server(make_app(loop, loop.config))
+    head = (
+        b"POST /api/v1/services/team-a/chat/pause HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer \xff\xfe\xfd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    answer = await raw_request(server.port, head)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert not loop.states[ServiceKey("team-a", "chat")].paused
+
+
+async def test_fleet_wide_answers_are_built_once_per_tick(aiohttp_client, monkeypatch):
+    """However often anyone asks for the service list or /metrics, one build per tick."""
+    loop = service_loop()
+    await loop.tick()
+    built: list[str] = []
+    summary = http_app._summary
+    monkeypatch.setattr(http_app, "_summary", lambda state: built.append("s") or summary(state))
+    exposition = loop.telemetry.exposition
+    monkeypatch.setattr(loop.telemetry, "exposition", lambda: built.append("m") or exposition())
+    api = await aiohttp_client(make_app(loop, loop.config))
+    first = [await (await api.get(path)).read() for path in ("/api/v1/services", "/metrics")]
+    for _ in range(20):
+        assert [await (await api.get(p)).read() for p in ("/api/v1/services", "/metrics")] == first
+    assert built.count("s") == 2 and built.count("m") == 1  # two services, one exposition
+    loop.clock.advance(2.0)
+    await loop.tick()
+    await api.get("/api/v1/services")
+    assert built.count("s") == 4  # a new tick, a new list
+
+
+def test_a_label_selector_past_the_cap_is_refused_before_it_is_read():
+    with pytest.raises(SelectorError, match="at most 1,024 are read"):
+        parse_selector("a" * 8000)
+    assert parse_selector("service=chat,tier in (gpu,cpu)")
+
+
+async def test_an_activator_probe_reads_a_few_bytes_of_whatever_answers(aiohttp_server):
+    """A probe target that answers with an endless body costs a few bytes, not the body."""
+    sent = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(600):  # 600 MiB offered
+            try:
+                await response.write(b"x" * (1 << 20))
+            except (ConnectionResetError, RuntimeError):
+                break
+            sent.append(1)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/healthz", endless)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        ok, why = await activator_answers(session, str(server.make_url("/healthz")), 5.0)
+    assert not ok and "status 200" in why
+    assert len(sent) < 50, f"{len(sent)} MiB sent before the probe let go"

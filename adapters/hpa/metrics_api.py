@@ -37,6 +37,8 @@ class SelectorError(ValueError):
     """A label selector this API cannot read (the message says what is allowed)."""
 
 
+MAX_SELECTOR_CHARS = 1024
+"""Longest label selector read: an HPA's selector names a service in a few dozen characters."""
 _TERM = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)\s*$")
 _SET = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 _EXISTS = re.compile(r"^\s*(!?)([A-Za-z0-9._/-]+)\s*$")
@@ -44,7 +46,12 @@ _EXISTS = re.compile(r"^\s*(!?)([A-Za-z0-9._/-]+)\s*$")
 
 def parse_selector(text: str) -> list[tuple[str, str, frozenset[str]]]:
     """`a=b,c!=d,e in (f,g),h,!i` → [(key, op, values)] with op in =, !=, in, notin, exists,
-    !exists — the Kubernetes label selector syntax the HPA controller sends."""
+    !exists — the Kubernetes label selector syntax the HPA controller sends. Longer than
+    `MAX_SELECTOR_CHARS` is refused before anything reads it."""
+    if len(text) > MAX_SELECTOR_CHARS:
+        raise SelectorError(
+            f"labelSelector: {len(text):,} characters; at most {MAX_SELECTOR_CHARS:,} are read"
+        )
     terms = []
     for part in _split(text):
         if match := _SET.match(part):

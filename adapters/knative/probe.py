@@ -6,6 +6,8 @@ from __future__ import annotations
 import aiohttp
 
 PROBE_HEADERS = {"K-Network-Probe": "activator", "User-Agent": "Knative-Autoscaling-Probe"}
+PROBE_BYTES = 64
+"""How much of a probe's answer is read (the activator answers `activator`)."""
 DEFAULT_URL = "http://{service}.{namespace}.svc.cluster.local:{port}/healthz"
 """{service}: the PA's public service; {port}: 80 for http1, 81 for h2c."""
 
@@ -23,7 +25,8 @@ async def activator_answers(
         async with session.get(
             url, headers=PROBE_HEADERS, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
-            body = (await response.text()).strip()
+            # the answer is one word: read no more than a few bytes of whatever comes
+            body = (await response.content.read(PROBE_BYTES)).decode(errors="replace").strip()
             if response.status == 200 and body == "activator":
                 return True, ""
             return False, f"probe {url}: status {response.status}, body {body[:40]!r}"

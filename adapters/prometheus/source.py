@@ -45,6 +45,9 @@ class PrometheusSource:
         self.rate_window_s, self.stale_after_s = rate_window_s, stale_after_s
         self._next_second: dict[ServiceKey, int] = {}
         self.seen: set[ServiceKey] = set()
+        """The services the answers named within `stale_after_s` (or with queries of their
+        own): the ones a snapshot reports on."""
+        self._named_at: dict[ServiceKey, float] = {}
         self.service_queries: dict[ServiceKey, dict[str, str]] = {}
         """Per-service PromQL templates replacing the shared ones (`arrivals`, `concurrency`,
         `queue`), for services with metrics of their own (an annotation's `leadtime.dev/query`).
@@ -80,12 +83,24 @@ class PrometheusSource:
                 raise answer
             by_signal[name] = self._by_service(answer)
         problems = self._own_queries(by_signal, now)
-        self.seen |= set(by_signal["arrivals"]) | set(by_signal["concurrency"])
-        self.seen |= set(self.service_queries)
+        # the queue too: a revision at zero has only the activator's waiting requests
+        named = set(by_signal["arrivals"]) | set(by_signal["concurrency"])
+        self._remember(named | set(by_signal.get("queue", {})), now)
         return {
             key: problems[key] if key in problems else self._chunk(key, by_signal, now)
             for key in self.seen
         }
+
+    def _remember(self, named: set[ServiceKey], now: float) -> None:
+        """Note who the answers named now, and forget who they have not named for longer than
+        `stale_after_s` (a service that is gone; its absence was reported as stale until then)."""
+        for key in named:
+            self._named_at[key] = now
+        gone = [k for k, at in self._named_at.items() if now - at > self.stale_after_s]
+        for key in gone:
+            del self._named_at[key]
+            self._next_second.pop(key, None)
+        self.seen = set(self._named_at) | set(self.service_queries)
 
     def _own_queries(
         self, by_signal: dict[str, dict[ServiceKey, Sample]], now: float

@@ -3,7 +3,8 @@
 Errors are JSON (`{"error": {"status": …, "message": …}}`) whatever went wrong, request
 bodies are size-limited by aiohttp (`client_max_size`), and pause/resume need a bearer token:
 with none configured they do not exist (404), so a default install cannot be paused by anyone
-who reaches the port.
+who reaches the port. The fleet-wide answers (`/api/v1/services`, `/metrics`) are built at most
+once per tick, so however often anyone asks, the event loop pays for one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hmac
 import json
 import logging
 import math
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -25,12 +27,14 @@ from autoscaler.service_state import DISPLAY_S, ServiceState
 log = logging.getLogger("leadtime.http")
 LOOP = web.AppKey("loop", ControlLoop)
 CONFIG = web.AppKey("config", Config)
+PER_TICK = web.AppKey("per_tick", dict)
+"""Fleet-wide answers by route: (the tick they were built at, the body)."""
 STATIC = resources.files("autoscaler.http") / "static"
 
 
 def make_app(loop: ControlLoop, config: Config) -> web.Application:
     app = web.Application(client_max_size=config.http.max_body_bytes, middlewares=[_json_errors])
-    app[LOOP], app[CONFIG] = loop, config
+    app[LOOP], app[CONFIG], app[PER_TICK] = loop, config, {}
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
     app.router.add_get("/healthz", _healthz)
@@ -100,18 +104,31 @@ async def _readyz(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     telemetry = request.app[LOOP].telemetry
-    response = web.Response(body=telemetry.exposition())
+    response = web.Response(body=_per_tick(request, "metrics", telemetry.exposition))
     response.headers["Content-Type"] = telemetry.content_type
     return response
 
 
 async def _services(request: web.Request) -> web.Response:
     loop = request.app[LOOP]
-    services = [_summary(state) for state in loop.states.values()]
-    return web.json_response(
-        {"now": loop.clock.now(), "mode": loop.config.mode, "services": services},
-        dumps=_dumps,
-    )
+
+    def build() -> bytes:
+        services = [_summary(state) for state in loop.states.values()]
+        payload = {"now": loop.clock.now(), "mode": loop.config.mode, "services": services}
+        return _dumps(payload).encode()
+
+    body = _per_tick(request, "services", build)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _per_tick(request: web.Request, route: str, build: Callable[[], bytes]) -> bytes:
+    """`build()`'s body, built again only once the loop has ticked since the last build."""
+    ticks = request.app[LOOP].ticks
+    kept = request.app[PER_TICK].get(route)
+    if kept is None or kept[0] != ticks:
+        kept = (ticks, build())
+        request.app[PER_TICK][route] = kept
+    return kept[1]
 
 
 async def _service(request: web.Request) -> web.Response:
@@ -140,6 +157,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
         if not isinstance(payload, dict) or set(payload) - {"reason"}:
             raise _fail(web.HTTPBadRequest, 'body: expected {"reason": "..."} or nothing')
     state.paused = paused
+    request.app[PER_TICK].clear()  # the list shows the pause at once
     log.info("%s %s", "paused" if paused else "resumed", state.key)
     return web.json_response({"service": str(state.key), "paused": paused})
 
@@ -156,7 +174,8 @@ def _authorise(request: web.Request) -> None:
             "missing bearer token (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": 'Bearer realm="leadtime"'},
         )
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    # aiohttp keeps bytes that are not UTF-8 as surrogates: compare them as the bytes they were
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
         raise _fail(web.HTTPForbidden, "wrong token")
 
 
