@@ -241,17 +241,35 @@ def test_the_image_is_multi_stage_non_root_and_pinned():
     assert re.search(r"^USER\s+\d+:\d+$", final, re.M)  # numeric: runAsNonRoot can check it
     assert "apt-get install" not in final and "gcc" not in final
     assert 'ENTRYPOINT ["leadtime"]' in final and 'CMD ["run"]' in final
-    pins = [
-        line
-        for line in (ROOT / "requirements.lock").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s]+", line) for line in pins)
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    text = "\n".join(line for line in lock if line.strip() and not line.startswith("#"))
+    entries = re.split(r"\n(?=[A-Za-z])", text)
+    pins = [entry.split()[0] for entry in entries]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s]+", pin) for pin in pins)
+    for entry in entries:  # every pin with the hashes pip checks the download against
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), entry.split()[0]
     pinned = {re.split("==", line)[0].lower().replace("_", "-") for line in pins}
     project = (ROOT / "pyproject.toml").read_text()
     runtime = re.search(r"dependencies = \[(.*?)\]", project, re.S)[1]
     for requirement in re.findall(r'"([A-Za-z0-9_.\-]+)', runtime):
         assert requirement.lower().replace("_", "-") in pinned, requirement
+
+
+@pytest.mark.security
+def test_the_pod_keeps_its_secrets_and_its_resources_bounded():
+    documents = render({"api": {"tokenSecret": "leadtime-api"}})
+    pod = of_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["api-token"]["secret"]["defaultMode"] == 0o400
+    assert volumes["tmp"]["emptyDir"]["sizeLimit"] == "256Mi"
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits["cpu"] and limits["memory"]
+    digest = "sha256:" + "ab" * 32
+    pinned = of_kind(render({"image": {"digest": digest}}), "Deployment")[0]
+    assert pinned["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@" + digest)
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError) as refused:
+        chart.render({"config": {"http": {"token": "s3cret"}}}, name="leadtime", namespace="ops")
+    assert "api.tokenSecret" in str(refused.value)
 
 
 def test_several_replicas_need_leader_election_and_never_serve_the_metrics_api():
