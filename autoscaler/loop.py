@@ -100,14 +100,15 @@ class ControlLoop:
         self.warmup_s = config.policy.stable_window_s if warmup_s is None else warmup_s
         self.history_s = history_s
         self.fleet_path = fleet_path
+        """Decide steady services together on arrays (off: every service by the scalar
+        policy, the reference the fleet path is tested against)."""
         self.policy_settings = policy_settings or (
             lambda key: config.policy_for(key.namespace, key.name)
         )
         """Each service's policy settings: the config's, or (Knative) its PA's annotations over
         them; asked again at every catalog sync, so an edited annotation takes effect."""
         self.catalog_every_s = catalog_every_s
-        """Decide steady services together on arrays (off: every service by the scalar
-        policy, the reference the fleet path is tested against)."""
+        """How often the catalog is listed again (services added and removed)."""
         self.states: dict[ServiceKey, ServiceState] = {}
         self.started_at: float | None = None
         self.ticks = 0
@@ -438,11 +439,12 @@ class ControlLoop:
         if settings is state.settings or settings == state.settings:
             return
         config = settings.leadtime_config()
-        state.settings = settings
+        previous, state.settings = state.settings, settings
         if self.fleet.in_fleet[state.row]:
             self.fleet.leave(state.row, state.policy_state.idle, now, state.status.cold_start_s)
         state.policy, state.policy_state = Leadtime(config), None
-        state.paused = settings.paused
+        if previous is None or settings.paused != previous.paused:  # an API pause outlives edits
+            state.paused = settings.paused
         state.shares_policy = config == self.fleet.policy.config
 
     def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
