@@ -51,6 +51,8 @@ class ServiceState:
     row: int
     """This service's row in the loop's `Fleet` (metrics ring, forecasts, history)."""
     paused: bool = False
+    pause_reason: str = ""
+    """Why it was paused through the API (shown beside `paused`)."""
     settings: Any = None
     """The PolicyConfig its policy was built from (to notice when it changes)."""
     shares_policy: bool = True

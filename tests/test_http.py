@@ -145,9 +145,11 @@ async def test_pause_and_resume_with_the_token(aiohttp_client):
     assert paused.status == 200 and (await paused.json())["paused"] is True
     assert loop.states[CHAT].paused
     listing = await (await client.get("/api/v1/services")).json()
-    assert next(s for s in listing["services"] if s["name"] == "chat")["paused"] is True
+    chat = next(s for s in listing["services"] if s["name"] == "chat")
+    assert chat["paused"] is True and chat["pause_reason"] == "maintenance"
     resumed = await client.post("/api/v1/services/default/chat/resume", headers=auth)
     assert resumed.status == 200 and not loop.states[CHAT].paused
+    assert (await resumed.json())["reason"] == "" and not loop.states[CHAT].pause_reason
     missing = await client.post("/api/v1/services/default/nope/pause", headers=auth)
     assert missing.status == 404
 

@@ -28,6 +28,8 @@ log = logging.getLogger("leadtime.http")
 LOOP = web.AppKey("loop", ControlLoop)
 CONFIG = web.AppKey("config", Config)
 PER_TICK = web.AppKey("per_tick", dict)
+MAX_REASON_CHARS = 200
+"""Longest reason a pause keeps (it is shown on the status page and in the API)."""
 """Fleet-wide answers by route: (the tick they were built at, the body)."""
 STATIC = resources.files("autoscaler.http") / "static"
 
@@ -149,6 +151,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
     _authorise(request)
     state = _lookup(request)
     body = await request.read()  # over client_max_size: 413, as JSON via the middleware
+    reason = ""
     if body.strip():
         try:
             payload = json.loads(body)
@@ -156,10 +159,17 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
             raise _fail(web.HTTPBadRequest, f"body: not valid JSON ({error})") from error
         if not isinstance(payload, dict) or set(payload) - {"reason"}:
             raise _fail(web.HTTPBadRequest, 'body: expected {"reason": "..."} or nothing')
-    state.paused = paused
+        reason = payload.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise _fail(
+                web.HTTPBadRequest,
+                f"reason: expected text of at most {MAX_REASON_CHARS} characters",
+            )
+    state.paused, state.pause_reason = paused, reason if paused else ""
     request.app[PER_TICK].clear()  # the list shows the pause at once
-    log.info("%s %s", "paused" if paused else "resumed", state.key)
-    return web.json_response({"service": str(state.key), "paused": paused})
+    log.info("%s %s%s", "paused" if paused else "resumed", state.key, f": {reason}" * bool(reason))
+    payload = {"service": str(state.key), "paused": paused, "reason": state.pause_reason}
+    return web.json_response(payload)
 
 
 def _authorise(request: web.Request) -> None:
@@ -195,6 +205,7 @@ def _summary(state: ServiceState) -> dict[str, Any]:
         "namespace": state.key.namespace,
         "name": state.key.name,
         "paused": state.paused,
+        "pause_reason": state.pause_reason,
         "status": state.data_status,
         "ready": status.ready,
         "pending": status.pending,
