@@ -571,11 +571,9 @@ class ControlLoop:
             self.telemetry.forecast_mase.labels(*labels).set(result.mase)
         if math.isfinite(result.coverage):
             self.telemetry.forecast_coverage.labels(*labels).set(result.coverage)
-        if result.forecast is not None:
-            lead = state.policy.config.cold_start_prior_s
-            step = min(result.forecast.horizon_steps - 1, int(lead // result.forecast.step_s))
-            median = float(np.asarray(result.forecast.quantile(0.5))[step])
-            self.telemetry.forecast_load.labels(*labels).set(median)
+        load = state.forecast_load(result.at)
+        if load is not None:
+            self.telemetry.forecast_load.labels(*labels).set(load)
 
 
 def _finite(forecast: Forecast) -> bool:

@@ -75,6 +75,17 @@ class ServiceState:
     warming: bool = False
     """Its history is being pulled: its new seconds wait in the ring until that ends."""
 
+    def forecast_load(self, now: float) -> float | None:
+        """The forecast mean arrivals per second one lead time (the measured cold start, else
+        the prior, plus actuation) after `now`: the load being provisioned for at `now`. None
+        without a forecast. Both `/metrics` and the external metrics API report this."""
+        forecast = self.forecast
+        if forecast is None or forecast.horizon_steps == 0:
+            return None
+        lead = self.policy.config.lead_time_s(self.status.cold_start_s)
+        step = math.ceil((now + lead - self.forecast_at) / forecast.step_s) - 1
+        return float(forecast.mean[min(max(step, 0), forecast.horizon_steps - 1)])
+
     def amend(self, **changes: Any) -> None:
         """Change the last decision (it is immutable: replaced, here and in the log)."""
         if self.last is None:

@@ -52,7 +52,7 @@ class Telemetry:
         )
         self.forecast_load = Gauge(
             "leadtime_forecast_load",
-            "Forecast median arrival rate (requests/s) one lead time ahead.",
+            "Forecast mean arrival rate (requests/s) one lead time ahead.",
             SERVICE_LABELS,
             registry=r,
         )

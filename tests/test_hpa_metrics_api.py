@@ -27,6 +27,7 @@ from adapters.hpa.metrics_api import (
 )
 from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import Access, metrics_app
+from autoscaler.forecast_pool import ForecastResult
 from forecasting.forecast import Forecast
 from tests.cluster.aggregation import register_api_service, server_tls
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, make_client_certificate
@@ -217,6 +218,14 @@ async def test_the_loop_provider_serves_each_services_decision_and_forecast_load
     lead = state.policy.config.lead_time_s(state.status.cold_start_s)  # 62 s with the prior
     loads = {s.labels["service"]: s.value for s in provider(CHAT.namespace, FORECAST_LOAD)}
     assert loads == {CHAT.name: mean[int(np.ceil(lead / 10.0)) - 1]}
+
+    # /metrics reports the same load when the forecast arrives (it read another step before)
+    forecast = Forecast(mean=mean, quantiles={0.5: mean + 100.0}, step_s=10.0)
+    loop.forecast_arrived(ForecastResult(str(CHAT), forecast, "", clock.now()))
+    gauge = loop.telemetry.registry.get_sample_value(
+        "leadtime_forecast_load", {"namespace": CHAT.namespace, "service": CHAT.name}
+    )
+    assert gauge == loads[CHAT.name]
 
 
 @pytest.mark.kubernetes

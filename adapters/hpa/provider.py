@@ -23,7 +23,7 @@ def loop_provider(loop: ControlLoop):
             value = (
                 desired(state)
                 if metric == DESIRED_REPLICAS
-                else forecast_load(state, now)
+                else state.forecast_load(now)
                 if metric == FORECAST_LOAD
                 else None
             )
@@ -40,14 +40,3 @@ def desired(state: ServiceState) -> float | None:
     if state.last is not None:
         return float(state.last.desired)
     return float(state.status.desired) if state.status.desired else None
-
-
-def forecast_load(state: ServiceState, now: float) -> float | None:
-    """The forecast mean arrivals per second one lead time from now: the load Leadtime is
-    provisioning for at this moment. None without a forecast."""
-    forecast = state.forecast
-    if forecast is None or forecast.horizon_steps == 0:
-        return None
-    lead = state.policy.config.lead_time_s(state.status.cold_start_s)
-    step = math.ceil((now + lead - state.forecast_at) / forecast.step_s) - 1
-    return float(forecast.mean[min(max(step, 0), forecast.horizon_steps - 1)])
