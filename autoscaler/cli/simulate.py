@@ -27,7 +27,7 @@ from autoscaler.cli.options import (
 )
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import render_results
-from autoscaler.policies import make_policy, parse_policy_list
+from autoscaler.policies import POLICY_NAMES, make_policy, parse_policy_list
 
 DEFAULT_POLICY = "leadtime"
 DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"
@@ -40,8 +40,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default=DEFAULT_POLICY,
-        help="leadtime, leadtime:no-placeholders, kpa, hpa, static:N or oracle "
-        "(default %(default)s)",
+        help=f"one of {', '.join(POLICY_NAMES)} (default %(default)s)",
     )
     _add_policy_options(parser)
     _add_output_options(parser)
@@ -57,7 +56,7 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policies",
         default=DEFAULT_BENCH_POLICIES,
-        help="comma-separated policies (default %(default)s)",
+        help=f"comma-separated, of {', '.join(POLICY_NAMES)} (default %(default)s)",
     )
     _add_policy_options(parser)
     _add_output_options(parser)

@@ -2,8 +2,11 @@
 
 `kpa` and `hpa` are faithful re-implementations of Knative's Pod Autoscaler and Kubernetes'
 Horizontal Pod Autoscaler with their defaults: the baselines every Leadtime claim is measured
-against. `static:N` holds N replicas. `oracle` knows the future; it needs the caller to supply
-that future (`PolicyContext.oracle_need_ahead`), which only the simulator can.
+against. `ray-serve`, `keda`, `aibrix-apa` and `dynamo-planner` are the autoscalers teams running
+GPU inference compare against, each re-implemented from its upstream code with its defaults (each
+module's docstring cites the files). `static:N` holds N replicas. `oracle` knows the future; it
+needs the caller to supply that future (`PolicyContext.oracle_need_ahead`), which only the simulator
+can.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.errors import InputError
+from autoscaler.policies import aibrix_apa, dynamo_planner, keda, ray_serve
 from autoscaler.policies.hpa import Hpa, HpaConfig
 from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT, Kpa, KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
@@ -21,7 +25,22 @@ from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
 from autoscaler.policy import Policy
 
-POLICY_NAMES = ("kpa", "hpa", "leadtime", "leadtime:no-placeholders", "static:N", "oracle")
+POLICY_NAMES = (
+    "kpa",
+    "hpa",
+    "ray-serve",
+    "keda",
+    "aibrix-apa",
+    "dynamo-planner",
+    "leadtime",
+    "leadtime:no-placeholders",
+    "static:N",
+    "oracle",
+)
+PEER_MAX_REPLICAS = 100
+"""The replica ceiling of the peers whose upstream requires one (AIBrix's `maxReplicas`) or sets
+one from a GPU budget (Dynamo's planner: 8 GPUs): the default Ray Serve's `num_replicas="auto"`
+and KEDA's `maxReplicaCount` take."""
 ORACLE_TICK_S = 2.0
 
 
@@ -65,6 +84,14 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
         per_pod = context.container_concurrency or CONTAINER_CONCURRENCY_TARGET_DEFAULT
         target = per_pod * context.target_utilization
         return Hpa(HpaConfig(target_per_pod=target))
+    if name == "ray-serve" and not argument:
+        return ray_serve.make(context.container_concurrency)
+    if name == "keda" and not argument:
+        return keda.make(context.container_concurrency)
+    if name == "aibrix-apa" and not argument:
+        return aibrix_apa.make(context.container_concurrency, max_replicas=PEER_MAX_REPLICAS)
+    if name == "dynamo-planner" and not argument:
+        return dynamo_planner.make(context.container_concurrency, max_replicas=PEER_MAX_REPLICAS)
     if name == "static":
         return Static(_replica_count(argument, spec))
     if name == "oracle" and not argument:
