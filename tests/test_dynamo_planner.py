@@ -621,3 +621,14 @@ def test_decisions_stay_within_bounds_and_hold_without_data(cfg, sequence, start
 @given(cfg=configs(predictor="arima"), sequence=ticks, start=st.integers(0, 30))
 def test_arima_decisions_stay_within_bounds_and_hold_without_data(cfg, sequence, start) -> None:
     check_bounds_and_holds(cfg, sequence, start)
+
+
+def test_a_profiled_service_time_sizes_the_engine_from_the_start() -> None:
+    """Upstream's pre-deployment sweep gives its performance model a capacity before any
+    traffic: 8 slots at 0.5 s per request -> 8 / 0.5 = 16 requests/s per replica."""
+    planner = dp.make(8, profiled_service_s=0.5)
+    assert planner.config.engine_rps == 16.0
+    given = dp.make(8, profiled_service_s=0.5, engine_rps=3.0)
+    assert given.config.engine_rps == 3.0  # a capacity given outright wins
+    with pytest.raises(InputError, match="profiled_service_s"):
+        dp.make(8, profiled_service_s=0.0)

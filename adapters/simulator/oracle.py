@@ -166,4 +166,8 @@ def policy_context(
         )
 
     slots = config.max_concurrency if container_concurrency is None else container_concurrency
-    return PolicyContext(container_concurrency=slots, oracle_need_ahead=need_ahead)
+    service = build_requests(workload, config).service
+    profiled = float(service.mean()) if service.size else None
+    return PolicyContext(
+        container_concurrency=slots, oracle_need_ahead=need_ahead, profiled_service_s=profiled
+    )

@@ -56,6 +56,10 @@ class PolicyContext:
     so that the two baselines aim at the same load per replica."""
     oracle_need_ahead: Callable[[float], np.ndarray] | None = None
     """Given the oracle's tick, the replicas it should hold in each second (simulator only)."""
+    profiled_service_s: float | None = None
+    """A request's mean time in service on one replica, as profiling the engine on the
+    workload's prompt and output lengths measures it (Dynamo's planner sizes from such a
+    profile); the simulator knows it, a live service does not."""
 
 
 def parse_policy_list(text: str) -> list[str]:
@@ -91,7 +95,17 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
     if name == "aibrix-apa" and not argument:
         return aibrix_apa.make(context.container_concurrency, max_replicas=PEER_MAX_REPLICAS)
     if name == "dynamo-planner" and not argument:
-        return dynamo_planner.make(context.container_concurrency, max_replicas=PEER_MAX_REPLICAS)
+        # The batch an engine keeps within a latency SLA: the share of the slots the other
+        # baselines aim at (our replicas' latency does not grow with the batch, so the
+        # profiler alone would take every slot and size for 100 % utilisation).
+        slots = context.container_concurrency
+        batch = {"max_num_seqs": max(1, round(slots * context.target_utilization))} if slots else {}
+        return dynamo_planner.make(
+            slots,
+            max_replicas=PEER_MAX_REPLICAS,
+            profiled_service_s=context.profiled_service_s,
+            **batch,
+        )
     if name == "static":
         return Static(_replica_count(argument, spec))
     if name == "oracle" and not argument:

@@ -710,8 +710,12 @@ def make(container_concurrency: int, **overrides: Any) -> DynamoPlanner:
 
     `overrides` are `DynamoPlannerConfig` fields; `min_replicas` and `max_replicas` are also
     accepted, as `min_endpoint` and as a GPU budget of `max_replicas × decode_engine_num_gpu`
-    (`max_replicas=None`: no budget).
+    (`max_replicas=None`: no budget). `profiled_service_s`, a request's mean time in service
+    measured beforehand, stands for upstream's pre-deployment profiling sweep: it gives
+    `engine_rps = max_num_seqs / profiled_service_s` from the start, as the sweep gives
+    upstream's performance model (without it, the service time is measured from the traffic).
     """
+    profiled = overrides.pop("profiled_service_s", None)
     if not (_is_int(container_concurrency) and container_concurrency >= 0):
         raise InputError(
             f"{NAME}: container_concurrency must be an integer >= 0 (0 = unknown), "
@@ -735,4 +739,8 @@ def make(container_concurrency: int, **overrides: Any) -> DynamoPlanner:
             _fail("max_replicas", "None (no budget) or an integer >= 0", ceiling)
         settings["max_gpu_budget"] = -1 if ceiling is None else ceiling * gpu
     settings.update(overrides)
+    if profiled is not None and settings.get("engine_rps") is None:
+        if not (isinstance(profiled, int | float) and math.isfinite(profiled) and profiled > 0):
+            _fail("profiled_service_s", "None or a number of seconds > 0", profiled)
+        settings["engine_rps"] = settings["max_num_seqs"] / profiled
     return DynamoPlanner(DynamoPlannerConfig(**settings))
