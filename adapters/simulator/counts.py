@@ -13,15 +13,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from adapters.simulator.workload import Workload, check_window
+from adapters.simulator.workload import RATE_SCALE_SEED, Workload, check_rate_scale, check_window
 from autoscaler.errors import InputError
 
 MAX_ARRIVALS = 50_000_000
 """At most this many arrivals are drawn: the simulator keeps every one in memory (5e9 asked numpy
 for 37 GiB). The limit applies after the window and the rate scale."""
-_SCALE_SEED = 0x5CA1E
-"""Mixed into the seed of rate scaling, as `Workload.scale_rate` does, so that thinning and
-placement draw from different streams."""
 
 
 def spread_counts(
@@ -104,8 +101,7 @@ class CountSeries:
         `factor - floor(factor)`: a binomial draw per interval, the count-level twin of
         `Workload.scale_rate`.
         """
-        if not factor > 0 or not np.isfinite(factor):
-            raise InputError(f"--rate-scale must be a positive number, got {factor!r}")
+        check_rate_scale(factor)
         if factor == 1:
             return self
         most = float(self.counts.max(initial=0)) * factor
@@ -114,7 +110,7 @@ class CountSeries:
                 f"--rate-scale {factor:g} makes {most:.3g} requests in one interval of "
                 f"{self.source or self.name}; at most {MAX_ARRIVALS:,} can be simulated"
             )
-        rng = np.random.default_rng([seed, _SCALE_SEED])
+        rng = np.random.default_rng([seed, RATE_SCALE_SEED])
         whole = int(math.floor(factor))
         scaled = self.counts * whole + rng.binomial(self.counts, factor - whole)
         return replace(self, counts=scaled.astype(np.int64))

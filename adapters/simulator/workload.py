@@ -13,6 +13,10 @@ import numpy as np
 
 from autoscaler.errors import InputError
 
+RATE_SCALE_SEED = 0x5CA1E
+"""Mixed into the seed of rate scaling (of arrivals or of counts), so that thinning and the
+placement of arrivals draw from different streams."""
+
 
 @dataclass(frozen=True, eq=False)
 class Workload:
@@ -91,11 +95,10 @@ class Workload:
         second, so the per-second rate scales by `factor` without piling copies onto one
         instant (which would make the trace burstier than it is).
         """
-        if not factor > 0 or not np.isfinite(factor):
-            raise InputError(f"--rate-scale must be a positive number, got {factor!r}")
+        check_rate_scale(factor)
         if factor == 1:
             return self
-        rng = np.random.default_rng([seed, 0x5CA1E])
+        rng = np.random.default_rng([seed, RATE_SCALE_SEED])
         whole = int(np.floor(factor))
         copies = np.full(len(self), whole, dtype=np.int64)
         copies += rng.random(len(self)) < (factor - whole)
@@ -117,3 +120,8 @@ def check_window(offset: float, duration: float | None, span: float, what: str) 
         raise InputError("--offset must be >= 0 and --duration > 0")
     if offset >= span and offset > 0:
         raise InputError(f"--offset {offset:g}s is past the end of {what} (it spans {span:g}s)")
+
+
+def check_rate_scale(factor: float) -> None:
+    if not factor > 0 or not np.isfinite(factor):
+        raise InputError(f"--rate-scale must be a positive number, got {factor!r}")
