@@ -116,7 +116,7 @@ class ControlLoop:
         """True after the first full tick with every adapter answering (`/readyz`)."""
         self._stopping = asyncio.Event()
         self._warm_starts: dict[ServiceKey, asyncio.Task] = {}
-        self._warm_gate: asyncio.Semaphore | None = None
+        self._warm_gate = asyncio.Semaphore(WARM_STARTS_AT_ONCE)
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
         self._reason_counters: dict[str, Any] = {}
@@ -468,8 +468,6 @@ class ControlLoop:
         services at a time, each within `WARM_START_BUDGET_S`: a thousand new services (or a
         slow Prometheus) never delay a tick. Until it ends, the service's new seconds wait in
         the ring; after it, they follow the history."""
-        if self._warm_gate is None:
-            self._warm_gate = asyncio.Semaphore(WARM_STARTS_AT_ONCE)
         start, end = math.floor(now - self.history_s), math.floor(now)
         try:
             async with self._warm_gate, asyncio.timeout(WARM_START_BUDGET_S):
