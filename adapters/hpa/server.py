@@ -104,18 +104,14 @@ def _values(provider: Provider):
     async def handler(request: web.Request) -> web.Response:
         namespace, metric = request.match_info["namespace"], request.match_info["metric"]
         if metric not in METRICS:
-            return web.json_response(
-                status(
-                    404,
-                    "NotFound",
-                    f"external metric {metric!r} not found; this API serves {', '.join(METRICS)}",
-                ),
-                status=404,
+            served = ", ".join(METRICS)
+            return _status(
+                404, "NotFound", f"external metric {metric!r} not found; this API serves {served}"
             )
         try:
             terms = parse_selector(request.query.get("labelSelector", ""))
         except SelectorError as error:
-            return web.json_response(status(400, "BadRequest", str(error)), status=400)
+            return _status(400, "BadRequest", str(error))
         samples = [s for s in provider(namespace, metric) if matches(terms, s.labels)]
         return web.json_response(value_list(samples))
 
