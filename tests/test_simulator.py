@@ -18,7 +18,13 @@ from autoscaler.policies.static import Static
 from autoscaler.policy import Decision, Observation
 
 # One token of prefill costs 0.1 s and one output token 1 s, so service times are easy to read.
-EXACT = {"prefill_s_per_token": 0.1, "decode_s_per_token": 1.0, "cold_start_sigma": 0.0}
+EXACT = {
+    "prefill_s_per_token": 0.1,
+    "decode_s_per_token": 1.0,
+    "cold_start_sigma": 0.0,
+    "warmup_s": 0.0,
+}
+"""Hand-worked runs: whole-second services, exact cold starts, scored from the first request."""
 
 
 def workload(times, prompt=None, output=None, duration=None) -> Workload:

@@ -63,6 +63,8 @@ class GpuCluster:
         self.placeholder_area = 0.0
         self.node_area: float | None = None if config.gpu_pool is None else 0.0
         self._held_since = 0.0
+        self.scored_from = 0.0
+        """GPU areas count from here on (the earliest warm-up end of the services)."""
         self.preemptions = 0
         self.nodes_added = 0
         self.control: list[tuple[float, int, int, Tenant | None, int]] = []
@@ -171,7 +173,7 @@ class GpuCluster:
         self._account(now)
         self.placeholders -= 1
         self.placeholders_pending += 1
-        self.preemptions += 1
+        self.preemptions += now >= self.scored_from
         assert self.free is not None
         self.free += self.gpus
 
@@ -209,7 +211,7 @@ class GpuCluster:
             return
         while self._shortfall() > self.provisioning:
             self.provisioning += per_node
-            self.nodes_added += 1
+            self.nodes_added += now >= self.scored_from
             self.push(now + delay, EV_NODE_UP)
 
     def _shortfall(self) -> int:
@@ -220,7 +222,7 @@ class GpuCluster:
     def _account(self, now: float) -> None:
         """Integrate the placeholders' and the nodes' GPUs up to `now`; call before changing
         either count."""
-        elapsed = now - self._held_since
+        elapsed = max(0.0, now - max(self._held_since, self.scored_from))
         self.placeholder_area += self.placeholders * self.gpus * elapsed
         if self.node_area is not None and self.config.gpu_pool is not None:
             self.node_area += (self.config.gpu_pool + self.added) * elapsed

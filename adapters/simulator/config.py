@@ -11,7 +11,10 @@ The defaults describe one replica of a 7–8B-parameter LLM served by vLLM on on
 - cold start 60 s (pod scheduling, image already cached, ~16 GB of weights loaded and CUDA
   graphs captured), a typical LLM replica, with log-normal jitter σ = 0.1;
 - request timeout 600 s, the Knative/KServe default revision timeout order of magnitude;
-- SLO: time to first token ≤ 2 s.
+- SLO: time to first token ≤ 2 s, judged by `autoscaler.slo` (a long prompt on its wait alone);
+- warm-up: the first 10 % of the window, at most 1 h, is run but not scored: a deployed
+  autoscaler takes over a running service with Prometheus history behind it, so a run starts
+  from a running service and its forecasters get the warm-up as history.
 Token counts for traces that carry none are drawn log-normally around the chat-like medians
 reported for Azure's conversation trace in Splitwise (Patel et al., ISCA 2024): ≈1,020 prompt
 and ≈129 output tokens.
@@ -23,6 +26,11 @@ import math
 from dataclasses import dataclass, fields
 
 from autoscaler.errors import InputError
+
+WARMUP_SHARE = 0.1
+"""The default warm-up: this share of the window..."""
+WARMUP_MAX_S = 3600.0
+"""...and at most an hour of it (a week's window needs no day of warm-up)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class SimConfig:
     default_output_median: float = 129.0
     default_token_sigma: float = 1.0
     """σ of the log-normal used for drawn token counts."""
+    warmup_s: float | None = None
+    """Seconds at the start of each service's window that are run but not scored; None: the
+    default share of the window (`warmup_for`); 0: score from a cold start, as before."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +97,8 @@ class SimConfig:
                 "a whole number >= 1",
                 lambda v: isinstance(v, int) and v >= 1,
             )
+        if self.warmup_s is not None:
+            _check("warmup_s", self.warmup_s, "a number of seconds >= 0", lambda v: v >= 0)
         if self.gpu_pool is not None:
             _check(
                 "gpu_pool",
@@ -101,6 +114,18 @@ class SimConfig:
         spread = math.exp(3 * self.cold_start_sigma)
         return self.cold_start_s / spread, self.cold_start_s * spread
 
+    def warmup_for(self, duration: float) -> float:
+        """The warm-up of a service whose window lasts `duration` seconds: `warmup_s`, or
+        by default WARMUP_SHARE of the window, at most WARMUP_MAX_S."""
+        if self.warmup_s is None:
+            return min(WARMUP_SHARE * duration, WARMUP_MAX_S)
+        if duration > 0 and self.warmup_s >= duration:
+            raise InputError(
+                f"simulator warmup_s (--warmup): must be shorter than the window "
+                f"({duration:g}s), got {self.warmup_s:g}s"
+            )
+        return self.warmup_s
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -114,6 +139,7 @@ _FLAGS = {
     "gpus_per_replica": "--gpus-per-replica",
     "gpu_pool": "--gpu-pool",
     "node_provisioning_s": "--node-provisioning",
+    "warmup_s": "--warmup",
     "gpus_per_node": "--gpus-per-node",
 }
 

@@ -101,6 +101,7 @@ def simulate_services(
         raise ValueError("simulate_services needs at least one service")
     started = wallclock.perf_counter()
     cluster = GpuCluster(config)
+    cluster.scored_from = min(config.warmup_for(spec.workload.duration) for spec in specs)
     runs = []
     for index, spec in enumerate(specs):
         own = service_config(config, index)
@@ -197,6 +198,23 @@ def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarra
     return steps.astype(np.float64), inside
 
 
+WARM_UTILIZATION = 0.7
+"""The share of its slots a running service's replicas keep busy at the start of a warm run:
+Knative's default container-concurrency-target-percentage, the setting most services run with."""
+WARM_SIZING_S = 60.0
+"""The start of the window whose load sizes a warm run's first replicas."""
+
+
+def running_replicas(
+    requests: Requests, slots: int, start: float = 0.0, span: float = WARM_SIZING_S
+) -> int:
+    """The replicas a running service holds for the load of [start, start + span): its mean
+    concurrency (Little's law: requests × time in service / span) at WARM_UTILIZATION."""
+    within = (requests.arrival >= start) & (requests.arrival < start + span)
+    concurrency = float(requests.service[within].sum()) / span
+    return math.ceil(concurrency / (slots * WARM_UTILIZATION) - 1e-9)
+
+
 def _count(steps: list[float], inside: list[float], at: float, weight: float) -> None:
     """Add an event of `weight` at time `at` to a pair of per-second accumulators: the running
     count moves from the next second on, and this second gets the share after `at`."""
@@ -235,6 +253,8 @@ class _Run:
             + 2.0
         )
         self.drain = until is None
+        self.scored_from = config.warmup_for(duration)
+        """Arrivals, GPU-seconds and replicas count from here on (the end of the warm-up)."""
         self.stop_at = horizon if until is None else min(until, horizon)
         size = int(math.ceil(horizon)) + 2
         # per-request outcomes
@@ -278,6 +298,7 @@ class _Run:
         self.ready_since = 0.0
         self.desired = 0
         self.scale_events = 0
+        """Changes of the desired count within the scored window."""
         self.ticks = TickLog()
         self.state: Any = None
         self.forecasts: ForecastShell | None = None
@@ -286,8 +307,14 @@ class _Run:
 
     # ------------------------------------------------------------------------ driver
     def start_warm(self) -> None:
-        """Replicas that are ready at time 0 (a service deployed warm), then the first state."""
+        """Replicas that are ready at time 0 (a service deployed warm), then the first state.
+
+        With a warm-up the service is already running: it starts with the replicas its first
+        minute of load keeps at Knative's default utilisation (`running_replicas`), or the
+        policy's own start if that is more."""
         initial = self.policy.initial_replicas()
+        if self.scored_from > 0:
+            initial = max(initial, running_replicas(self.requests, self.m))
         for _ in range(initial):
             rid = self._new_replica(0.0)
             if self.cluster.request(self, rid, 0.0):
@@ -505,7 +532,7 @@ class _Run:
         elif decision.desired < current:
             self._scale_down(current - decision.desired, now)
         if decision.desired != self.desired:
-            self.scale_events += 1
+            self.scale_events += now >= self.scored_from
             self.desired = decision.desired
 
     # ------------------------------------------------------------------ replica lifecycle
@@ -600,5 +627,8 @@ class _Run:
             self._make_ready(rid, at)
 
     def _account_ready(self, now: float) -> None:
-        self.ready_area += self.n_ready * (now - self.ready_since)
+        """Integrate ready replicas over the scored window up to `now`."""
+        since = max(self.ready_since, self.scored_from)
+        if now > since:
+            self.ready_area += self.n_ready * (now - since)
         self.ready_since = now

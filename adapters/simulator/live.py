@@ -17,7 +17,7 @@ import numpy as np
 
 from adapters.simulator.cluster import EV_READY, GpuCluster
 from adapters.simulator.config import SimConfig
-from adapters.simulator.engine import _Run, service_config
+from adapters.simulator.engine import WARM_SIZING_S, _Run, running_replicas, service_config
 from adapters.simulator.requests import build_requests
 from adapters.simulator.results import SimResult, summarise
 from adapters.simulator.workload import Workload
@@ -66,6 +66,25 @@ class LiveCluster:
         self.time = 0.0
         self._sent = dict.fromkeys(self.runs, 0)
         self._wall0 = time.perf_counter()
+
+    def warm_up(self) -> float:
+        """Run the services through their warm-up as the running services they were before
+        Leadtime took over, and return the virtual time the loop takes over at.
+
+        Each minute every service is set to the replicas its load over the next minute and one
+        cold start keeps busy at the common utilisation target (`engine.running_replicas`), as
+        a service that has been running for a while under some autoscaler. The loop then finds
+        a running service and the warm-up in its history (as Prometheus would have it)."""
+        until = min(run.scored_from for run in self.runs.values())
+        span = WARM_SIZING_S + self.config.cold_start_s
+        for minute in np.arange(0.0, until, WARM_SIZING_S):
+            self.advance(float(minute))
+            for run in self.runs.values():
+                need = running_replicas(run.requests, run.m, float(minute), span)
+                run._apply(Decision(need, "warm-up"), float(minute))
+        self.advance(until)
+        self._sent = {key: run.seconds_done for key, run in self.runs.items()}
+        return until
 
     @property
     def duration(self) -> float:

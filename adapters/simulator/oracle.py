@@ -6,11 +6,12 @@ N(t) counts requests that must be holding a slot at time t:
 1. `lower_bound_gpu_seconds` — the `oracle_gpu_seconds` of every result. Its exact definition:
 
    Take the requests that the run served within the SLO. Such a request arrived at `a`, has
-   prefill `p` and service time `s`; meeting the SLO means it started by `a + slo − p`, so
-   whatever the schedule it held a slot throughout its *mandatory interval*
-   `[a + slo − p, a + s)`. Let N(t) count the mandatory intervals covering t; at every t any
-   schedule had at least r(t) = ⌈N(t)/max_concurrency⌉ replicas ready. For each level k of
-   that staircase, with need intervals I_k,1 … I_k,j (where r ≥ k):
+   wait budget `b` (`autoscaler.slo.wait_budget`: `slo − p` for a short prompt of prefill `p`)
+   and service time `s`; meeting the SLO means it started by `a + b`, so whatever the schedule
+   it held a slot throughout its *mandatory interval* `[a + b, a + s)`. Let N(t) count the
+   mandatory intervals covering t; at every t any schedule had at least
+   r(t) = ⌈N(t)/max_concurrency⌉ replicas ready. For each level k of that staircase, with need
+   intervals I_k,1 … I_k,j (where r ≥ k):
         cost_k = Σ |I_k,i| + min(start of I_k,1, C) + Σ_i min(gap between I_k,i and I_k,i+1, C)
    where C is the shortest cold start a replica can draw. The bound is Σ_k cost_k times
    `gpus_per_replica`.
@@ -20,7 +21,8 @@ N(t) counts requests that must be holding a slot at time t:
    across a gap of level k, either A stays ≥ k for the whole gap, or it dips below k and then
    the ≥ k replicas ready when the need returns were all alive for the C seconds before it (a
    replica is alive for its whole cold start), so the gap adds at least min(gap, C); the same
-   argument from time 0 gives min(start, C) for the first interval. Hence every result has
+   argument from the start of the scored window (time 0, or the end of the warm-up, from which
+   GPU-seconds are counted too) gives min(start, C) for the first interval. Hence every result has
    gpu_seconds ≥ oracle_gpu_seconds, whatever its policy — the simulator's tests check it.
 
 2. `zero_wait_need` — the per-second replica need if every request starts the moment it
@@ -37,6 +39,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.requests import build_requests
 from adapters.simulator.workload import Workload
 from autoscaler.policies import PolicyContext
+from autoscaler.slo import wait_budget
 
 
 def occupancy(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,10 +90,12 @@ def lower_bound_gpu_seconds(
     slots: int,
     shortest_cold_start: float,
     gpus_per_replica: int,
+    scored_from: float = 0.0,
 ) -> float:
-    """The oracle bound defined in the module docstring, for the requests in `met_slo`."""
-    a, p, s = arrival[met_slo], prefill[met_slo], service[met_slo]
-    times, counts = occupancy(a + slo_ttft_s - p, a + s)
+    """The oracle bound defined in the module docstring, for the requests in `met_slo`, all of
+    which arrived at or after `scored_from`, the start of the scored window."""
+    a, p, s = arrival[met_slo] - scored_from, prefill[met_slo], service[met_slo]
+    times, counts = occupancy(a + wait_budget(p, slo_ttft_s), a + s)
     levels = np.ceil(counts / slots - 1e-9).astype(np.int64)
     return gpus_per_replica * level_cover_cost(times, levels, shortest_cold_start)
 

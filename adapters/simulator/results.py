@@ -12,6 +12,7 @@ from adapters.simulator.oracle import lower_bound_gpu_seconds
 from adapters.simulator.requests import Requests
 from adapters.simulator.workload import Workload
 from autoscaler.policy import Decision
+from autoscaler.slo import met_slo
 
 if TYPE_CHECKING:
     from adapters.simulator.cluster import GpuCluster
@@ -74,7 +75,8 @@ class SimResult:
     outcomes: dict[str, np.ndarray]
     """Per request: `start` (-1 if never started), `end` (finish or drop time, -1 if neither),
     `dropped`, `cold_start` (waited for a replica that was still starting), `ttft`, `latency`,
-    `arrived` (before the run ended), `served` (finished before it ended), `met_slo`."""
+    `arrived` (within the scored window: after the warm-up, before the run ended), `served`
+    (arrived and finished before the run ended), `met_slo` (served within the SLO)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"trace": self.trace, "policy": self.policy, **self.summary}
@@ -92,49 +94,58 @@ def summarise(
 ) -> SimResult:
     """Per-request outcomes → the figures of the issue, plus the oracle bound for this run.
 
-    `cluster` is given when this service is the whole run: the cluster's figures (GPUs up,
-    placeholders) are then its own; with several services only their total carries them."""
-    end_time = run.end_time
+    Only the scored window counts: requests that arrive from the end of the warm-up
+    (`run.scored_from`) on, and GPUs held from then on. A request meets the SLO by
+    `autoscaler.slo.met_slo`. `cluster` is given when this service is the whole run: the
+    cluster's figures (GPUs up, placeholders) are then its own; with several services only
+    their total carries them."""
+    end_time, scored_from = run.end_time, run.scored_from
     start = np.asarray(run.start)
     end = np.asarray(run.end)
     dropped = np.frombuffer(bytes(run.dropped), dtype=np.uint8).astype(bool)
-    arrived = requests.arrival <= end_time
-    served = (start >= 0) & (end <= end_time) & ~dropped
-    ttft = np.where(start >= 0, start - requests.arrival + requests.prefill, np.nan)
-    met_slo = served & (ttft <= config.slo_ttft_s)
+    cold = np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool)
+    arrived = (requests.arrival >= scored_from) & (requests.arrival <= end_time)
+    served = arrived & (start >= 0) & (end <= end_time) & ~dropped
+    wait = np.where(start >= 0, start - requests.arrival, np.nan)
+    ttft = wait + requests.prefill
+    met = served & met_slo(wait, requests.prefill, config.slo_ttft_s)
     latency = end - requests.arrival
     n_arrived = int(arrived.sum())
     oracle = lower_bound_gpu_seconds(
         requests.arrival,
         requests.prefill,
         requests.service,
-        met_slo,
+        met,
         slo_ttft_s=config.slo_ttft_s,
         slots=config.max_concurrency,
         shortest_cold_start=config.cold_start_bounds[0],
         gpus_per_replica=config.gpus_per_replica,
+        scored_from=scored_from,
     )
+    scored_s = end_time - scored_from
+    granted = np.asarray(run.rep_granted)
     summary = {
         "requests": n_arrived,
         "served_requests": int(served.sum()),
         "in_flight_requests": int(n_arrived - served.sum() - (dropped & arrived).sum()),
-        "slo_attainment": float(met_slo.sum() / n_arrived) if n_arrived else 1.0,
+        "slo_attainment": float(met.sum() / n_arrived) if n_arrived else 1.0,
         "ttft_p50_s": _percentile(ttft[served], 50),
         "ttft_p99_s": _percentile(ttft[served], 99),
         "latency_p99_s": _percentile(latency[served], 99),
-        "cold_start_requests": run.cold.count(1),
+        "cold_start_requests": int((cold & arrived).sum()),
         "dropped_requests": int((dropped & arrived).sum()),
         "gpu_seconds": _gpu_seconds(run, end_time, config.gpus_per_replica),
         **_cluster_figures(cluster),
         "oracle_gpu_seconds": oracle,
-        "mean_ready_replicas": run.ready_area / end_time if end_time > 0 else 0.0,
+        "mean_ready_replicas": run.ready_area / scored_s if scored_s > 0 else 0.0,
         "scale_events": run.scale_events,
-        "replicas_started": sum(1 for granted in run.rep_granted if granted >= 0),
+        "replicas_started": int((granted >= scored_from).sum()),
+        "warmup_s": scored_from,
         "duration_s": end_time,
         "sim_wall_s": wall_s,
     }
     seconds = int(np.ceil(end_time))
-    missed = arrived & ~met_slo
+    missed = arrived & ~met
     series = {
         "arrivals": run.arrivals_ps[:seconds],
         "concurrency": run.concurrency_ps[:seconds],
@@ -147,12 +158,12 @@ def summarise(
         "start": start,
         "end": end,
         "dropped": dropped,
-        "cold_start": np.frombuffer(bytes(run.cold), dtype=np.uint8).astype(bool),
+        "cold_start": cold,
         "ttft": ttft,
         "latency": latency,
         "arrived": arrived,
         "served": served,
-        "met_slo": met_slo,
+        "met_slo": met,
     }
     return SimResult(
         workload.source or workload.name, policy_name, summary, series, run.ticks, outcomes
@@ -176,12 +187,14 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
 
 
 def _gpu_seconds(run: _Run, end_time: float, gpus: int) -> float:
-    """A replica costs from the moment it holds its GPUs until it is gone (or the run ends)."""
+    """A replica costs from the moment it holds its GPUs until it is gone (or the run ends),
+    counted within the scored window."""
     granted = np.asarray(run.rep_granted)
     gone = np.asarray(run.rep_gone)
     alive_until = np.where(gone >= 0, np.minimum(gone, end_time), end_time)
     held = granted >= 0
-    return float(gpus * np.clip(alive_until[held] - granted[held], 0.0, None).sum())
+    alive_from = np.maximum(granted[held], run.scored_from)
+    return float(gpus * np.clip(alive_until[held] - alive_from, 0.0, None).sum())
 
 
 def combine(results: list[SimResult], cluster: GpuCluster, *, wall_s: float) -> SimResult:
@@ -213,6 +226,7 @@ def combine(results: list[SimResult], cluster: GpuCluster, *, wall_s: float) -> 
         "mean_ready_replicas": total("mean_ready_replicas"),
         "scale_events": int(total("scale_events")),
         "replicas_started": int(total("replicas_started")),
+        "warmup_s": min(result.summary["warmup_s"] for result in results),
         "duration_s": max(result.summary["duration_s"] for result in results),
         "sim_wall_s": wall_s,
     }

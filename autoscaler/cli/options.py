@@ -21,6 +21,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.sources import load_rate_series, load_workload
 from adapters.simulator.synthetic import WORKLOADS
 from adapters.simulator.workload import Workload
+from autoscaler import slo
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
 
@@ -74,7 +75,14 @@ def add_sim_options(parser: argparse.ArgumentParser) -> None:
         "--slo-ttft",
         default=f"{defaults.slo_ttft_s:g}s",
         metavar="D",
-        help="time-to-first-token SLO (default %(default)s)",
+        help=f"time-to-first-token SLO (default %(default)s); {slo.RULE}",
+    )
+    group.add_argument(
+        "--warmup",
+        metavar="D",
+        help="start of each window that every policy runs through and is not scored: the "
+        "service is running, its forecasters take it as history (default: 10%% of the "
+        "window, at most 1h; 0: a cold start, scored from the first request)",
     )
     group.add_argument(
         "--max-concurrency",
@@ -207,6 +215,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         gpu_pool=args.gpu_pool,
         gpus_per_node=args.gpus_per_node,
         node_provisioning_s=parse_duration(args.node_provisioning, field="--node-provisioning"),
+        warmup_s=None if args.warmup is None else parse_duration(args.warmup, field="--warmup"),
         seed=args.seed,
     )
 

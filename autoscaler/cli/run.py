@@ -146,7 +146,7 @@ async def _serve(
     if config.policy.container_concurrency == 0:  # the simulated replicas' real slots
         policy = dataclasses.replace(config.policy, container_concurrency=sim.max_concurrency)
         config = dataclasses.replace(config, policy=policy)
-    clock = VirtualClock(config.simulator.speed)
+    clock = VirtualClock(config.simulator.speed, start=cluster.warm_up())
     aio = asyncio.get_running_loop()
     pool_box: list[ControlLoop] = []
     pool = ForecastPool(
