@@ -2,11 +2,14 @@
 
 `kpa` and `hpa` are faithful re-implementations of Knative's Pod Autoscaler and Kubernetes'
 Horizontal Pod Autoscaler with their defaults: the baselines every Leadtime claim is measured
-against. `ray-serve`, `keda`, `aibrix-apa` and `dynamo-planner` are the autoscalers teams running
-GPU inference compare against, each re-implemented from its upstream code with its defaults (each
+against. `hpa` is the HPA without `behavior` (what `kubectl autoscale` and Knative's HPA class
+create), `hpa-behavior` the same HPA with the autoscaling/v2 default `behavior` set (the
+controller's other normalisation; `autoscaler/policies/hpa.py` says which path is which).
+`ray-serve`, `keda`, `aibrix-apa` and `dynamo-planner` are the autoscalers teams running GPU
+inference compare against, each re-implemented from its upstream code with its defaults (each
 module's docstring cites the files). `static:N` holds N replicas. `oracle` knows the future; it
-needs the caller to supply that future (`PolicyContext.oracle_need_ahead`), which only the simulator
-can.
+needs the caller to supply that future (`PolicyContext.oracle_need_ahead`), which only the
+simulator can.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from autoscaler.errors import InputError
 from autoscaler.policies import aibrix_apa, dynamo_planner, keda, ray_serve
-from autoscaler.policies.hpa import Hpa, HpaConfig
+from autoscaler.policies.hpa import Hpa, HpaConfig, default_scale_down, default_scale_up
 from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT, Kpa, KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
@@ -28,6 +31,7 @@ from autoscaler.policy import Policy
 POLICY_NAMES = (
     "kpa",
     "hpa",
+    "hpa-behavior",
     "ray-serve",
     "keda",
     "aibrix-apa",
@@ -84,10 +88,16 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
         kpa = KpaConfig(container_concurrency=context.container_concurrency)
         pool = argument != "no-placeholders"
         return Leadtime(LeadtimeConfig(kpa=kpa, placeholders=pool))
-    if name == "hpa" and not argument:
+    if name in ("hpa", "hpa-behavior") and not argument:
         per_pod = context.container_concurrency or CONTAINER_CONCURRENCY_TARGET_DEFAULT
         target = per_pod * context.target_utilization
-        return Hpa(HpaConfig(target_per_pod=target))
+        if name == "hpa":  # no `behavior`: upstream's normalizeDesiredReplicas
+            return Hpa(HpaConfig(target_per_pod=target))
+        return Hpa(
+            HpaConfig(
+                target_per_pod=target, scale_up=default_scale_up(), scale_down=default_scale_down()
+            )
+        )
     if name == "ray-serve" and not argument:
         return ray_serve.make(context.container_concurrency)
     if name == "keda" and not argument:
