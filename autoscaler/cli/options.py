@@ -130,7 +130,7 @@ def add_sim_options(parser: argparse.ArgumentParser) -> None:
 
 def workloads_from_args(args: argparse.Namespace) -> list[Workload]:
     """One workload per `--trace` (or `--workload`), each with its window and rate scale."""
-    return [load_workload(**source) for source in _sources_from_args(args)]
+    return [load_workload(**source) for source in sources_from_args(args)]
 
 
 def workload_from_args(args: argparse.Namespace) -> Workload:
@@ -147,10 +147,10 @@ def rate_series_from_args(args: argparse.Namespace, step_s: float) -> tuple[str,
 def _one_source(args: argparse.Namespace) -> dict[str, Any]:
     if len(args.trace or []) > 1 or len(args.workload or []) > 1:
         raise InputError(f"{args.command}: give one --trace or --workload, not several")
-    return _sources_from_args(args)[0]
+    return sources_from_args(args)[0]
 
 
-def _sources_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+def sources_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
     """`load_workload`'s arguments for each `--trace` (or `--workload`)."""
     if args.trace and args.workload:
         raise InputError("give either --trace or --workload, not both")

@@ -12,22 +12,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from adapters.simulator.config import SimConfig
-from adapters.simulator.engine import ServiceSpec, service_config, simulate_services
-from adapters.simulator.forecasts import shell_for
-from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
-from adapters.simulator.workload import Workload
+from autoscaler.cli.corpus import DEFAULT_TRACES_DIR
+from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows
 from autoscaler.cli.options import (
     add_sim_options,
     add_workload_options,
     config_from_args,
-    workloads_from_args,
+    sources_from_args,
 )
 from autoscaler.cli.progress import progress_bar
-from autoscaler.cli.table import render_results
-from autoscaler.policies import POLICY_NAMES, make_policy, parse_policy_list
+from autoscaler.cli.runs import BenchRun, Source, default_jobs, simulate_run
+from autoscaler.cli.table import SummaryRow, render_results
+from autoscaler.errors import InputError
+from autoscaler.policies import POLICY_NAMES, parse_policy_list
 
 DEFAULT_POLICY = "leadtime"
 DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"
@@ -55,10 +55,40 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
     add_sim_options(parser)
     parser.add_argument(
         "--policies",
-        default=DEFAULT_BENCH_POLICIES,
-        help=f"comma-separated, of {', '.join(POLICY_NAMES)} (default %(default)s)",
+        help=f"comma-separated, of {', '.join(POLICY_NAMES)} (default {DEFAULT_BENCH_POLICIES}; "
+        f"with --corpus {CORPUS_POLICIES})",
     )
     _add_policy_options(parser)
+    tuning = parser.add_argument_group("cost at equal SLO, and the corpus")
+    tuning.add_argument(
+        "--slo-target",
+        type=_attainment,
+        metavar="T",
+        help="tune each baseline's main knob on a grid (10%%..100%% of the slots per replica; "
+        "see the README) and report its cheapest setting that meets T of requests within the "
+        "SLO on the scored window, or 'not met' with its best; leadtime and oracle run as given",
+    )
+    tuning.add_argument(
+        "--corpus",
+        action="store_true",
+        help="run the fixed, seeded corpus of cases (shared traces, NASA windows, synthetic "
+        "families; tune and report halves) instead of --trace/--workload, and summarise "
+        "leadtime against each other policy per half",
+    )
+    tuning.add_argument("--cases", metavar="PATTERN", help="with --corpus: a glob of case names")
+    tuning.add_argument(
+        "--traces-dir",
+        default=DEFAULT_TRACES_DIR,
+        metavar="DIR",
+        help="with --corpus: where the shared traces are (default %(default)s)",
+    )
+    tuning.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=default_jobs(),
+        metavar="N",
+        help="replays at once, in processes (default: the cores, %(default)s)",
+    )
     _add_output_options(parser)
     parser.set_defaults(handler=run_bench)
 
@@ -71,6 +101,23 @@ def _add_policy_options(parser: argparse.ArgumentParser) -> None:
         help="the containerConcurrency policies are configured with (default: the replica's "
         "real slots, --max-concurrency; 0: unset, Knative's default target of 70 in flight)",
     )
+
+
+def _attainment(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share of requests in (0, 1], got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -101,35 +148,55 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    results = _run(args, parse_policy_list(args.policies))
-    _emit(args, results, single=False)
+    if args.corpus:
+        return run_corpus(args)
+    _refuse_corpus_flags(args)
+    specs = parse_policy_list(args.policies or DEFAULT_BENCH_POLICIES)
+    if args.slo_target is None:
+        _emit(args, _run(args, specs), single=False)
+        return 0
+    if args.plot:
+        raise InputError("--plot: not with --slo-target (plot one setting with simulate)")
+    sources = tuple(Source(**source) for source in sources_from_args(args))
+    runs = [
+        BenchRun(sources, config_from_args(args), spec, args.container_concurrency)
+        for spec in specs
+    ]
+    rows = tuned_rows(runs, args.slo_target, args.jobs, show_progress=_show_progress(args))
+    _emit_rows(args, rows)
     return 0
 
 
+def _refuse_corpus_flags(args: argparse.Namespace) -> None:
+    if args.cases is not None:
+        raise InputError("--cases: only with --corpus")
+    if args.traces_dir != DEFAULT_TRACES_DIR:
+        raise InputError("--traces-dir: only with --corpus")
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stderr.isatty()
+
+
 def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:
-    workloads = workloads_from_args(args)
+    sources = tuple(Source(**source) for source in sources_from_args(args))
     config = config_from_args(args)
-    contexts = [
-        policy_context(workload, service_config(config, index), args.container_concurrency)
-        for index, workload in enumerate(workloads)
-    ]
-    show_progress = not args.json and sys.stderr.isatty()
     results: list[SimResult] = []
     for spec in specs:
-        policies = [make_policy(spec, context) for context in contexts]
-        results += _simulate_one(workloads, policies, config, show_progress)
+        run = BenchRun(sources, config, spec, args.container_concurrency)
+        with progress_bar(spec, enabled=_show_progress(args)) as update:
+            results += simulate_run(run, progress=update)
     return results
 
 
-def _simulate_one(
-    workloads: list[Workload], policies: list, config: SimConfig, show_progress: bool
-) -> list[SimResult]:
-    services = [
-        ServiceSpec(workload, policy, shell_for(policy, config))
-        for workload, policy in zip(workloads, policies, strict=True)
-    ]
-    with progress_bar(f"{policies[0].name}", enabled=show_progress) as update:
-        return simulate_services(services, config, progress=update)
+def _emit_rows(args: argparse.Namespace, rows: list[list[dict[str, Any]]]) -> None:
+    """Summaries (one list per policy, a row per service) as JSON or a table."""
+    flat = [row for policy_rows in rows for row in policy_rows]
+    if args.json:
+        json.dump(flat, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+        return
+    print(render_results([SummaryRow.of(row) for row in flat]))
 
 
 def _emit(args: argparse.Namespace, results: list[SimResult], *, single: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -14,6 +15,25 @@ class ResultRow(Protocol):
     policy: str
     summary: dict[str, Any]
 
+
+@dataclass
+class SummaryRow:
+    """A row from a JSON summary (what a bench worker process returns)."""
+
+    trace: str
+    policy: str
+    summary: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SummaryRow:
+        return cls(row["trace"], row["policy"], row)
+
+
+TUNED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("setting", "tuned_setting"),
+    ("target", "target_met"),
+)
+"""Shown after the policy when a row was tuned to an SLO target (`bench --slo-target`)."""
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # header, summary key, format
@@ -39,11 +59,13 @@ def render_results(results: Sequence[ResultRow]) -> str:
     if not results:
         return "(no results)"
     several = len({result.trace for result in results}) > 1
-    header = ["policy", *(["service"] if several else []), *(t for t, _, _ in COLUMNS)]
+    tuned = any("target_met" in result.summary for result in results)
+    extra = [title for title, _ in TUNED_COLUMNS] if tuned else []
+    header = ["policy", *(["service"] if several else []), *extra, *(t for t, _, _ in COLUMNS)]
     rows = [[*header, "GPU/oracle"]]
     position = 0
     for result in results:
-        cells = _row(result)
+        cells = _row(result, tuned)
         if not several:
             rows.append(cells)
             continue
@@ -67,9 +89,12 @@ def align(rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def _row(result: ResultRow) -> list[str]:
+def _row(result: ResultRow, tuned: bool) -> list[str]:
     summary = result.summary
     cells = [result.policy]
+    if tuned:
+        setting, met = summary.get("tuned_setting"), summary.get("target_met")
+        cells += [setting or "as given", "met" if met else "not met"]
     for _, key, fmt in COLUMNS:
         value = summary.get(key)
         cells.append("-" if value is None else fmt.format(value))

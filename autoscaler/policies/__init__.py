@@ -15,13 +15,14 @@ simulator can.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from autoscaler.errors import InputError
 from autoscaler.policies import aibrix_apa, dynamo_planner, keda, ray_serve
 from autoscaler.policies.hpa import Hpa, HpaConfig, default_scale_down, default_scale_up
+from autoscaler.policies.knobs import KNOBS
 from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT, Kpa, KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
@@ -79,18 +80,29 @@ def parse_policy_list(text: str) -> list[str]:
     return names
 
 
-def make_policy(spec: str, context: PolicyContext) -> Policy:
-    """Build the policy a name stands for; unknown names list the known ones."""
+def make_policy(spec: str, context: PolicyContext, *, share: float | None = None) -> Policy:
+    """Build the policy a name stands for; unknown names list the known ones.
+
+    `share` sets a tunable baseline's main knob to that share of the slots per replica (the
+    grid of `knobs.py`, which `bench --slo-target` searches); None keeps its default."""
     name, _, argument = spec.strip().partition(":")
+    if share is not None and (name not in KNOBS or argument):
+        raise InputError(f"policy {spec!r}: has no tuning knob; tunable: {', '.join(KNOBS)}")
+    per_pod = context.container_concurrency or CONTAINER_CONCURRENCY_TARGET_DEFAULT
+
+    def tuned(key: str) -> dict[str, float]:
+        """The knob's keyword override at `share`, or none (the policy's default)."""
+        return {} if share is None else {key: KNOBS[name].value(share, per_pod)}
+
     if name == "kpa" and not argument:
-        return Kpa(KpaConfig(container_concurrency=context.container_concurrency))
+        kpa = KpaConfig(container_concurrency=context.container_concurrency)
+        return Kpa(kpa if share is None else replace(kpa, target_utilization=share))
     if name == "leadtime" and argument in ("", "no-placeholders"):
         kpa = KpaConfig(container_concurrency=context.container_concurrency)
         pool = argument != "no-placeholders"
         return Leadtime(LeadtimeConfig(kpa=kpa, placeholders=pool))
     if name in ("hpa", "hpa-behavior") and not argument:
-        per_pod = context.container_concurrency or CONTAINER_CONCURRENCY_TARGET_DEFAULT
-        target = per_pod * context.target_utilization
+        target = per_pod * (context.target_utilization if share is None else share)
         if name == "hpa":  # no `behavior`: upstream's normalizeDesiredReplicas
             return Hpa(HpaConfig(target_per_pod=target))
         return Hpa(
@@ -99,17 +111,20 @@ def make_policy(spec: str, context: PolicyContext) -> Policy:
             )
         )
     if name == "ray-serve" and not argument:
-        return ray_serve.make(context.container_concurrency)
+        return ray_serve.make(context.container_concurrency, **tuned("target_ongoing_requests"))
     if name == "keda" and not argument:
-        return keda.make(context.container_concurrency)
+        return keda.make(context.container_concurrency, **tuned("threshold"))
     if name == "aibrix-apa" and not argument:
-        return aibrix_apa.make(context.container_concurrency, max_replicas=PEER_MAX_REPLICAS)
+        return aibrix_apa.make(
+            context.container_concurrency, max_replicas=PEER_MAX_REPLICAS, **tuned("target_value")
+        )
     if name == "dynamo-planner" and not argument:
-        # The batch an engine keeps within a latency SLA: the share of the slots the other
-        # baselines aim at (our replicas' latency does not grow with the batch, so the
+        # The batch an engine keeps within a latency SLA: by default the share of the slots the
+        # other baselines aim at (our replicas' latency does not grow with the batch, so the
         # profiler alone would take every slot and size for 100 % utilisation).
         slots = context.container_concurrency
-        batch = {"max_num_seqs": max(1, round(slots * context.target_utilization))} if slots else {}
+        batch_share = context.target_utilization if share is None else share
+        batch = {"max_num_seqs": int(KNOBS[name].value(batch_share, slots))} if slots else {}
         return dynamo_planner.make(
             slots,
             max_replicas=PEER_MAX_REPLICAS,
