@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,23 @@ def test_every_policy_costs_at_least_the_oracle_bound_in_the_scored_window():
         result = simulate(load, Static(replicas), SimConfig(warmup_s=300.0, **EXACT))
         summary = result.summary
         assert summary["gpu_seconds"] >= summary["oracle_gpu_seconds"] - 1e-6
+
+
+def test_leadtime_run_takes_over_a_running_service_with_its_warm_up_as_history():
+    from adapters.simulator.live import LiveCluster
+    from autoscaler.ports import ServiceKey
+
+    key = ServiceKey("default", "steady")
+    times = np.arange(0.0, 3600.0, 0.1)
+    load = workload(times, [10] * times.size, [1] * times.size, duration=3600)
+    cluster = LiveCluster([(key, load)], SimConfig(**EXACT))
+    takeover = cluster.warm_up()
+    assert takeover == pytest.approx(360.0)
+    # 10 rps of 2 s requests keep 20 in flight: 4 replicas at 70 % of 8 slots, all ready
+    status = asyncio.run(cluster.status([key]))[key]
+    assert (status.ready, status.pending) == (4, 0)
+    history = asyncio.run(cluster.history(key, 0.0, takeover))
+    assert history.size == 360 and history.sum() == pytest.approx(3600)
+    # nothing before the take-over is scored: of 3,601 arrivals so far, only the one at 360 s
+    (result,) = cluster.results()
+    assert result.summary["requests"] == 1
