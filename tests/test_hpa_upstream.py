@@ -160,7 +160,15 @@ def test_convert_desired_replicas_with_rules(current, desired, low, high, expect
     # TestConvertDesiredReplicasWithRules (its "hpaMinReplicas < 1" case needs minReplicas 0,
     # which HpaConfig refuses: scale to zero is the HPAScaleToZero alpha).
     cfg = controller(1.0, low, high)
-    assert convert_with_rules(cfg, current, desired) == (expected, limit)
+    converted = convert_with_rules(
+        current,
+        desired,
+        min_replicas=cfg.min_replicas,
+        max_replicas=cfg.max_replicas,
+        factor=cfg.scale_up_limit_factor,
+        minimum=cfg.scale_up_limit_minimum,
+    )
+    assert converted == (expected, limit)
 
 
 @pytest.mark.parametrize(

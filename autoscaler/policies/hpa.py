@@ -322,17 +322,25 @@ def stabilize_recommendation(
     return max([proposal] + [r for _, r in kept]), kept + ((now, proposal),)
 
 
-def convert_with_rules(cfg: HpaConfig, current: int, desired: int) -> tuple[int, str]:
+def convert_with_rules(
+    current: int,
+    desired: int,
+    *,
+    min_replicas: int,
+    max_replicas: int,
+    factor: float = SCALE_UP_LIMIT_FACTOR,
+    minimum: float = SCALE_UP_LIMIT_MINIMUM,
+) -> tuple[int, str]:
     """`convertDesiredReplicasWithRules`: at least minReplicas, at most min(maxReplicas,
     max(factor × current, minimum)). Returns the count and what limited it ('bounds',
-    'rate-limited' or '')."""
-    scale_up_limit = int(max(cfg.scale_up_limit_factor * current, cfg.scale_up_limit_minimum))
-    if desired < cfg.min_replicas:
-        return cfg.min_replicas, "bounds"
-    if desired > min(cfg.max_replicas, scale_up_limit):
-        if cfg.max_replicas > scale_up_limit:
+    'rate-limited' or ''). KEDA's HPA takes this path too."""
+    scale_up_limit = int(max(factor * current, minimum))
+    if desired < min_replicas:
+        return min_replicas, "bounds"
+    if desired > min(max_replicas, scale_up_limit):
+        if max_replicas > scale_up_limit:
             return scale_up_limit, "rate-limited"
-        return cfg.max_replicas, "bounds"
+        return max_replicas, "bounds"
     return desired, ""
 
 
@@ -402,7 +410,14 @@ def _normalize(
     stabilized, recommendations = stabilize_recommendation(
         state.recommendations, now, cfg.downscale_stabilization_s, proposal.replicas
     )
-    final, limit = convert_with_rules(cfg, current, stabilized)
+    final, limit = convert_with_rules(
+        current,
+        stabilized,
+        min_replicas=cfg.min_replicas,
+        max_replicas=cfg.max_replicas,
+        factor=cfg.scale_up_limit_factor,
+        minimum=cfg.scale_up_limit_minimum,
+    )
     state = replace(state, recommendations=recommendations)
     return _decision(proposal, stabilized, final, current, limit), state
 

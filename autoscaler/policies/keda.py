@@ -118,6 +118,7 @@ from decimal import Decimal
 from typing import Any
 
 from autoscaler.errors import InputError
+from autoscaler.policies.hpa import Stamped, convert_with_rules, stabilize_recommendation
 from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT
 from autoscaler.policy import Decision, Observation, window_mean
 
@@ -136,9 +137,6 @@ TOLERANCE = 0.1
 DOWNSCALE_STABILIZATION_S = 300
 """kube-controller-manager `--horizontal-pod-autoscaler-{sync-period,tolerance,downscale-
 stabilization}` defaults."""
-SCALE_UP_LIMIT_FACTOR = 2
-SCALE_UP_LIMIT_MINIMUM = 4
-"""`scaleUpLimitFactor`, `scaleUpLimitMinimum` (horizontal.go), used when `behavior` is nil."""
 SCRAPE_INTERVAL_S = 15
 """Prometheus `scrape_interval` of its example configuration: the window of the query value."""
 THRESHOLD_FALLBACK = CONTAINER_CONCURRENCY_TARGET_DEFAULT
@@ -263,10 +261,6 @@ class KedaConfig:
         return math.gcd(
             int(self.polling_interval_s), int(self.horizontal_pod_autoscaler_sync_period_s)
         )
-
-
-Stamped = tuple[tuple[float, int], ...]
-"""(time, replicas) pairs: the HPA controller's recommendations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,9 +428,16 @@ def _reconcile_hpa(
     if current < low:
         return _Step(low, "bounds", f"{current} below minReplicas {low}"), state
     proposal, detail = _external_per_pod(cfg, value, obs.ready + obs.pending)
-    stabilized, recommendations = _stabilize(cfg, state.recommendations, obs.now, proposal)
+    stabilized, recommendations = stabilize_recommendation(
+        state.recommendations,
+        obs.now,
+        cfg.horizontal_pod_autoscaler_downscale_stabilization_s,
+        proposal,
+    )
     state = replace(state, recommendations=recommendations)
-    final, limit = _convert_with_rules(cfg, current, stabilized)
+    final, limit = convert_with_rules(
+        current, stabilized, min_replicas=cfg.hpa_min_replicas, max_replicas=cfg.max_replica_count
+    )
     if stabilized != proposal:
         detail += f"; stabilized {proposal} -> {stabilized}"
     if limit:
@@ -467,29 +468,6 @@ def _external_per_pod(cfg: KedaConfig, value: float, status: int) -> tuple[int, 
     if abs(1.0 - ratio) > cfg.horizontal_pod_autoscaler_tolerance:
         return math.ceil(usage / target), detail
     return status, detail + " within tolerance"
-
-
-def _stabilize(
-    cfg: KedaConfig, recommendations: Stamped, now: float, proposal: int
-) -> tuple[int, Stamped]:
-    """`stabilizeRecommendation`: the highest of the proposal and the recommendations of the
-    downscale window (which therefore also holds scale-ups); record the proposal."""
-    cutoff = now - cfg.horizontal_pod_autoscaler_downscale_stabilization_s
-    kept = tuple((t, r) for t, r in recommendations if t > cutoff)
-    stabilized = max([proposal] + [r for _, r in kept])
-    return stabilized, kept + ((now, proposal),)
-
-
-def _convert_with_rules(cfg: KedaConfig, current: int, desired: int) -> tuple[int, str]:
-    """`convertDesiredReplicasWithRules`: minReplicas, then min(maxReplicas, max(2 × current,
-    4)). Returns the count and what limited it ('bounds', 'rate-limited' or '')."""
-    scale_up_limit = max(SCALE_UP_LIMIT_FACTOR * current, SCALE_UP_LIMIT_MINIMUM)
-    high = cfg.max_replica_count
-    if desired < cfg.hpa_min_replicas:
-        return cfg.hpa_min_replicas, "bounds"
-    if desired > min(high, scale_up_limit):
-        return (scale_up_limit, "rate-limited") if high > scale_up_limit else (high, "bounds")
-    return desired, ""
 
 
 def _reason(current: int, proposal: int, stabilized: int, final: int, limit: str) -> str:
