@@ -1,15 +1,19 @@
 """The load-test harness's parts on real processes and sockets: the fake model server, the
-activator-like balancer over real replica processes, and `leadtime loadtest` end to end with a
-real Prometheus, giving the same result keys as `leadtime simulate`."""
+activator-like balancer over real replica processes, the policy's view in trace time over a real
+Prometheus, the harness's scoring against the simulator's, and `leadtime loadtest` end to end
+with a real Prometheus, giving the same result keys as `leadtime simulate`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import aiohttp
@@ -18,9 +22,27 @@ import pytest
 from aiohttp import web
 
 from adapters.local.balancer import Balancer
-from adapters.local.loadgen import replay
+from adapters.local.cluster import SERVICE
+from adapters.local.loadgen import Outcomes, replay
 from adapters.local.model_server import ModelServer
+from adapters.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
 from adapters.local.replicas import ReplicaManager, free_port
+from adapters.local.trace_source import (
+    TraceTimeSource,
+    forward_filled,
+    on_trace_grid,
+    scrape_interval,
+)
+from adapters.prometheus.client import PrometheusClient
+from adapters.simulator.config import SimConfig
+from adapters.simulator.engine import running_replicas, simulate
+from adapters.simulator.requests import Requests, build_requests
+from adapters.simulator.synthetic import generate
+from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas
+from autoscaler.clock import VirtualClock
+from autoscaler.policies import PolicyContext, make_policy
+from autoscaler.policy import Observation
+from autoscaler.ports import ReplicaStatus
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -86,10 +108,204 @@ async def test_the_balancer_holds_requests_until_a_replica_is_ready_then_spreads
     assert all(r.process.poll() is not None for r in replicas.replicas) and not replicas.replicas
 
 
+async def test_cold_starts_are_reported_in_trace_seconds():
+    """At 10x a 5 s cold start loads in 0.5 wall seconds; the policy must see 5 s, not 0.5."""
+    replicas = ReplicaManager(cold_start_s=5.0, time_scale=10.0, slots=2)
+    await replicas.start()
+    try:
+        await replicas.scale(1)
+        while not replicas.ready:
+            await asyncio.sleep(0.05)
+        assert replicas.cold_starts[0] >= 5.0
+    finally:
+        await replicas.stop()
+
+
+def test_range_answers_become_one_sample_per_trace_second():
+    # at 10x, trace seconds end every 0.1 wall s; the answer skipped the third one
+    grid = on_trace_grid(np.array([100.0, 100.1, 100.3]), np.array([1.0, 2.0, 4.0]), 100.0, 10, 4)
+    assert np.array_equal(grid, [1.0, 2.0, np.nan, 4.0], equal_nan=True)
+    assert np.array_equal(forward_filled(grid), [1.0, 2.0, 2.0, 4.0])
+    assert np.array_equal(forward_filled(np.array([np.nan, 3.0])), [3.0, 3.0])
+    assert forward_filled(np.full(3, np.nan)) is None
+
+
+RATE, CONCURRENCY = 4.0, 6.0
+"""The test exporter's arrivals per trace second and requests in flight."""
+
+
+def _serve_balancer_metrics(speed: float) -> tuple[ThreadingHTTPServer, int]:
+    """The balancer's metrics as a replay at `speed` would export them: `RATE` requests per
+    trace second (RATE x speed per wall second) and `CONCURRENCY` in flight throughout."""
+    started = time.time()
+    labels = 'namespace="local",service="model"'
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            wall = time.time() - started
+            body = (
+                f"lb_requests_total{{{labels}}} {RATE * speed * wall}\n"
+                f"lb_in_flight_seconds_total{{{labels}}} {CONCURRENCY * wall}\n"
+                f"lb_queued{{{labels}}} 0\n"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+class _Recording:
+    """A policy that records every observation it decides on, and otherwise is `inner`."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seen: list[Observation] = []
+        self.tick_s, self.history_s = inner.tick_s, inner.history_s
+
+    def initial_state(self, now: float, ready: int):
+        return self.inner.initial_state(now, ready)
+
+    def decide(self, observation: Observation, state):
+        self.seen.append(observation)
+        return self.inner.decide(observation, state)
+
+
+class _OneReplica:
+    async def status(self, keys):
+        return {SERVICE: ReplicaStatus(1, 0, 1, 20.0)}
+
+    async def apply(self, decisions):
+        return {}
+
+
+@pytest.mark.prometheus
+@pytest.mark.slow
+@pytest.mark.parametrize(("speed", "span_s"), [(1.0, 10.0), (10.0, 70.0)])
+async def test_at_any_speed_the_policy_sees_one_sample_per_trace_second(speed, span_s):
+    """The KPA's 60 s stable window spans 60 trace seconds at 10x, as at 1x: at trace time t
+    its observation holds min(60, floor(t)) samples, one per trace second (per wall second,
+    it would hold a tenth of them and its window would last 600 trace seconds), and the rates
+    in it are per trace second."""
+    server, port = _serve_balancer_metrics(speed)
+    try:
+        prometheus = PrometheusProcess(
+            [f"127.0.0.1:{port}"], static_scrape_interval=scrape_interval(speed)
+        )
+        await asyncio.to_thread(prometheus.start)
+    except PrometheusNotAvailable as error:
+        server.shutdown()
+        pytest.fail(str(error))
+    client = PrometheusClient(prometheus.url, timeout_s=2.0)
+    try:
+        while not await client.query("lb_requests_total"):  # scraped at least once
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(12.0 / speed)  # a rate window of history before second 0
+        source = TraceTimeSource(client, speed=speed, second_zero=time.time())
+        clock = VirtualClock(speed)
+        kpa = make_policy("kpa", PolicyContext(container_concurrency=8))
+        assert kpa.history_s == 60
+        policy, stop = _Recording(kpa), asyncio.Event()
+        driver = asyncio.create_task(drive_policy(policy, source, _OneReplica(), clock, stop))
+        await clock.sleep_until(span_s)
+        stop.set()
+        await driver
+    finally:
+        await client.close()
+        prometheus.remove()
+        server.shutdown()
+    assert policy.seen
+    for observation in policy.seen:
+        assert observation.concurrency.size == min(60, math.floor(observation.now))
+    last = policy.seen[-1]
+    assert last.now >= span_s - 2 * kpa.tick_s
+    assert np.allclose(last.arrivals[-5:], RATE, rtol=0.2)
+    assert np.allclose(last.concurrency[-5:], CONCURRENCY, rtol=0.2)
+
+
+def test_the_harness_scores_the_warm_up_as_the_simulator_does():
+    """The same requests served at the same times score the same on both sides: requests that
+    arrive before the warm-up's end are not counted, each is judged by its wait, and the
+    oracle bound starts at the warm-up's end."""
+    config = SimConfig(cold_start_s=20.0, warmup_s=20.0)
+    workload = generate("llm-bursty", seed=0, duration=120.0)
+    requests = build_requests(workload, config)
+    policy = make_policy("static:1", PolicyContext(container_concurrency=config.max_concurrency))
+    result = simulate(workload, policy, config)
+    outcomes = result.outcomes
+    started = outcomes["start"] >= 0
+    measured = Outcomes(
+        requests.arrival,
+        np.where(started, outcomes["ttft"], np.nan),
+        np.where(outcomes["end"] >= 0, outcomes["latency"], np.nan),
+        np.where(started & ~outcomes["dropped"], 200, 0),
+    )
+    summary = _summary(
+        measured,
+        requests,
+        config,
+        Measured(
+            scored_from=20.0,
+            gpu_seconds=0.0,
+            scale_events=0,
+            replicas_started=0,
+            wall_s=120.0,
+            speed=1.0,
+        ),
+    )
+    simulated = result.summary
+    assert simulated["warmup_s"] == summary["warmup_s"] == 20.0
+    assert 0 < summary["requests"] < requests.arrival.size  # the warm-up's requests are out
+    assert summary["requests"] == simulated["requests"]
+    assert summary["served_requests"] == simulated["served_requests"]
+    assert 0 < simulated["slo_attainment"] < 1  # some miss: the rule is exercised
+    assert summary["slo_attainment"] == pytest.approx(simulated["slo_attainment"])
+    assert summary["oracle_gpu_seconds"] == pytest.approx(simulated["oracle_gpu_seconds"])
+    assert summary["ttft_p99_s"] == pytest.approx(simulated["ttft_p99_s"])
+
+
+def test_a_long_prompt_is_judged_on_its_wait_and_the_warm_up_is_not_scored():
+    config = SimConfig(slo_ttft_s=2.0)
+    prefill = np.array([0.5, 3.0, 3.0, 0.5])
+    # arrived during the warm-up (missed badly), a long prompt that waited 0.9 s (TTFT 3.9 s:
+    # meets, its budget is SLO/2), one that waited 1.2 s (misses), a short one that waited 1 s
+    requests = Requests(
+        np.array([1.0, 12.0, 13.0, 14.0]),
+        np.ones(4, dtype=np.int64),
+        np.ones(4, dtype=np.int64),
+        prefill,
+        prefill + 1.0,
+    )
+    wait = np.array([30.0, 0.9, 1.2, 1.0])
+    outcomes = Outcomes(requests.arrival, wait + prefill, wait + prefill + 1.0, np.full(4, 200))
+    measured = Measured(10.0, 100.0, 1, 1, 60.0, 1.0)
+    summary = _summary(outcomes, requests, config, measured)
+    assert summary["requests"] == 3
+    assert summary["slo_attainment"] == pytest.approx(2 / 3)
+
+
+def test_a_warm_run_starts_with_the_replicas_its_first_minute_keeps_busy():
+    config = SimConfig()
+    workload = generate("web-diurnal", seed=0, duration=600.0)
+    requests = build_requests(workload, config)
+    running = running_replicas(requests, config.max_concurrency)
+    assert running > 1
+    assert first_replicas(1, requests, config, scored_from=0.0) == 1  # --warmup 0: cold
+    assert first_replicas(1, requests, config, scored_from=60.0) == running
+    assert first_replicas(50, requests, config, scored_from=60.0) == 50
+
+
 @pytest.mark.prometheus
 @pytest.mark.slow
 def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
     common = ["--workload", "llm-bursty", "--duration", "40s", "--cold-start", "10s", "--json"]
+    common += ["--warmup", "0"]  # a cold start: the first replica counts as started
     loadtest = subprocess.Popen(
         [
             sys.executable,
@@ -130,6 +346,7 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
     assert measured["requests"] == simulated["requests"] > 0
     assert measured["served_requests"] == measured["requests"]
     assert 0 < measured["gpu_seconds"] and measured["replicas_started"] >= 1
+    assert measured["warmup_s"] == simulated["warmup_s"] == 0
     assert len(started) >= 3  # Prometheus, the generator, replicas
     assert not [pid for pid in started if _alive(pid)]  # every process it started is stopped
 

@@ -1,9 +1,12 @@
 """The local cluster behind Leadtime's ports: one service (`local/model`) whose replicas are
-processes; `apply` scales them and points Prometheus' file targets at the new set."""
+processes; `apply` scales them and points Prometheus' file targets at the new set. It reports
+cold starts in trace seconds (the replica manager's), and when each change of scale happened,
+so that a load test counts only the ones in its scored window."""
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Mapping
 
 from adapters.local.prometheus_server import PrometheusProcess
@@ -17,7 +20,8 @@ class LocalCluster:
     def __init__(self, replicas: ReplicaManager, prometheus: PrometheusProcess) -> None:
         self.replicas = replicas
         self.prometheus = prometheus
-        self.scale_events = 0
+        self.scale_times: list[float] = []
+        """Unix time of every change of the replica count."""
 
     async def services(self) -> list[ServiceKey]:
         return [SERVICE]
@@ -25,7 +29,8 @@ class LocalCluster:
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
         failures = {key: f"{key}: not a local service" for key in decisions if key != SERVICE}
         if SERVICE in decisions:
-            self.scale_events += decisions[SERVICE] != len(self.replicas.replicas)
+            if decisions[SERVICE] != len(self.replicas.replicas):
+                self.scale_times.append(time.time())
             await self.replicas.scale(decisions[SERVICE])
             self.prometheus.set_file_targets(
                 [f"127.0.0.1:{replica.port}" for replica in self.replicas.replicas]

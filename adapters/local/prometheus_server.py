@@ -1,6 +1,8 @@
 """A real Prometheus (Debian's `prometheus` package) on a free loopback port with a temporary
 data directory, scraping every second: fixed targets plus a file of targets that the replica
-manager rewrites as replicas come and go (file-based service discovery)."""
+manager rewrites as replicas come and go (file-based service discovery). The fixed targets can
+be scraped faster (`static_scrape_interval`): a load test replayed X times faster scrapes its
+balancer every 1/X s, so that Prometheus keeps one sample per second of the trace."""
 
 from __future__ import annotations
 
@@ -20,7 +22,13 @@ class PrometheusNotAvailable(RuntimeError):
 
 
 class PrometheusProcess:
-    def __init__(self, static_targets: list[str], *, scrape_interval: str = "1s") -> None:
+    def __init__(
+        self,
+        static_targets: list[str],
+        *,
+        scrape_interval: str = "1s",
+        static_scrape_interval: str | None = None,
+    ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise PrometheusNotAvailable(
@@ -35,6 +43,7 @@ class PrometheusProcess:
             f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: 1s\n"
             "scrape_configs:\n"
             "  - job_name: static\n"
+            f"{_interval(static_scrape_interval)}"
             f"    static_configs:\n      - targets: {json.dumps(static_targets)}\n"
             "  - job_name: replicas\n"
             f"    file_sd_configs:\n      - files: ['{self.targets_file}']\n"
@@ -85,3 +94,11 @@ class PrometheusProcess:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _interval(every: str | None) -> str:
+    """A job's own scrape interval (and timeout: Prometheus refuses a timeout longer than the
+    interval), or nothing for the global one."""
+    if every is None:
+        return ""
+    return f"    scrape_interval: {every}\n    scrape_timeout: {every}\n"

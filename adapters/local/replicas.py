@@ -1,6 +1,8 @@
 """Replicas as local processes: `scale(n)` starts model servers or stops the newest idle ones,
 and the manager tracks what a cluster would show — requested, ready (its /health answers),
-cold starts measured from start to ready, and replica-seconds (the GPU bill)."""
+cold starts measured from start to ready (in trace seconds: wall seconds × `time_scale`, what
+a policy replaying the trace must see), launch times, and replica-seconds (the GPU bill, in
+wall seconds)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ class ReplicaManager:
         self.slots = slots
         self.replicas: list[Replica] = []
         self.cold_starts: list[float] = []
+        """Measured cold starts, in trace seconds."""
+        self.launched_at: list[float] = []
+        """Unix time of every replica's launch, to count the ones started in a scored window."""
         self.replica_seconds = 0.0
         self._accounted = time.monotonic()
         self._session: aiohttp.ClientSession | None = None
@@ -91,6 +96,7 @@ class ReplicaManager:
         self.account()
         while len(self.replicas) < wanted:
             port, launched = free_port(), time.monotonic()
+            self.launched_at.append(time.time())
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -139,7 +145,8 @@ class ReplicaManager:
                     async with self._session.get(replica.url + "/health") as answer:
                         if answer.status == 200:
                             replica.ready_at = time.monotonic()
-                            self.cold_starts.append(replica.ready_at - replica.started)
+                            wall = replica.ready_at - replica.started
+                            self.cold_starts.append(wall * self.time_scale)
                 except (TimeoutError, aiohttp.ClientError):
                     pass
             await asyncio.sleep(0.05)

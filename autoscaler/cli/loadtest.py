@@ -1,13 +1,16 @@
 """`leadtime loadtest`: the whole loop on real processes — open-loop generator → balancer →
-model-server replicas ← a real Prometheus (scraping every second) ← the policy → the local
-actuator — and the same results as `leadtime simulate`, to check the simulator against.
+model-server replicas ← a real Prometheus ← the policy → the local actuator — and the same
+results as `leadtime simulate`, scored the same way, to check the simulator against.
 
 `leadtime` runs as the service runs (the control loop with forecasting workers); `kpa` and
 `hpa` are the same pure policies the simulator drives, driven here by a plain tick over the
-Prometheus source. `--speed X` replays X× faster: arrivals, prefill, decode and cold starts
-are all divided by X and measured durations multiplied back, so concurrency (rate × time) is
-unchanged; the policies' own windows and tick are not scaled, so at X > 1 they act like X×
-longer windows. Everything listens on loopback and every process is stopped at the end.
+metrics. `--speed X` replays X× faster in trace time: arrivals, prefill, decode and cold starts
+are divided by X, and the policy runs on a virtual clock in trace seconds (second 0 = the
+workload's second 0), so its ticks, windows and holds last what they last in the simulator. It
+reads per-trace-second series (`adapters/local/trace_source.py`: the balancer is scraped every
+1/X s), cold starts in trace seconds, and every measured duration is multiplied back by X.
+`--warmup` runs the start of the window without scoring it, as `leadtime simulate` does.
+Everything listens on loopback and every process is stopped at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,37 +35,32 @@ from adapters.local.cluster import SERVICE, LocalCluster
 from adapters.local.loadgen import Outcomes, replay_in_process
 from adapters.local.prometheus_server import PrometheusProcess
 from adapters.local.replicas import ReplicaManager, free_port
+from adapters.local.trace_source import NO_NEW_SECOND, TraceTimeSource, scrape_interval
 from adapters.prometheus.client import PrometheusClient
-from adapters.prometheus.signals import SignalSet
-from adapters.prometheus.source import PrometheusSource
 from adapters.simulator.config import SimConfig
+from adapters.simulator.engine import running_replicas
 from adapters.simulator.oracle import lower_bound_gpu_seconds
-from adapters.simulator.requests import build_requests
+from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.sources import load_workload
+from autoscaler import slo
 from autoscaler.cli.run_live import shell_settings
 from autoscaler.cli.table import render_results
-from autoscaler.clock import WallClock
+from autoscaler.clock import VirtualClock
 from autoscaler.config import config_from_mapping
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
 from autoscaler.forecast_pool import ForecastPool
 from autoscaler.loop import ControlLoop
 from autoscaler.policies import PolicyContext, make_policy
-from autoscaler.policy import Observation
-from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+from autoscaler.policy import Observation, Policy
+from autoscaler.ports import MetricsChunk
+from autoscaler.slo import met_slo
 
-BALANCER_SIGNALS = SignalSet(
-    name="local",
-    arrivals="sum by (namespace, service) (rate(lb_requests_total[{window}]))",
-    # The last second's time-averaged concurrency (scrapes are 1 s apart), as Knative's
-    # queue-proxy reports it and the simulator's policies see it.
-    concurrency="sum by (namespace, service) (irate(lb_in_flight_seconds_total[5s]))",
-    queue="sum by (namespace, service) (lb_queued)",
-    namespace_label="namespace",
-    service_label="service",
-)
 T = TypeVar("T")
 TICK_S = 2.0
+"""Trace seconds between reads of the metrics (and the loop's tick)."""
+WAKE_SLACK_S = 0.05
+"""Trace seconds a wake-up may come early and still count as on time (timer resolution)."""
 LAUNCH_S = 3.0
 """Seconds to start the generator's Python process before the workload begins."""
 
@@ -79,7 +78,14 @@ def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
         help="leadtime, kpa, hpa, or static:N (to compare serving alone)",
     )
     parser.add_argument("--cold-start", default="60s")
-    parser.add_argument("--slo-ttft", default="2s")
+    parser.add_argument("--slo-ttft", default="2s", help=f"time-to-first-token SLO; {slo.RULE}")
+    parser.add_argument(
+        "--warmup",
+        metavar="D",
+        help="start of each window that every policy runs through and is not scored: the "
+        "service is running, its forecasters take it as history (default: 10%% of the "
+        "window, at most 1h; 0: a cold start, scored from the first request)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=run_loadtest)
@@ -139,8 +145,12 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
         cold_start_s=cold,
         seed=args.seed,
         slo_ttft_s=parse_duration(args.slo_ttft, field="--slo-ttft"),
+        warmup_s=None if args.warmup is None else parse_duration(args.warmup, field="--warmup"),
     )
+    scored_from = sim.warmup_for(workload.duration)
     requests = build_requests(workload, sim)
+    policy = make_policy(args.policy, PolicyContext(container_concurrency=sim.max_concurrency))
+    initial = first_replicas(policy.initial_replicas(), requests, sim, scored_from)
     replicas = ReplicaManager(
         cold_start_s=cold,
         time_scale=args.speed,
@@ -153,20 +163,21 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
     runner = web.AppRunner(balancer.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    prometheus = PrometheusProcess([f"127.0.0.1:{port}"])
+    prometheus = PrometheusProcess(
+        [f"127.0.0.1:{port}"], static_scrape_interval=scrape_interval(args.speed)
+    )
     client = None
     try:
         await asyncio.to_thread(prometheus.start)
         cluster = LocalCluster(replicas, prometheus)
-        context = PolicyContext(container_concurrency=sim.max_concurrency)
-        await _warm(cluster, make_policy(args.policy, context).initial_replicas())
+        await _warm(cluster, initial)
         client = PrometheusClient(prometheus.url, timeout_s=2.0)
-        source = PrometheusSource(client, BALANCER_SIGNALS, rate_window_s=10.0, stale_after_s=30.0)
         stop = asyncio.Event()
         # The workload's second 0 a little ahead, so the generator's process is up by then and
         # the policy ticks at the workload's seconds 0, 2, 4, … as in the simulator.
         start_at = time.time() + LAUNCH_S
-        driver = asyncio.create_task(_drive(args.policy, source, cluster, sim, stop, start_at))
+        source = TraceTimeSource(client, speed=args.speed, second_zero=start_at)
+        driver = asyncio.create_task(_drive(args.policy, source, cluster, sim, stop))
         with tempfile.TemporaryDirectory(prefix="leadtime-loadtest-") as folder:
             replay = asyncio.create_task(
                 replay_in_process(
@@ -179,19 +190,27 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
                     start_at=start_at,
                 )
             )
-            await asyncio.sleep(start_at - time.time())
+            # GPUs are billed from the warm-up's end, as the simulator bills them.
+            await _sleep_until(source.wall(scored_from))
             replicas.account()
             replicas.replica_seconds = 0.0
-            started = time.monotonic()
             outcomes = await replay
         # The simulator's run lasts the workload's whole duration even when the last request
         # ends sooner; the replicas are billed (and the policy ticks) until then here too.
-        await asyncio.sleep(max(0.0, workload.duration / args.speed - (time.monotonic() - started)))
-        wall = time.monotonic() - started
+        await _sleep_until(source.wall(workload.duration))
         replicas.account()
+        wall = time.time() - start_at
         stop.set()
         await driver
-        summary = _summary(outcomes, requests, sim, replicas, cluster, wall, args.speed)
+        measured = Measured(
+            scored_from=scored_from,
+            gpu_seconds=replicas.replica_seconds * args.speed * sim.gpus_per_replica,
+            scale_events=scored_count(cluster.scale_times, source, scored_from, clip=False),
+            replicas_started=scored_count(replicas.launched_at, source, scored_from, clip=True),
+            wall_s=wall,
+            speed=args.speed,
+        )
+        summary = _summary(outcomes, requests, sim, measured)
     finally:
         if client is not None:
             await client.close()
@@ -201,49 +220,61 @@ async def loadtest(args: argparse.Namespace) -> dict[str, Any]:
     return {"trace": workload.source or workload.name, "policy": args.policy, "summary": summary}
 
 
+def first_replicas(initial: int, requests: Requests, sim: SimConfig, scored_from: float) -> int:
+    """The replicas ready at second 0, as the simulator starts them: the policy's initial
+    replicas, or with a warm-up (a service already running) at least what its first minute
+    of load keeps busy (`engine.running_replicas`)."""
+    if scored_from > 0:
+        return max(initial, running_replicas(requests, sim.max_concurrency))
+    return initial
+
+
+def scored_count(
+    unix_times: list[float], source: TraceTimeSource, scored_from: float, *, clip: bool
+) -> int:
+    """Events at or after the warm-up's end. With `clip`, the ones before second 0 (the
+    replicas started warm) count as at second 0, where the simulator grants them."""
+    trace = (np.asarray(unix_times, dtype=float) - source.second_zero) * source.speed
+    if clip:
+        trace = np.maximum(trace, 0.0)
+    return int((trace >= scored_from).sum())
+
+
+async def _sleep_until(unix_time: float) -> None:
+    await asyncio.sleep(max(0.0, unix_time - time.time()))
+
+
 async def _warm(cluster: LocalCluster, replicas: int) -> None:
-    """The policy's initial replicas ready before the first request, as the simulator starts."""
+    """The first replicas ready before the first request, as the simulator starts."""
     await cluster.apply({SERVICE: replicas})
     while len(cluster.replicas.ready) < replicas:
         await asyncio.sleep(0.05)
-    cluster.scale_events = 0
 
 
 async def _drive(
     policy: str,
-    source: PrometheusSource,
+    source: TraceTimeSource,
     cluster: LocalCluster,
     sim: SimConfig,
     stop: asyncio.Event,
-    start_at: float,
 ) -> None:
-    # First tick at the workload's second 0; the warm replicas hold until then.
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    """The policy on a virtual clock in trace seconds from the workload's second 0: its
+    tick, windows and holds, and every time it reads, are the trace's, as in the simulator."""
+    await _sleep_until(source.second_zero)  # the warm replicas hold until then
+    clock = VirtualClock(source.speed, start=(time.time() - source.second_zero) * source.speed)
     if policy == "leadtime":
-        await _drive_loop(_SinceSecondZero(source, start_at), cluster, sim, stop)
+        await _drive_loop(source, cluster, clock, sim, stop)
     else:
-        await _drive_policy(policy, source, cluster, sim, stop)
-
-
-class _SinceSecondZero:
-    """The Prometheus source with no history before the workload's second 0. The harness's
-    balancer counts from its start, some seconds before the workload, and the loop's warm
-    start would read those idle seconds as history the simulator's run never had (its first
-    fit would come that much earlier)."""
-
-    def __init__(self, source: PrometheusSource, start_at: float) -> None:
-        self.source, self.start_at = source, start_at
-
-    async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
-        return await self.source.snapshot(now)
-
-    async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:
-        start = max(start, math.floor(self.start_at))
-        return await self.source.history(key, start, end) if start < end else np.zeros(0)
+        context = PolicyContext(container_concurrency=sim.max_concurrency)
+        await drive_policy(make_policy(policy, context), source, cluster, clock, stop)
 
 
 async def _drive_loop(
-    source: _SinceSecondZero, cluster: LocalCluster, sim: SimConfig, stop: asyncio.Event
+    source: TraceTimeSource,
+    cluster: LocalCluster,
+    clock: VirtualClock,
+    sim: SimConfig,
+    stop: asyncio.Event,
 ) -> None:
     """Leadtime as the service runs it: the control loop and its forecasting workers."""
     config = config_from_mapping(
@@ -268,7 +299,7 @@ async def _drive_loop(
         source=source,
         actuator=cluster,
         catalog=cluster,
-        clock=WallClock(),
+        clock=clock,
         forecasts=pool,
         warmup_s=0.0,
     )
@@ -280,43 +311,54 @@ async def _drive_loop(
     pool.close()
 
 
-async def _drive_policy(
-    name: str, source: PrometheusSource, cluster: LocalCluster, sim: SimConfig, stop: asyncio.Event
+async def drive_policy(
+    policy: Policy,
+    source: TraceTimeSource,
+    cluster: Any,
+    clock: VirtualClock,
+    stop: asyncio.Event,
 ) -> None:
     """A baseline policy decides on its own tick (the KPA's 2 s, the HPA's 15 s sync period)
-    over the per-second series the simulator would give it. The source is read every
-    `TICK_S` whatever the policy's tick: it repeats each sample over the seconds since the
-    last read, so reading it only every 15 s would show the HPA the last few seconds' value
-    across its whole window."""
-    policy = make_policy(name, PolicyContext(container_concurrency=sim.max_concurrency))
+    over the per-second series the simulator would give it, all in trace seconds. The source
+    is read every `TICK_S` whatever the policy's tick, and the series kept for the policy's
+    window (`history_s` samples, one per trace second)."""
     keep = int(math.ceil(policy.history_s)) or 1
     series: list[np.ndarray] = [np.zeros(0), np.zeros(0), np.zeros(0)]
     state, poked = None, False
-    next_sample = next_decision = time.time()
+    next_sample = next_decision = clock.now()
     while not stop.is_set():
-        now = time.time()
+        now = clock.now()
         item = (await source.snapshot(now)).get(SERVICE)
-        fresh = isinstance(item, MetricsChunk)
         if isinstance(item, MetricsChunk):
             new = (item.concurrency, item.arrivals, item.queue)
             series = [
                 np.concatenate([old, add])[-keep:] for old, add in zip(series, new, strict=True)
             ]
             poked = poked or item.poke
-        # Without a fresh read the policy holds, as the loop does on NoData.
-        if now >= next_decision - 0.5 * TICK_S and fresh:
-            state, poked = await _decide(policy, state, series, poked, cluster, now), False
-            next_decision += policy.tick_s
-        next_sample = max(next_sample + TICK_S, time.time())  # fixed rates, as the loop ticks
+        if now >= next_decision - WAKE_SLACK_S:
+            # Each tick in its phase, as in the simulator (second 0, then every tick_s). On
+            # NoData the policy holds, as the loop does; before second 1 its series is
+            # complete but empty, and it decides on it as at the simulator's first tick.
+            if isinstance(item, MetricsChunk) or item is NO_NEW_SECOND:
+                state, poked = await _decide(policy, state, series, poked, cluster, now), False
+        next_decision = next_tick(next_decision, policy.tick_s, now)
+        next_sample = next_tick(next_sample, TICK_S, now)
+        wake = max(min(next_sample, next_decision), clock.now())
         try:
-            await asyncio.wait_for(stop.wait(), next_sample - time.time())
+            await asyncio.wait_for(stop.wait(), (wake - clock.now()) / clock.speed)
         except TimeoutError:
             pass
 
 
-async def _decide(
-    policy, state, series: list[np.ndarray], poke: bool, cluster: LocalCluster, now: float
-):
+def next_tick(due: float, every: float, now: float) -> float:
+    """The first tick of a fixed-rate schedule (`due`, `due` + `every`, …) after `now`: a late
+    wake-up skips the ticks it missed, as the loop does, instead of deciding them at once."""
+    if now < due - WAKE_SLACK_S:
+        return due
+    return due + every * (math.floor((now + WAKE_SLACK_S - due) / every) + 1)
+
+
+async def _decide(policy: Policy, state, series: list[np.ndarray], poke: bool, cluster, now: float):
     """One decision of a baseline policy, applied; returns its next state."""
     status = (await cluster.status([SERVICE]))[SERVICE]
     if state is None:
@@ -340,20 +382,32 @@ async def _decide(
     return state
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the harness measured besides the requests' outcomes, within the scored window
+    (from the warm-up's end, `scored_from` trace seconds, on)."""
+
+    scored_from: float
+    gpu_seconds: float
+    scale_events: int
+    replicas_started: int
+    wall_s: float
+    speed: float
+
+
 def _summary(
-    outcomes: Outcomes,
-    requests,
-    sim: SimConfig,
-    replicas: ReplicaManager,
-    cluster: LocalCluster,
-    wall_s: float,
-    speed: float,
+    outcomes: Outcomes, requests: Requests, sim: SimConfig, measured: Measured
 ) -> dict[str, Any]:
-    """The keys of `leadtime simulate --json`, measured; None where a process cannot tell."""
-    served = outcomes.served
-    met_slo = served & (outcomes.ttft <= sim.slo_ttft_s)
-    n = int(outcomes.arrival.size)
-    gpu_seconds = replicas.replica_seconds * speed * sim.gpus_per_replica
+    """The keys of `leadtime simulate --json`, scored as the simulator scores
+    (`adapters/simulator/results.summarise`): only requests that arrive from the warm-up's
+    end on, each judged by `autoscaler.slo.met_slo` on its wait (its TTFT less its prefill;
+    NaN for one never served); None where a process cannot tell."""
+    scored_from = measured.scored_from
+    arrived = outcomes.arrival >= scored_from
+    served = outcomes.served & arrived
+    wait = outcomes.ttft - requests.prefill  # NaN where no first token came
+    met = served & met_slo(wait, requests.prefill, sim.slo_ttft_s)
+    n = int(arrived.sum())
 
     def percentile(values: np.ndarray, q: float) -> float | None:
         return float(np.percentile(values, q)) if values.size else None
@@ -362,26 +416,28 @@ def _summary(
         "requests": n,
         "served_requests": int(served.sum()),
         "in_flight_requests": 0,
-        "slo_attainment": float(met_slo.sum() / n) if n else 1.0,
+        "slo_attainment": float(met.sum() / n) if n else 1.0,
         "ttft_p50_s": percentile(outcomes.ttft[served], 50),
         "ttft_p99_s": percentile(outcomes.ttft[served], 99),
         "latency_p99_s": percentile(outcomes.latency[served], 99),
         "cold_start_requests": None,
-        "dropped_requests": int((~served).sum()),
-        "gpu_seconds": gpu_seconds,
+        "dropped_requests": int((arrived & ~served).sum()),
+        "gpu_seconds": measured.gpu_seconds,
         "oracle_gpu_seconds": lower_bound_gpu_seconds(
             requests.arrival,
             requests.prefill,
             requests.service,
-            met_slo,
+            met,
             slo_ttft_s=sim.slo_ttft_s,
             slots=sim.max_concurrency,
             shortest_cold_start=sim.cold_start_bounds[0],
             gpus_per_replica=sim.gpus_per_replica,
+            scored_from=scored_from,
         ),
         "mean_ready_replicas": None,
-        "scale_events": cluster.scale_events,
-        "replicas_started": len(replicas.cold_starts),
-        "duration_s": wall_s * speed,
-        "sim_wall_s": wall_s,
+        "scale_events": measured.scale_events,
+        "replicas_started": measured.replicas_started,
+        "warmup_s": scored_from,
+        "duration_s": measured.wall_s * measured.speed,
+        "sim_wall_s": measured.wall_s,
     }
