@@ -66,6 +66,20 @@ def plot_results(results: Sequence[SimResult], path: str) -> None:
         miss_ax.plot(
             np.arange(per_minute.size), per_minute, lw=0.9, color=color, label=result.policy
         )
+    warmup_min = results[0].summary.get("warmup_s", 0.0) / 60.0
+    if warmup_min > 0:
+        for ax in (load_ax, replica_ax, miss_ax):
+            ax.axvspan(0.0, warmup_min, color="0.92", zorder=0)
+        load_ax.text(
+            warmup_min,
+            0.98,
+            " warm-up, not scored ",
+            transform=load_ax.get_xaxis_transform(),
+            ha="right",
+            va="top",
+            fontsize="small",
+            color="0.4",
+        )
     replica_ax.set_ylabel("ready replicas")
     replica_ax.legend(loc="upper right", fontsize="small")
     miss_ax.set_ylabel("SLO misses / min")
