@@ -39,7 +39,11 @@ from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 ARRIVALS_WINDOW_S = 10.0
 """Trace seconds `rate()` averages arrivals over (the speed-1 harness's window)."""
 CONCURRENCY_WINDOW_S = 5.0
-"""Trace seconds `irate()` looks back for its last two samples of the in-flight integral."""
+"""Trace seconds `irate()` looks back for its last two samples of the in-flight integral..."""
+MIN_LOOKBACK_S = 2.0
+"""...and at least these wall seconds: a scrape the busy harness answered too late (the
+timeout is one trace second) leaves a gap, and the two samples around it still give the
+exact mean over the gap, where a shorter lookback would give nothing."""
 QUERIES = {
     "arrivals": "sum(rate(lb_requests_total[{window}]))",
     # The last scrape interval's time-averaged concurrency, as Knative's queue-proxy reports it.
@@ -97,8 +101,11 @@ class TraceTimeSource:
         return self.second_zero + trace_s / self.speed
 
     def render(self, signal: str) -> str:
-        window = ARRIVALS_WINDOW_S if signal == "arrivals" else CONCURRENCY_WINDOW_S
-        return QUERIES[signal].format(window=promql_duration(window / self.speed))
+        if signal == "arrivals":
+            window = ARRIVALS_WINDOW_S / self.speed
+        else:
+            window = max(CONCURRENCY_WINDOW_S / self.speed, MIN_LOOKBACK_S)
+        return QUERIES[signal].format(window=promql_duration(window))
 
     async def services(self) -> list[ServiceKey]:
         return [SERVICE]

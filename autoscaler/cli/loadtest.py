@@ -259,8 +259,8 @@ async def _drive(
     stop: asyncio.Event,
 ) -> None:
     """The policy on a virtual clock in trace seconds from the workload's second 0: its
-    tick, windows and holds, and every time it reads, are the trace's, as in the simulator."""
-    await _sleep_until(source.second_zero)  # the warm replicas hold until then
+    tick, windows and holds, and every time it reads, are the trace's, as in the simulator.
+    It starts ticking at second 0; the warm replicas hold until then."""
     clock = VirtualClock(source.speed, start=(time.time() - source.second_zero) * source.speed)
     if policy == "leadtime":
         await _drive_loop(source, cluster, clock, sim, stop)
@@ -304,6 +304,9 @@ async def _drive_loop(
         warmup_s=0.0,
     )
     box.append(loop)
+    # Built before second 0: setting up the loop and its workers takes the harness's event
+    # loop (which serves the balancer too) for a while, at 10x the first seconds' scrapes.
+    await clock.sleep_until(0.0)
     running = asyncio.create_task(loop.run())
     await stop.wait()
     loop.stop()
@@ -325,6 +328,7 @@ async def drive_policy(
     keep = int(math.ceil(policy.history_s)) or 1
     series: list[np.ndarray] = [np.zeros(0), np.zeros(0), np.zeros(0)]
     state, poked = None, False
+    await clock.sleep_until(0.0)  # second 0, or now if the clock is past it
     next_sample = next_decision = clock.now()
     while not stop.is_set():
         now = clock.now()
