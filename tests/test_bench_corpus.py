@@ -105,7 +105,7 @@ def _total(case: str, half: str, policy: str, attainment: float, gpu: float) -> 
     }
 
 
-def test_the_summary_counts_cheaper_at_equal_or_better_slo_per_half_and_names_the_worst():
+def test_the_summary_counts_cheaper_at_equal_or_better_slo_per_half_and_names_the_worst_cases():
     rows = [
         _total("a", TUNE, "leadtime", 0.99, 90.0),
         _total("a", TUNE, "kpa", 0.99, 100.0),  # cheaper at equal SLO: a win
@@ -116,9 +116,12 @@ def test_the_summary_counts_cheaper_at_equal_or_better_slo_per_half_and_names_th
     ]
     tune, report = compare(rows, "leadtime")
     assert (tune["half"], tune["versus"], tune["wins"], tune["cases"]) == (TUNE, "kpa", 1, 2)
-    assert report["worst_case"] == "c"
-    assert report["worst_gpu_ratio"] == pytest.approx(1.5)
-    assert report["worst_slo_points"] == pytest.approx(0.9)
+    assert report["dearest_case"] == "c"
+    assert report["dearest_gpu_ratio"] == pytest.approx(1.5)
+    assert report["dearest_slo_points"] == pytest.approx(0.9)
+    # in the tune half, b is where leadtime is furthest behind on SLO (cheaper there)
+    assert (tune["behind_case"], tune["behind_slo_points"]) == ("b", pytest.approx(-1.0))
+    assert tune["behind_gpu_ratio"] == pytest.approx(0.9)
 
 
 def test_bench_slo_target_reports_a_tuned_setting_for_each_baseline(capsys):

@@ -153,8 +153,9 @@ def case_runs(
 
 def compare(rows: list[dict[str, Any]], versus: str) -> list[dict[str, Any]]:
     """Per half and per other policy: in how many cases `versus` costs less at equal or better
-    attainment, and its worst case (the highest ratio of its GPU-seconds to the other's).
-    `rows` are the cases' total rows, with `case`, `half` and `policy` keys."""
+    attainment, and its two worst cases: the dearest (the highest ratio of its GPU-seconds to
+    the other's) and the one where it is furthest behind on attainment. `rows` are the cases'
+    total rows, with `case`, `half` and `policy` keys."""
     by_case: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for row in rows:
         by_case.setdefault((row["half"], row["case"]), {})[row["policy"]] = row
@@ -180,16 +181,25 @@ def _policy_order(rows: list[dict[str, Any]]):
 
 def _versus(half: str, other: str, pairs: list[tuple[str, dict, dict]]) -> dict[str, Any]:
     wins = [name for name, ours, theirs in pairs if _cheaper_at_equal_slo(ours, theirs)]
-    name, ours, theirs = max(pairs, key=lambda pair: _ratio(pair[1], pair[2]))
+    dearest = max(pairs, key=lambda pair: _ratio(pair[1], pair[2]))
+    behind = min(pairs, key=lambda pair: _points(pair[1], pair[2]))
     return {
         "half": half,
         "versus": other,
         "cases": len(pairs),
         "wins": len(wins),
-        "worst_case": name,
-        "worst_gpu_ratio": _ratio(ours, theirs),
-        "worst_slo_points": 100 * (ours["slo_attainment"] - theirs["slo_attainment"]),
+        "dearest_case": dearest[0],
+        "dearest_gpu_ratio": _ratio(dearest[1], dearest[2]),
+        "dearest_slo_points": _points(dearest[1], dearest[2]),
+        "behind_case": behind[0],
+        "behind_gpu_ratio": _ratio(behind[1], behind[2]),
+        "behind_slo_points": _points(behind[1], behind[2]),
     }
+
+
+def _points(ours: dict, theirs: dict) -> float:
+    """Percentage points of SLO attainment ours has over theirs."""
+    return 100 * (ours["slo_attainment"] - theirs["slo_attainment"])
 
 
 def _cheaper_at_equal_slo(ours: dict, theirs: dict) -> bool:

@@ -127,8 +127,19 @@ def _compact(value: float) -> str:
 
 
 def render_summary(summary: list[dict[str, Any]]) -> str:
-    """Per half and other policy: cases where leadtime costs less at equal or better SLO."""
-    header = ["half", "versus", f"{VERSUS} cheaper at >= SLO", "worst case", "GPU ratio", "SLO pts"]
+    """Per half and other policy: cases where leadtime costs less at equal or better SLO, its
+    dearest case and the case where it is furthest behind on SLO (GPU ratio, SLO points)."""
+    header = [
+        "half",
+        "versus",
+        f"{VERSUS} cheaper at >= SLO",
+        "dearest case",
+        "GPU ratio",
+        "SLO pts",
+        "furthest behind on SLO",
+        "GPU ratio",
+        "SLO pts",
+    ]
     lines = [header]
     for item in summary:
         lines.append(
@@ -136,9 +147,12 @@ def render_summary(summary: list[dict[str, Any]]) -> str:
                 item["half"],
                 item["versus"],
                 f"{item['wins']} of {item['cases']}",
-                item["worst_case"],
-                f"{item['worst_gpu_ratio']:.2f}x",
-                f"{item['worst_slo_points']:+.2f}",
+                item["dearest_case"],
+                f"{item['dearest_gpu_ratio']:.2f}x",
+                f"{item['dearest_slo_points']:+.2f}",
+                item["behind_case"],
+                f"{item['behind_gpu_ratio']:.2f}x",
+                f"{item['behind_slo_points']:+.2f}",
             ]
         )
     return "\n".join(align(lines))
