@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from autoscaler.cli.corpus import (
+    Case,
     case_runs,
     check_traces,
     compare,
@@ -21,7 +22,7 @@ from autoscaler.cli.corpus import (
     select_cases,
 )
 from autoscaler.cli.options import config_from_args
-from autoscaler.cli.runs import BenchRun, run_all
+from autoscaler.cli.runs import BenchRun, run_all, simulate_run
 from autoscaler.cli.table import align
 from autoscaler.cli.tuning import grid_runs, pick
 from autoscaler.errors import InputError
@@ -62,8 +63,6 @@ def run_corpus(args: argparse.Namespace) -> int:
     """`bench --corpus`: the cases (or those matching --cases), a row per case, the summary."""
     if args.trace or args.workload:
         raise InputError("--corpus: the cases bring their own traces; drop --trace/--workload")
-    if args.plot:
-        raise InputError("--plot: not with --corpus (plot one case with simulate)")
     policies = parse_policy_list(args.policies or CORPUS_POLICIES)
     cases = select_cases(corpus_cases(args.traces_dir), args.cases)
     check_traces(cases)
@@ -72,7 +71,10 @@ def run_corpus(args: argparse.Namespace) -> int:
         run for case in cases for run in case_runs(case, base, policies, args.container_concurrency)
     ]
     show = not args.json and sys.stderr.isatty()
-    outcomes = tuned_rows(runs, args.slo_target, args.jobs, show_progress=show)
+    if args.plot:
+        outcomes = _plotted(runs, cases, args)
+    else:
+        outcomes = tuned_rows(runs, args.slo_target, args.jobs, show_progress=show)
     rows = []
     for index, case in enumerate(cases):
         for policy_rows in outcomes[index * len(policies) : (index + 1) * len(policies)]:
@@ -88,6 +90,20 @@ def run_corpus(args: argparse.Namespace) -> int:
     print()
     print(render_summary(summary) if summary else f"(no summary: {VERSUS} not among --policies)")
     return 0
+
+
+def _plotted(
+    runs: list[BenchRun], cases: list[Case], args: argparse.Namespace
+) -> list[list[dict[str, Any]]]:
+    """Run one case's policies here, plot them (the first service), and return their rows."""
+    if len(cases) != 1 or args.slo_target is not None:
+        raise InputError("--plot: with --corpus, pick one case with --cases, without --slo-target")
+    from autoscaler.cli.plot import plot_results
+
+    results = [simulate_run(run) for run in runs]
+    plot_results([rows[0] for rows in results], args.plot)
+    print(f"plot written to {args.plot}", file=sys.stderr)
+    return [[result.to_dict() for result in rows] for rows in results]
 
 
 def render_corpus(totals: list[dict[str, Any]], policies: list[str]) -> str:
