@@ -157,3 +157,15 @@ def test_a_case_applies_its_overrides_to_the_base_configuration():
     case = Case("x/cold-30s", "x", TUNE, (Source(None, "sparse", 1),), {"cold_start_s": 30.0})
     config = case.config(SimConfig(max_concurrency=4))
     assert (config.cold_start_s, config.max_concurrency) == (30.0, 4)
+
+
+def test_one_corpus_case_is_plotted_as_the_corpus_runs_it(tmp_path, capsys):
+    path = tmp_path / "case.png"
+    argv = ["bench", "--corpus", "--cases", "sparse/seed-2", "--traces-dir", str(TRACES)]
+    assert main([*argv, "--policies", "kpa,oracle", "--plot", str(path), "--json"]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads(capsys.readouterr().out)["cases"]
+    assert [row["policy"] for row in rows] == ["kpa", "oracle"]
+    # several cases cannot share one plot
+    assert main(["bench", "--corpus", "--cases", "sparse/*", "--plot", str(path)]) == 2
+    assert "--plot: with --corpus, pick one case" in capsys.readouterr().err
