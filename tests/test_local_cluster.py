@@ -102,10 +102,21 @@ async def test_the_balancer_holds_requests_until_a_replica_is_ready_then_spreads
             metrics = await (await session.get(url + "/metrics")).text()
         assert 'lb_requests_total{namespace="local",service="model"} 6' in metrics
         assert 'lb_queued{namespace="local",service="model"} 0' in metrics
+        # the queue as a time integral too: every request waited for the cold start, and
+        # a per-second average of the queue is its rate (what the simulator's policies see)
+        assert 6 * 0.5 <= _metric(metrics, "lb_queued_seconds_total") <= outcomes.ttft.sum()
     finally:
         await runner.cleanup()
         await replicas.stop()
     assert all(r.process.poll() is not None for r in replicas.replicas) and not replicas.replicas
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of one unlabelled-by-us series in a Prometheus exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not exported:\n{text}")
 
 
 async def test_cold_starts_are_reported_in_trace_seconds():
@@ -130,8 +141,11 @@ def test_range_answers_become_one_sample_per_trace_second():
     assert forward_filled(np.full(3, np.nan)) is None
 
 
-RATE, CONCURRENCY = 4.0, 6.0
-"""The test exporter's arrivals per trace second and requests in flight."""
+RATE, CONCURRENCY, QUEUED = 4.0, 6.0, 0.05
+"""The test exporter's arrivals per trace second, requests in flight, and requests waiting on
+average: a request waits 5 % of the time, though one is caught waiting at every scrape (the
+instantaneous gauge reads 1) — the few wall milliseconds between a request's arrival and its
+dispatch, which a scrape per trace second catches ten times as often at 10x."""
 
 
 def _serve_balancer_metrics(speed: float) -> tuple[ThreadingHTTPServer, int]:
@@ -146,7 +160,8 @@ def _serve_balancer_metrics(speed: float) -> tuple[ThreadingHTTPServer, int]:
             body = (
                 f"lb_requests_total{{{labels}}} {RATE * speed * wall}\n"
                 f"lb_in_flight_seconds_total{{{labels}}} {CONCURRENCY * wall}\n"
-                f"lb_queued{{{labels}}} 0\n"
+                f"lb_queued{{{labels}}} 1\n"
+                f"lb_queued_seconds_total{{{labels}}} {QUEUED * wall}\n"
             ).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -192,7 +207,9 @@ async def test_at_any_speed_the_policy_sees_one_sample_per_trace_second(speed, s
     """The KPA's 60 s stable window spans 60 trace seconds at 10x, as at 1x: at trace time t
     its observation holds min(60, floor(t)) samples, one per trace second (per wall second,
     it would hold a tenth of them and its window would last 600 trace seconds), and the rates
-    in it are per trace second."""
+    in it are per trace second. Concurrency and queue are each second's averages, as the
+    simulator's are: an instantaneous queue of 1 at every scrape made Leadtime learn 2 of 8
+    slots per replica (queued seconds read as saturated ones) and cost 4x the GPU-seconds."""
     server, port = _serve_balancer_metrics(speed)
     try:
         prometheus = PrometheusProcess(
@@ -227,6 +244,7 @@ async def test_at_any_speed_the_policy_sees_one_sample_per_trace_second(speed, s
     assert last.now >= span_s - 2 * kpa.tick_s
     assert np.allclose(last.arrivals[-5:], RATE, rtol=0.2)
     assert np.allclose(last.concurrency[-5:], CONCURRENCY, rtol=0.2)
+    assert np.allclose(last.queue[-5:], QUEUED, rtol=0.2)
 
 
 def test_the_harness_scores_the_warm_up_as_the_simulator_does():

@@ -1,11 +1,14 @@
 """A small load balancer in front of the local replicas that queues like Knative's activator:
 a request waits (first come, first served) until a ready replica has a free slot, then goes to
 the least-loaded one; with no replica at all it waits for one to come up. It exports what
-Leadtime's `custom` signals read: requests arrived, waiting, and in the system — the last also
-as a time integral (`lb_in_flight_seconds_total`), whose rate is the time-averaged concurrency
-that Knative's queue-proxy reports and the simulator's policies see (an instantaneous gauge
-sampled every couple of seconds is a different, noisier signal: the KPA's panic threshold is
-crossed or not on one sample).
+Leadtime's `custom` signals read: requests arrived, waiting, and in the system — the last two
+also as time integrals (`lb_queued_seconds_total`, `lb_in_flight_seconds_total`), whose rates
+are the time-averaged queue and concurrency that Knative's queue-proxy reports and the
+simulator's policies see. An instantaneous gauge sampled once a second is a different, noisier
+signal: the KPA's panic threshold is crossed or not on one sample, and a request caught in the
+few milliseconds between its arrival and its dispatch reads as a full second of queue — at
+`--speed 10` ten times as often, since those milliseconds are ten times longer in trace time —
+which Leadtime's capacity learning takes for saturated replicas.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Balancer:
         self.waiting: deque[asyncio.Future] = deque()
         self.in_service = 0
         self._area = 0.0
+        self._queued_area = 0.0
         self._area_at = time.monotonic()
         self._session: aiohttp.ClientSession | None = None
 
@@ -55,9 +59,11 @@ class Balancer:
         return len(self.waiting) + self.in_service
 
     def _integrate(self) -> None:
-        """Add in-flight request-seconds up to now; called before every change of in_flight."""
+        """Add in-flight and waiting request-seconds up to now; called before every change of
+        either."""
         now = time.monotonic()
         self._area += self.in_flight * (now - self._area_at)
+        self._queued_area += len(self.waiting) * (now - self._area_at)
         self._area_at = now
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -67,6 +73,7 @@ class Balancer:
             f"lb_in_flight{{{LABELS}}} {self.in_flight}",
             f"lb_in_flight_seconds_total{{{LABELS}}} {self._area:.6f}",
             f"lb_queued{{{LABELS}}} {len(self.waiting)}",
+            f"lb_queued_seconds_total{{{LABELS}}} {self._queued_area:.6f}",
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 

@@ -15,10 +15,18 @@ second 0 = the workload's second 0), and this source answers it in trace seconds
   repeat or interpolate the same coarse samples — a per-second average cannot be recovered
   from a 10-s average — so the scrape itself is made per trace second, and with it the
   metrics' delay (one scrape interval) is one trace second at every speed, as at speed 1.
+- **averages over each trace second.** Concurrency and queue are the rates of the balancer's
+  time integrals, the mean over the last scrape interval, as the simulator's series hold them.
+  The queue was an instantaneous gauge: a request caught between its arrival and its dispatch
+  (a few wall milliseconds, ten times longer in trace time at 10x) read as a whole second of
+  queue, and Leadtime, which learns a replica's slots from its in-service count per ready
+  replica in queued seconds, learned 2 to 6 slots of the real 8 and provisioned for them
+  (up to 4x the simulator's GPU-seconds on the NASA window at 10x).
 - **rates per trace second.** Prometheus' `rate()` counts per wall second; arrivals are
-  divided by X. Concurrency (an average count) and the queue (a count) need no scaling.
+  divided by X. Concurrency and the queue (average counts) need no scaling.
 - **windows in trace seconds.** The PromQL windows (10 s for arrivals, 5 s for the
-  concurrency's `irate`) are trace seconds, i.e. divided by X on the wall clock.
+  concurrency's and the queue's `irate`) are trace seconds, i.e. divided by X on the wall
+  clock.
 - **no history before second 0.** The balancer counts from its start, some seconds before the
   workload; a forecaster's warm start would read those idle seconds as history the
   simulator's run never had.
@@ -39,7 +47,8 @@ from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 ARRIVALS_WINDOW_S = 10.0
 """Trace seconds `rate()` averages arrivals over (the speed-1 harness's window)."""
 CONCURRENCY_WINDOW_S = 5.0
-"""Trace seconds `irate()` looks back for its last two samples of the in-flight integral..."""
+"""Trace seconds `irate()` looks back for its last two samples of the in-flight and queued
+integrals..."""
 MIN_LOOKBACK_S = 2.0
 """...and at least these wall seconds: a scrape the busy harness answered too late (the
 timeout is one trace second) leaves a gap, and the two samples around it still give the
@@ -48,7 +57,8 @@ QUERIES = {
     "arrivals": "sum(rate(lb_requests_total[{window}]))",
     # The last scrape interval's time-averaged concurrency, as Knative's queue-proxy reports it.
     "concurrency": "sum(irate(lb_in_flight_seconds_total[{window}]))",
-    "queue": "sum(lb_queued)",
+    # ...and queue, as the simulator's per-second series holds it (see the module docstring).
+    "queue": "sum(irate(lb_queued_seconds_total[{window}]))",
 }
 NO_NEW_SECOND = NoData("no whole trace second since the last read")
 """The answer before the first whole second: the data is complete up to now, only empty."""
