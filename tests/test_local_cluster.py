@@ -38,7 +38,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import running_replicas, simulate
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.synthetic import generate
-from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas
+from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas, to_loop
 from autoscaler.clock import VirtualClock
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policy import Observation
@@ -130,6 +130,19 @@ async def test_cold_starts_are_reported_in_trace_seconds():
         assert replicas.cold_starts[0] >= 5.0
     finally:
         await replicas.stop()
+
+
+def test_a_forecast_that_lands_after_the_run_is_dropped():
+    """A fit still running when the run ends calls back from the executor's thread after the
+    event loop has closed: dropped, not `RuntimeError: Event loop is closed`."""
+    seen: list[int] = []
+    aio = asyncio.new_event_loop()
+    deliver = to_loop(aio, seen.append)
+    deliver(1)
+    aio.run_until_complete(asyncio.sleep(0))
+    aio.close()
+    deliver(2)
+    assert seen == [1]
 
 
 def test_range_answers_become_one_sample_per_trace_second():

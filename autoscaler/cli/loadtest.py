@@ -23,7 +23,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -292,7 +292,7 @@ async def _drive_loop(
     pool = ForecastPool(
         shell_settings(config),
         config.forecasting.workers,
-        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result),
+        to_loop(aio, lambda result: box[0].forecast_arrived(result)),
     )
     loop = ControlLoop(
         config,
@@ -312,6 +312,22 @@ async def _drive_loop(
     loop.stop()
     await running
     pool.close()
+
+
+def to_loop(aio: asyncio.AbstractEventLoop, handler: Callable[[T], object]) -> Callable[[T], None]:
+    """A worker thread's callback that runs `handler` on the event loop `aio`; a result that
+    comes after the run has ended and its event loop closed (a fit still running when the
+    pool was shut down) is dropped instead of raising `RuntimeError: Event loop is closed` in
+    the executor's thread."""
+
+    def deliver(result: T) -> None:
+        try:
+            aio.call_soon_threadsafe(handler, result)
+        except RuntimeError:
+            if not aio.is_closed():
+                raise
+
+    return deliver
 
 
 async def drive_policy(
