@@ -25,12 +25,15 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
 
 from autoscaler.forecasts import ForecastShell
 from forecasting.forecast import Forecast
 from forecasting.pool import ignore_sigint
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -196,3 +199,19 @@ class ForecastPool:
     def close(self) -> None:
         for shard in self._shards:
             shard.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def to_loop(aio: asyncio.AbstractEventLoop, handler: Callable[[T], object]) -> Callable[[T], None]:
+    """A worker thread's callback that runs `handler` on the event loop `aio`: how a pool's
+    results reach the control loop. A result that comes after the run has ended and its event
+    loop closed (a fit still running when the pool was shut down) is dropped instead of raising
+    `RuntimeError: Event loop is closed` in the executor's thread."""
+
+    def deliver(result: T) -> None:
+        try:
+            aio.call_soon_threadsafe(handler, result)
+        except RuntimeError:
+            if not aio.is_closed():
+                raise
+
+    return deliver

@@ -38,8 +38,9 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import running_replicas, simulate
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.synthetic import generate
-from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas, to_loop
+from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas
 from autoscaler.clock import VirtualClock
+from autoscaler.forecast_pool import to_loop
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus

@@ -23,7 +23,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import config_from_mapping
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool
+from autoscaler.forecast_pool import ForecastPool, to_loop
 from autoscaler.loop import ControlLoop
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policy import Observation, Policy
@@ -312,22 +312,6 @@ async def _drive_loop(
     loop.stop()
     await running
     pool.close()
-
-
-def to_loop(aio: asyncio.AbstractEventLoop, handler: Callable[[T], object]) -> Callable[[T], None]:
-    """A worker thread's callback that runs `handler` on the event loop `aio`; a result that
-    comes after the run has ended and its event loop closed (a fit still running when the
-    pool was shut down) is dropped instead of raising `RuntimeError: Event loop is closed` in
-    the executor's thread."""
-
-    def deliver(result: T) -> None:
-        try:
-            aio.call_soon_threadsafe(handler, result)
-        except RuntimeError:
-            if not aio.is_closed():
-                raise
-
-    return deliver
 
 
 async def drive_policy(

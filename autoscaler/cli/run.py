@@ -30,7 +30,7 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
+from autoscaler.forecast_pool import ForecastPool, ShellSettings, to_loop
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
@@ -152,7 +152,7 @@ async def _serve(
     pool = ForecastPool(
         _shell_settings(config, sim),
         config.forecasting.workers,
-        lambda result: _call_soon(aio, pool_box[0].forecast_arrived, result),
+        to_loop(aio, lambda result: pool_box[0].forecast_arrived(result)),
     )
     loop = ControlLoop(
         config, source=cluster, actuator=cluster, catalog=cluster, clock=clock, forecasts=pool
@@ -181,11 +181,6 @@ async def _serve(
         await runner.cleanup()
     print(render_results(cluster.results()), flush=True)
     return 0
-
-
-def _call_soon(aio: asyncio.AbstractEventLoop, handler, result: ForecastResult) -> None:
-    """Hand a forecast from a worker's thread to the event loop's thread."""
-    aio.call_soon_threadsafe(handler, result)
 
 
 async def _stop_at(loop: ControlLoop, clock: VirtualClock, end: float) -> None:

@@ -35,7 +35,7 @@ from autoscaler.clock import WallClock
 from autoscaler.composite import CompositeAdapter
 from autoscaler.config import Config, HpaConfig
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ShellSettings
+from autoscaler.forecast_pool import ForecastPool, ShellSettings, to_loop
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
@@ -107,7 +107,7 @@ async def serve_live(config: Config) -> int:
     pool = ForecastPool(
         shell_settings(config),
         config.forecasting.workers,
-        lambda result: aio.call_soon_threadsafe(box[0].forecast_arrived, result),
+        to_loop(aio, lambda result: box[0].forecast_arrived(result)),
     )
     loop = ControlLoop(
         config,
