@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 import pytest
 
@@ -74,7 +75,13 @@ class Exporter:
         return "\n".join(lines) + "\n"
 
 
-def serve_exporter(exporter: Exporter) -> tuple[ThreadingHTTPServer, int]:
+class Exposition(Protocol):
+    """Anything that renders a Prometheus text exposition when scraped."""
+
+    def text(self) -> str: ...
+
+
+def serve_exporter(exporter: Exposition) -> tuple[ThreadingHTTPServer, int]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = exporter.text().encode()

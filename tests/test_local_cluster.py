@@ -11,9 +11,8 @@ import math
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -44,6 +43,7 @@ from autoscaler.forecast_pool import to_loop
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus
+from tests.prometheus_fixture import serve_exporter
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -162,32 +162,23 @@ instantaneous gauge reads 1) — the few wall milliseconds between a request's a
 dispatch, which a scrape per trace second catches ten times as often at 10x."""
 
 
-def _serve_balancer_metrics(speed: float) -> tuple[ThreadingHTTPServer, int]:
+@dataclass
+class BalancerMetrics:
     """The balancer's metrics as a replay at `speed` would export them: `RATE` requests per
     trace second (RATE x speed per wall second) and `CONCURRENCY` in flight throughout."""
-    started = time.time()
-    labels = 'namespace="local",service="model"'
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            wall = time.time() - started
-            body = (
-                f"lb_requests_total{{{labels}}} {RATE * speed * wall}\n"
-                f"lb_in_flight_seconds_total{{{labels}}} {CONCURRENCY * wall}\n"
-                f"lb_queued{{{labels}}} 1\n"
-                f"lb_queued_seconds_total{{{labels}}} {QUEUED * wall}\n"
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    speed: float
+    started: float = field(default_factory=time.time)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, int(server.server_address[1])
+    def text(self) -> str:
+        wall = time.time() - self.started
+        labels = 'namespace="local",service="model"'
+        return (
+            f"lb_requests_total{{{labels}}} {RATE * self.speed * wall}\n"
+            f"lb_in_flight_seconds_total{{{labels}}} {CONCURRENCY * wall}\n"
+            f"lb_queued{{{labels}}} 1\n"
+            f"lb_queued_seconds_total{{{labels}}} {QUEUED * wall}\n"
+        )
 
 
 class _Recording:
@@ -224,7 +215,7 @@ async def test_at_any_speed_the_policy_sees_one_sample_per_trace_second(speed, s
     in it are per trace second. Concurrency and queue are each second's averages, as the
     simulator's are: an instantaneous queue of 1 at every scrape made Leadtime learn 2 of 8
     slots per replica (queued seconds read as saturated ones) and cost 4x the GPU-seconds."""
-    server, port = _serve_balancer_metrics(speed)
+    server, port = serve_exporter(BalancerMetrics(speed))
     try:
         prometheus = PrometheusProcess(
             [f"127.0.0.1:{port}"], static_scrape_interval=scrape_interval(speed)

@@ -100,8 +100,11 @@ class CountingActuator:
 
 
 def two_services(rate_chat=20.0, rate_code=2.0, duration=900.0):
+    """Two services deployed with one replica each: no warm-up, so the loop's tests see every
+    scale-up from the deployment on."""
     return LiveCluster(
-        [(CHAT, steady(rate_chat, duration)), (CODE, steady(rate_code, duration, 1))], SimConfig()
+        [(CHAT, steady(rate_chat, duration)), (CODE, steady(rate_code, duration, 1))],
+        SimConfig(warmup_s=0.0),
     )
 
 
