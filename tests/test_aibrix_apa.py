@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -27,32 +28,15 @@ from autoscaler.policies.aibrix_apa import (
     make,
 )
 from autoscaler.policy import Observation
+from tests.observations import steady_observation
 
 APA = AibrixApa(AibrixApaConfig(target_value=30))
 ONE_SAMPLE = AibrixApaConfig(target_value=30, observe_window_seconds=1)
 """A 1 s window: each reconcile (10 s apart) sees only its own sample."""
 
 
-def obs(
-    total: float | None,
-    *,
-    now: float,
-    ready: int,
-    pending: int = 0,
-    desired: int | None = None,
-) -> Observation:
-    """Ten seconds of `total` in-flight requests across the service (None: no metrics)."""
-    series = np.zeros(0) if total is None else np.full(10, float(total))
-    spec = ready + pending if desired is None else desired
-    return Observation(
-        now=now,
-        concurrency=series,
-        arrivals=np.zeros_like(series),
-        queue=np.zeros_like(series),
-        ready=ready,
-        pending=pending,
-        desired=spec,
-    )
+obs = partial(steady_observation, seconds=10)
+"""10 s of a steady load: `obs(total, now=, ready=, pending=, desired=)`."""
 
 
 def test_policy_shape() -> None:

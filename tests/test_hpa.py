@@ -9,7 +9,8 @@ test_hpa_upstream.py.
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
+
 import pytest
 
 from autoscaler.errors import InputError
@@ -23,7 +24,7 @@ from autoscaler.policies.hpa import (
     default_scale_down,
     default_scale_up,
 )
-from autoscaler.policy import Observation
+from tests.observations import steady_observation
 
 HPA = Hpa(HpaConfig(target_per_pod=10))
 HPA_BEHAVIOR = Hpa(
@@ -34,21 +35,8 @@ STALE = HpaState(recommendations=((-3600.0, 1),))
 """A log whose only recommendation is older than every window: nothing stabilizes."""
 
 
-def obs(
-    total: float | None, *, now: float, ready: int, pending: int = 0, desired: int | None = None
-) -> Observation:
-    """15 s of `total` concurrency across the service (None: no samples yet)."""
-    series = np.zeros(0) if total is None else np.full(15, float(total))
-    spec = ready + pending if desired is None else desired
-    return Observation(
-        now=now,
-        concurrency=series,
-        arrivals=np.zeros_like(series),
-        queue=np.zeros_like(series),
-        ready=ready,
-        pending=pending,
-        desired=spec,
-    )
+obs = partial(steady_observation, seconds=15)
+"""15 s of a steady load: `obs(total, now=, ready=, pending=, desired=)`."""
 
 
 def test_policy_shape() -> None:

@@ -12,6 +12,7 @@ minReplicaCount 0, maxReplicaCount 100), and the query value is the mean of the 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,30 +28,13 @@ from autoscaler.policies.keda import (
     KedaState,
     make,
 )
-from autoscaler.policy import Observation
+from tests.observations import steady_observation
 
 KEDA = Keda(KedaConfig(threshold=10))
 
 
-def obs(
-    total: float | None,
-    *,
-    now: float,
-    ready: int,
-    pending: int = 0,
-    desired: int | None = None,
-) -> Observation:
-    """15 s of `total` requests in flight (None: an empty series, nothing delivered)."""
-    series = np.zeros(0) if total is None else np.full(15, float(total))
-    return Observation(
-        now=now,
-        concurrency=series,
-        arrivals=np.zeros_like(series),
-        queue=np.zeros_like(series),
-        ready=ready,
-        pending=pending,
-        desired=ready + pending if desired is None else desired,
-    )
+obs = partial(steady_observation, seconds=15)
+"""15 s of a steady load: `obs(total, now=, ready=, pending=, desired=)`."""
 
 
 def active_state(now: float = 0.0) -> KedaState:
