@@ -48,6 +48,11 @@ def tuned_rows(
     return rows
 
 
+def wants_progress_bar(args: argparse.Namespace) -> bool:
+    """A progress bar on a terminal's stderr, never with --json."""
+    return not args.json and sys.stderr.isatty()
+
+
 def _run_with_progress(
     runs: list[BenchRun], jobs: int, show_progress: bool
 ) -> list[list[dict[str, Any]]]:
@@ -70,7 +75,7 @@ def run_corpus(args: argparse.Namespace) -> int:
     runs = [
         run for case in cases for run in case_runs(case, base, policies, args.container_concurrency)
     ]
-    show = not args.json and sys.stderr.isatty()
+    show = wants_progress_bar(args)
     if args.plot:
         outcomes = _plotted(runs, cases, args)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.simulator.results import SimResult
 from autoscaler.cli.corpus import DEFAULT_TRACES_DIR
-from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows
+from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows, wants_progress_bar
 from autoscaler.cli.options import (
     add_sim_options,
     add_workload_options,
@@ -157,12 +157,9 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0
     if args.plot:
         raise InputError("--plot: not with --slo-target (plot one setting with simulate)")
-    sources = tuple(Source(**source) for source in sources_from_args(args))
-    runs = [
-        BenchRun(sources, config_from_args(args), spec, args.container_concurrency)
-        for spec in specs
-    ]
-    rows = tuned_rows(runs, args.slo_target, args.jobs, show_progress=_show_progress(args))
+    rows = tuned_rows(
+        _bench_runs(args, specs), args.slo_target, args.jobs, show_progress=wants_progress_bar(args)
+    )
     _emit_rows(args, rows)
     return 0
 
@@ -174,17 +171,17 @@ def _refuse_corpus_flags(args: argparse.Namespace) -> None:
         raise InputError("--traces-dir: only with --corpus")
 
 
-def _show_progress(args: argparse.Namespace) -> bool:
-    return not args.json and sys.stderr.isatty()
+def _bench_runs(args: argparse.Namespace, specs: list[str]) -> list[BenchRun]:
+    """One run per policy over the services of --trace/--workload."""
+    sources = tuple(Source(**source) for source in sources_from_args(args))
+    config = config_from_args(args)
+    return [BenchRun(sources, config, spec, args.container_concurrency) for spec in specs]
 
 
 def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:
-    sources = tuple(Source(**source) for source in sources_from_args(args))
-    config = config_from_args(args)
     results: list[SimResult] = []
-    for spec in specs:
-        run = BenchRun(sources, config, spec, args.container_concurrency)
-        with progress_bar(spec, enabled=_show_progress(args)) as update:
+    for run in _bench_runs(args, specs):
+        with progress_bar(run.policy, enabled=wants_progress_bar(args)) as update:
             results += simulate_run(run, progress=update)
     return results
 
