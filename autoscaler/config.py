@@ -33,7 +33,7 @@ import yaml
 
 from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
-from autoscaler.policies.kpa import CONCURRENCY, RPS, KpaConfig
+from autoscaler.policies.kpa import CONCURRENCY, RPS, TARGET_UTILIZATION_DEFAULT, KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
 from autoscaler.sharding import (
     LEASE_DURATION_S,
@@ -95,7 +95,7 @@ class PolicyConfig:
     container_concurrency: int = 0
     """0 = unset, as in Knative (the default target of 100 in flight per pod then applies)."""
     target: float | None = None
-    target_utilization: float = 0.7
+    target_utilization: float = TARGET_UTILIZATION_DEFAULT
     min_scale: int = 0
     max_scale: int = 0
     """0 = unbounded."""

@@ -43,6 +43,7 @@ from adapters.simulator.forecasts import ForecastShell
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.results import SimResult, TickLog, combine, summarise
 from adapters.simulator.workload import Workload
+from autoscaler.policies.kpa import TARGET_UTILIZATION_DEFAULT
 from autoscaler.policies.placeholders import ScaleUpNeed, placeholder_pods
 from autoscaler.policy import Decision, Observation, Policy
 from forecasting.forecast import Forecast
@@ -198,7 +199,7 @@ def second_steps(times: np.ndarray, weight: float, size: int) -> tuple[np.ndarra
     return steps.astype(np.float64), inside
 
 
-WARM_UTILIZATION = 0.7
+WARM_UTILIZATION = TARGET_UTILIZATION_DEFAULT
 """The share of its slots a running service's replicas keep busy at the start of a warm run:
 Knative's default container-concurrency-target-percentage, the setting most services run with."""
 WARM_SIZING_S = 60.0

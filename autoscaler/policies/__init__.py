@@ -23,7 +23,12 @@ from autoscaler.errors import InputError
 from autoscaler.policies import aibrix_apa, dynamo_planner, keda, ray_serve
 from autoscaler.policies.hpa import Hpa, HpaConfig, default_scale_down, default_scale_up
 from autoscaler.policies.knobs import KNOBS
-from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT, Kpa, KpaConfig
+from autoscaler.policies.kpa import (
+    CONTAINER_CONCURRENCY_TARGET_DEFAULT,
+    TARGET_UTILIZATION_DEFAULT,
+    Kpa,
+    KpaConfig,
+)
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
@@ -56,7 +61,7 @@ class PolicyContext:
     container_concurrency: int
     """Request slots per replica; the KPA's containerConcurrency and the HPA's basis (0: unset,
     so both aim at Knative's default of 100 in flight per pod)."""
-    target_utilization: float = 0.7
+    target_utilization: float = TARGET_UTILIZATION_DEFAULT
     """Knative's container-concurrency-target-percentage; the HPA gets the same per-pod target
     so that the two baselines aim at the same load per replica."""
     oracle_need_ahead: Callable[[float], np.ndarray] | None = None

@@ -32,6 +32,9 @@ CONTAINER_CONCURRENCY_TARGET_DEFAULT = 100.0
 """`container-concurrency-target-default` (pkg/autoscaler/config/config.go)."""
 RPS_TARGET_DEFAULT = 200.0
 """`requests-per-second-target-default` (pkg/autoscaler/config/config.go)."""
+TARGET_UTILIZATION_DEFAULT = 0.7
+"""`container-concurrency-target-percentage` 70 (pkg/autoscaler/config/config.go): the share of
+a pod's target a service aims at, and the share every baseline here aims at by default."""
 CONCURRENCY, RPS = "concurrency", "rps"
 """The KPA's two metrics (the `autoscaling.knative.dev/metric` annotation)."""
 TARGET_MIN = 0.01
@@ -72,7 +75,7 @@ class KpaConfig:
     """What the windows average: requests in the system (`concurrency`) or arrivals/s (`rps`)."""
     container_concurrency: int = 0
     target: float | None = None
-    target_utilization: float = 0.7
+    target_utilization: float = TARGET_UTILIZATION_DEFAULT
     stable_window_s: int = 60
     panic_window_percentage: float = 10.0
     panic_threshold_percentage: float = 200.0

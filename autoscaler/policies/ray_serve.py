@@ -85,6 +85,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from autoscaler.errors import InputError
+from autoscaler.policies.kpa import TARGET_UTILIZATION_DEFAULT
 from autoscaler.policy import Decision, Observation, window_mean
 
 NAME = "ray-serve"
@@ -96,7 +97,7 @@ TICK_S = 0.5
 """Our control loop period: the nearest value >= 0.5 s to Ray's 0.1 s (1 s metrics)."""
 AUTO_MAX_REPLICAS = 100
 """`max_replicas` of `num_replicas="auto"` / `AutoscalingConfig.default()`."""
-SLOTS_TARGET_SHARE = 0.7
+SLOTS_TARGET_SHARE = TARGET_UTILIZATION_DEFAULT
 """`make`: target_ongoing_requests = 70 % of the replica's request slots (see `make`)."""
 _EPS = 1e-9
 
