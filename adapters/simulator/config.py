@@ -114,6 +114,12 @@ class SimConfig:
         spread = math.exp(3 * self.cold_start_sigma)
         return self.cold_start_s / spread, self.cold_start_s * spread
 
+    @property
+    def node_wait_s(self) -> float:
+        """The longest a replica may wait for a new node before its cold start: one node
+        provisioning with a bounded pool, none with an unbounded one."""
+        return self.node_provisioning_s if self.gpu_pool is not None else 0.0
+
     def warmup_for(self, duration: float) -> float:
         """The warm-up of a service whose window lasts `duration` seconds: `warmup_s`, or
         by default WARMUP_SHARE of the window, at most WARMUP_MAX_S."""

@@ -17,7 +17,6 @@ def shell_for(policy: object, config: SimConfig) -> ForecastShell | None:
     reach = getattr(policy, "forecast_reach_s", None)
     if reach is None:
         return None
-    pool = config.node_provisioning_s if config.gpu_pool is not None else 0.0
     return ForecastShell(
-        horizon_s=config.cold_start_bounds[1] + reach + config.metrics_delay_s + pool
+        horizon_s=config.cold_start_bounds[1] + reach + config.metrics_delay_s + config.node_wait_s
     )

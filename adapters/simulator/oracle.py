@@ -146,13 +146,6 @@ def oracle_need_ahead(
     return forward_max(need, lookahead_seconds(longest_cold_start, tick_s))
 
 
-def _node_wait(config: SimConfig) -> float:
-    """How long a replica may wait for a new node before its cold start: with a bounded pool
-    the oracle looks that much further ahead, so its replicas are ready in time even when
-    their GPUs must first be provisioned."""
-    return config.node_provisioning_s if config.gpu_pool is not None else 0.0
-
-
 def policy_context(
     workload: Workload, config: SimConfig, container_concurrency: int | None = None
 ) -> PolicyContext:
@@ -172,7 +165,9 @@ def policy_context(
             requests.arrival,
             requests.service,
             slots=config.max_concurrency,
-            longest_cold_start=config.cold_start_bounds[1] + _node_wait(config),
+            # with a bounded pool, one node provisioning further: ready even when the
+            # replicas' GPUs must first be provisioned
+            longest_cold_start=config.cold_start_bounds[1] + config.node_wait_s,
             tick_s=tick_s,
             seconds=seconds,
         )
