@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from autoscaler.slo import Attainment
 from forecasting.forecast import Forecast
 
 
@@ -52,6 +53,8 @@ class Observation:
     """Why `forecast` is None (too little history, live quality bad): goes into reasons."""
     cold_start_s: float | None = None
     """Measured cold start (requested → ready) of this service's recent replicas, if any."""
+    attainment: Attainment | None = None
+    """Requests within the service's SLO over a recent sliding window, when measured."""
 
 
 @dataclass(frozen=True, slots=True)

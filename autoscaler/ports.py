@@ -15,6 +15,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from autoscaler.slo import Attainment
+
 
 class ServiceKey(NamedTuple):
     """A scaled service, as Kubernetes names it."""
@@ -43,6 +45,8 @@ class MetricsChunk:
     """A request reached the service while it had no replica (Knative's activator poke)."""
     extras: Mapping[str, float] | None = None
     """Further signals' newest values (KV-cache use, tokens/s, GPU utilisation), if read."""
+    attainment: Attainment | None = None
+    """Requests within the SLO over the source's sliding window, when the source can tell."""
 
     def __post_init__(self) -> None:
         if not self.concurrency.size == self.arrivals.size == self.queue.size:

@@ -17,9 +17,16 @@ that is TTFT ≤ max(slo_ttft, prefill + slo_ttft / 2) with the default share of
   request within slo_ttft / 2 meets the SLO for every request: the oracle can reach 100 %.
 
 Both the simulator and the load-test harness score with this function (one rule).
+
+`Attainment` is what a policy is told about how a service has been doing against its objective
+over a sliding window: the simulator counts its requests with the rule above, a live cluster reads
+the model server's TTFT histogram from Prometheus (`adapters/prometheus/`).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,3 +50,32 @@ def met_slo(wait: np.ndarray, prefill: np.ndarray, slo_ttft_s: float) -> np.ndar
     started, which misses."""
     with np.errstate(invalid="ignore"):
         return np.asarray(wait <= wait_budget(prefill, slo_ttft_s))
+
+
+SLO_TTFT_DEFAULT_S = 2.0
+"""The objective's time to first token when a service sets none."""
+SLO_TARGET_DEFAULT = 0.99
+"""The share of requests that must meet it when a service sets none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attainment:
+    """Requests that met the SLO, out of those judged, over a recent sliding window.
+
+    `source` names where the counts come from (the simulator's scoring, or the histogram and the
+    bucket edge a live estimate used), so a status page can say what the figure means."""
+
+    met: float
+    total: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.met) and math.isfinite(self.total)):
+            raise ValueError(f"attainment: counts must be finite, got {self.met}/{self.total}")
+        if not 0 <= self.met <= self.total:
+            raise ValueError(f"attainment: need 0 <= met <= total, got {self.met}/{self.total}")
+
+    @property
+    def ratio(self) -> float | None:
+        """The share met, or None when no request was judged in the window."""
+        return self.met / self.total if self.total > 0 else None
