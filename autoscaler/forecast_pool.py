@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from autoscaler.forecasts import ForecastShell
+from autoscaler.forecasts import REFIT_EVERY_S, ForecastShell
 from forecasting.forecast import Forecast
 from forecasting.pool import ignore_sigint
 
@@ -44,7 +44,7 @@ class ShellSettings:
     horizon_s: float
     model: str = "auto"
     step_s: float = 10.0
-    refit_every_s: float = 3600.0
+    refit_every_s: float = REFIT_EVERY_S
     min_history_s: float = 60.0
 
 

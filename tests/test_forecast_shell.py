@@ -8,6 +8,7 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import simulate
 from adapters.simulator.forecasts import ForecastShell, shell_for
 from adapters.simulator.synthetic import generate
+from autoscaler.forecast_pool import ShellSettings
 from autoscaler.policies import PolicyContext, make_policy
 from autoscaler.policies.kpa import Kpa
 from autoscaler.policies.leadtime import Leadtime
@@ -32,6 +33,24 @@ def test_seconds_before_the_first_observed_one_are_not_history():
     assert note == "" and forecast is not None and shell.last_fit_s is not None
     assert abs(forecast.quantile(0.5)[0] - 3.0) < 0.5  # the last full step, not NaN or 0
     assert forecast.horizon_steps * forecast.step_s >= 60.0  # starts at now
+
+
+def test_fits_while_the_history_doubles_then_every_six_hours():
+    """The refit rule the simulator and the service's workers share: the first fit once there
+    is `min_history_s`, again each time the history has doubled, and at the latest
+    `REFIT_EVERY_S` after the previous fit; in between the model is only updated."""
+    shell = ForecastShell(horizon_s=60.0, model="naive", min_history_s=60.0)
+    assert ShellSettings(horizon_s=60.0).refit_every_s == shell.refit_every_s == 6 * 3600.0
+    fitted_at = []
+    for now in range(10, 30 * 3600 + 1, 10):
+        shell.feed(np.ones(10))
+        shell.last_fit_s = None
+        forecast, _ = shell.forecast(float(now))
+        if shell.last_fit_s is not None:
+            fitted_at.append(now)
+    doubling = [60 * 2**k for k in range(10)]  # 60 s ... 30,720 s (8.5 h)
+    assert fitted_at == [*doubling, 52_320, 73_920, 95_520]  # then 6 h apart, not hourly
+    assert forecast is not None
 
 
 def test_forecast_starts_at_now_and_reaches_the_horizon():
