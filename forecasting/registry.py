@@ -29,6 +29,19 @@ def model_names() -> tuple[str, ...]:
     return (*MODELS, "auto")
 
 
+def import_models(name: str) -> None:
+    """Import now the modules that model `name` (for `auto`, every candidate) will need: the
+    simulator calls this before it starts its clock, so that a replay's wall time is the
+    replay's, not a one-off second of importing statsmodels and scikit-learn at its first fit."""
+    if name == "auto":
+        from forecasting.selection import DEFAULT_CANDIDATES
+
+        for candidate in DEFAULT_CANDIDATES:
+            import_models(candidate)
+    elif name in MODELS:
+        import_module(MODELS[name][0])
+
+
 def make_forecaster(name: str, *, horizon_steps: int | None = None) -> Forecaster:
     """A new, unfitted forecaster; unknown names raise ValueError listing the known ones.
 

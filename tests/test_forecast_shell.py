@@ -71,6 +71,26 @@ def test_only_policies_that_read_forecasts_get_a_shell():
     assert shell is not None and shell.horizon_s > config.cold_start_bounds[1]
 
 
+def test_a_shell_for_the_simulator_imports_its_models_before_the_replay_starts():
+    """A replay's wall time is the replay's: statsmodels and scikit-learn's ensembles (a
+    second to import) load when the shell is made, not at its first fit."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from adapters.simulator.config import SimConfig\n"
+        "from adapters.simulator.forecasts import shell_for\n"
+        "from autoscaler.policies.leadtime import Leadtime\n"
+        "assert 'statsmodels' not in sys.modules\n"
+        "shell_for(Leadtime(), SimConfig())\n"
+        "from forecasting.registry import MODELS\n"
+        "from forecasting.selection import DEFAULT_CANDIDATES\n"
+        "assert all(MODELS[name][0] in sys.modules for name in DEFAULT_CANDIDATES)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
 def test_leadtime_in_the_simulator_sees_forecasts_and_measured_cold_starts():
     work = generate("llm-bursty", seed=1, duration=2400.0)
     config = SimConfig(cold_start_s=30.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.simulator.config import SimConfig
 from autoscaler.forecasts import ForecastShell
+from forecasting.registry import import_models
 
 __all__ = ["ForecastShell", "shell_for"]
 
@@ -17,6 +18,8 @@ def shell_for(policy: object, config: SimConfig) -> ForecastShell | None:
     reach = getattr(policy, "forecast_reach_s", None)
     if reach is None:
         return None
-    return ForecastShell(
+    shell = ForecastShell(
         horizon_s=config.cold_start_bounds[1] + reach + config.metrics_delay_s + config.node_wait_s
     )
+    import_models(shell.model)  # before the replay's clock starts, not at its first fit
+    return shell
