@@ -10,7 +10,7 @@ ahead in the history (Hyndman & Athanasopoulos, *Forecasting: Principles and Pra
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,12 @@ class HorizonErrors:
     """Measured horizons, increasing, shape (K,)."""
     table: np.ndarray
     """Error quantiles, shape (K, len(RESIDUAL_LEVELS))."""
+    _rows: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _offsets: dict[tuple[int, tuple[float, ...]], dict[float, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """`rows` and `offsets` as computed, by horizon (and levels): a model asks for the same
+    ones at every step, and they depend on nothing else (read-only arrays, shared)."""
 
     @classmethod
     def measure(cls, errors_at: Callable[[int], np.ndarray], max_step: int) -> HorizonErrors:
@@ -72,6 +78,12 @@ class HorizonErrors:
 
     def rows(self, horizon: int) -> np.ndarray:
         """Error quantiles for steps 1..horizon, shape (horizon, len(RESIDUAL_LEVELS))."""
+        rows = self._rows.get(horizon)
+        if rows is None:
+            rows = self._rows[horizon] = _read_only(self._interpolate(horizon))
+        return rows
+
+    def _interpolate(self, horizon: int) -> np.ndarray:
         k = np.arange(1, horizon + 1, dtype=float)
         last = self.steps[-1]
         position = np.interp(np.minimum(k, last), self.steps, np.arange(self.steps.size))
@@ -83,7 +95,17 @@ class HorizonErrors:
 
     def offsets(self, horizon: int, quantiles: Quantiles) -> dict[float, np.ndarray]:
         """Error quantile per requested level for steps 1..horizon."""
-        return level_columns(self.rows(horizon), quantiles)
+        key = (horizon, tuple(quantiles))
+        offsets = self._offsets.get(key)
+        if offsets is None:
+            columns = level_columns(self.rows(horizon), quantiles)
+            offsets = self._offsets[key] = {q: _read_only(v) for q, v in columns.items()}
+        return dict(offsets)
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False
+    return values
 
 
 def level_columns(rows: np.ndarray, quantiles: Quantiles) -> dict[float, np.ndarray]:

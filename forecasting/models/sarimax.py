@@ -96,6 +96,9 @@ class Sarimax(Forecaster):
         if not (math.isfinite(self.sigma_) and self.sigma_ > 0):
             raise ValueError("no innovation variance left after the fit")
         self.innovation_quantiles_ = np.quantile(innovations / self.sigma_, RESIDUAL_LEVELS)
+        self.widths_: dict[
+            tuple[int, tuple[float, ...]], tuple[np.ndarray, dict[float, np.ndarray]]
+        ] = {}
 
     def _update(self, values: np.ndarray) -> None:
         steps = np.arange(self.n_seen_ - values.size, self.n_seen_)
@@ -106,13 +109,29 @@ class Sarimax(Forecaster):
         state = lfiltic(self.ma_poly_, self.ar_poly_, self.ar_lags_[::-1], self.ma_lags_[::-1])
         errors = lfilter(self.ma_poly_, self.ar_poly_, np.zeros(horizon), zi=state)[0]
         center = self._design(steps) @ self.coef_ + errors
-        impulse = np.zeros(horizon)
-        impulse[0] = 1.0
-        psi = lfilter(self.ma_poly_, self.ar_poly_, impulse)
-        spread = self.sigma_ * np.sqrt(np.cumsum(psi**2))
-        table = self.innovation_quantiles_
-        raw = {q: self._inverse(center + spread * residual_quantile(table, q)) for q in quantiles}
+        spread, widths = self._widths(horizon, quantiles)
+        raw = {q: self._inverse(center + width) for q, width in widths.items()}
         return self._mean(center, spread), raw
+
+    def _widths(
+        self, horizon: int, quantiles: Quantiles
+    ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+        """The forecast's spread per step and each level's distance from the centre, on the
+        transformed scale: they depend only on the fitted ARMA and innovations, so they are
+        computed once per horizon and levels, not at every step's forecast."""
+        key = (horizon, tuple(quantiles))
+        if key not in self.widths_:
+            impulse = np.zeros(horizon)
+            impulse[0] = 1.0
+            psi = lfilter(self.ma_poly_, self.ar_poly_, impulse)
+            spread = self.sigma_ * np.sqrt(np.cumsum(psi**2))
+            table = self.innovation_quantiles_
+            self.widths_[key] = (
+                spread,
+                {q: spread * residual_quantile(table, q) for q in quantiles},
+            )
+        spread, widths = self.widths_[key]
+        return spread, dict(widths)
 
     # ------------------------------------------------------------------ pieces
     def _check_parameters(self) -> None:
