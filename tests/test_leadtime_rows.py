@@ -72,25 +72,17 @@ def test_no_replica_is_started_for_a_queue_that_starting_replicas_drain():
     assert int(result.start[0]) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leadtime_rows.decide releases starting replicas that the drain test counted on: "
-    "replicas started for a queue are not in `keep`, so ski-rental never holds them",
-)
-def test_starting_replicas_that_drain_the_queue_are_kept():
-    # expected desired = 3 (the ready one and the two starting); got 1
+def test_starting_replicas_that_drain_the_queue_are_kept_as_far_as_the_queue_needs_them():
+    # 1 ready + 2 starting, 300 queued: two replicas drain it within the lead time (43 s), so
+    # two are kept: ceil((1 + 300 / 62) x 2 / 8); the third goes
+    assert drains_within_lead(2, queue=300)
     policy = Leadtime(CONFIG)
     decision, _ = policy.decide(
         queued(300.0, ready=1, pending=2, queue=300), policy.initial_state(0.0, 1)
     )
-    assert decision.desired == 3
+    assert decision.desired == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rule starts a replica for a queue, then cancels it the next tick (the drain test "
-    "counts it, ski-rental does not hold it), then starts it again: 2, 1, 2, 1 on the same input",
-)
 def test_a_replica_started_for_a_queue_is_not_cancelled_while_it_starts():
     policy = Leadtime(CONFIG)
     state = policy.initial_state(0.0, 1)
@@ -98,24 +90,25 @@ def test_a_replica_started_for_a_queue_is_not_cancelled_while_it_starts():
     assert first.desired == 2  # ceil((1 + 300 / 62) × 2 / 8)
     # the same queue two seconds later, the replica asked for still starting
     second, state = policy.decide(queued(302.0, ready=1, pending=1, queue=300), state)
-    assert second.desired == 2  # got 1
+    assert second.desired == 2
 
 
 @pytest.mark.parametrize(
     ("ready", "pending", "queue"),
     [(1, 0, 300), (1, 2, 1000), (2, 1, 2000), (4, 0, 1500)],
 )
-def test_too_few_starting_replicas_for_the_queue_start_more(ready, pending, queue):
+def test_a_queue_left_when_new_replicas_would_be_ready_gets_them(ready, pending, queue):
     current = ready + pending
     assert not drains_within_lead(current, queue)
     policy = Leadtime(CONFIG)
     decision, _ = policy.decide(
         queued(300.0, ready=ready, pending=pending, queue=queue), policy.initial_state(0.0, 1)
     )
-    assert decision.desired > current
-    assert drains_within_lead(decision.desired, queue)
-    # and no more than draining it within one lead time takes
-    assert decision.desired == math.ceil((1.0 + queue / LEAD_S) * SERVICE_S / SLOTS)
+    # what is left when a replica asked for now is ready drains within DRAIN_S of that moment
+    left = queue + (1.0 - current * SLOTS / SERVICE_S) * LEAD_S
+    assert left > 0
+    drain = leadtime_rows.DRAIN_S
+    assert decision.desired == max(current, math.ceil((1.0 + left / drain) * SERVICE_S / SLOTS))
 
 
 # --- an unforecast burst --------------------------------------------------------------------

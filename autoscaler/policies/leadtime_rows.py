@@ -51,6 +51,8 @@ STABLE_S = 60
 """Seconds of arrivals the safety net keeps replicas for (Knative's stable window): a lull of a
 few seconds inside a burst does not count as a gap."""
 PEAKEDNESS_MAX = 30.0
+DRAIN_S = 30.0
+"""How soon after new replicas are ready a queue left by a burst should be gone."""
 
 
 @dataclass
@@ -262,12 +264,15 @@ def _forecast_need(
 def _reactive(
     inputs: RowInputs, lead: np.ndarray, model: Model
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(replicas the observed rate needs over the stable window, replicas to start for the rate
-    of the last seconds and for the queue, that rate).
+    """(replicas to keep: what the rate over the stable window needs and what drains the queue
+    within one lead time; replicas to start for the rate of the last seconds and for the queue;
+    that rate).
 
-    The queue counts only when the replicas asked for already (ready and starting) would not
-    drain it within one lead time: then a replica started now helps, else it would be ready
-    after the queue it is meant for is gone."""
+    The queue counts only when the replicas asked for already (ready and starting) would leave
+    some of it when a replica started now is ready: then enough are started to drain what is
+    left within `DRAIN_S` of that moment (every request arriving behind a queue waits); else a
+    replica started now would be ready after the queue it is meant for is gone. The replicas
+    that drain it within one lead time are kept until it drains."""
     slots, service = model[0], model[1]
     rate = inputs.recent_arrivals / np.maximum(inputs.recent_seconds, 1)
     stable = inputs.stable_arrivals / np.maximum(inputs.stable_seconds, 1)
@@ -277,13 +282,19 @@ def _reactive(
     )
     need = np.where(inputs.poke, np.maximum(need, 1), need)
     queue = inputs.queue_tail[:, -1] if inputs.queue_tail.shape[1] else np.zeros(len(rate))
-    spare = inputs.current * slots / service - rate
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drain_s = np.where(queue > 0, queue / np.maximum(spare, 1e-9), 0.0)
-    backlog = np.ceil((rate + queue / lead) * service / slots - 1e-9).astype(np.int64)
+    # the queue when a replica asked for now is ready, if the replicas asked for already (ready
+    # and starting, counted as serving from now: the kind assumption) keep serving the rate
+    left = queue + (rate - inputs.current * slots / service) * lead
+    backlog = np.ceil((rate + np.maximum(left, 0) / DRAIN_S) * service / slots - 1e-9)
+    backlog = backlog.astype(np.int64)
     start = np.maximum(need, burst)
-    start = np.where(drain_s > lead, np.maximum(start, backlog), start)
-    return need, start, rate
+    start = np.where(left > 0, np.maximum(start, backlog), start)
+    # the replicas draining the queue (ready, starting or started now) are kept until it drains
+    drains = np.ceil((rate + queue / lead) * service / slots - 1e-9).astype(np.int64)
+    keep = np.maximum(
+        need, np.minimum(np.maximum(drains, backlog), np.maximum(inputs.current, start))
+    )
+    return keep, start, rate
 
 
 def _usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:

@@ -28,13 +28,13 @@ on c / z servers: the same load in fewer, larger lumps.
 
 Everything is on arrays, one service per row: the same function sizes one service or ten thousand.
 Erlang's B is computed from the Poisson distribution, B(c, a) = pmf(c; a) / cdf(c; a), which is
-exact, vectorised and stable for hundreds of servers (scipy's `pdtr`).
+exact, vectorised and stable for hundreds of servers, and continuous in c (scipy's `gammaincc`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, pdtr
+from scipy.special import gammaincc, gammaln
 
 LEVEL_Z = np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0)])
 LEVEL_WEIGHTS = np.array([1 / 6, 2 / 3, 1 / 6])
@@ -56,7 +56,9 @@ def erlang_c(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
     cs, as_ = np.where(stable, c, 1.0), np.where(stable, a, 0.5)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         log_pmf = cs * np.log(as_) - as_ - gammaln(cs + 1)
-        blocking = np.exp(log_pmf) / np.maximum(pdtr(cs, as_), 1e-300)
+        # P(Poisson(a) <= c) as the regularised upper incomplete gamma, continuous in c (Hayward's
+        # c / z and learned slots are rarely whole)
+        blocking = np.exp(log_pmf) / np.maximum(gammaincc(cs + 1, as_), 1e-300)
         waits = blocking / (1 - (as_ / cs) * (1 - blocking))
     out = np.where(a >= c, 1.0, 0.0)
     return np.where(stable, np.clip(waits, 0.0, 1.0), np.where(a <= 0, 0.0, out))
