@@ -89,9 +89,10 @@ class Forecaster(BaseEstimator):
     def update(self, y_new: np.ndarray | float) -> Forecaster:
         """Append newly observed values; never raises (a failure switches to the fallback)."""
         try:
-            values = np.atleast_1d(np.asarray(y_new, dtype=float)).ravel()
-            last = self.history_[-1] if self.history_.size else 0.0
-            values = clean(np.concatenate([[last], values])).values[1:]
+            values = np.array(y_new, dtype=float, ndmin=1).ravel()
+            if not (np.isfinite(values).all() and (values >= 0).all()):  # else clean as is
+                last = self.history_[-1] if self.history_.size else 0.0
+                values = clean(np.concatenate([[last], values])).values[1:]
             self.history_ = np.concatenate([self.history_, values])[-self.history_cap_ :]
             self.n_seen_ += values.size
             if not self.fallback_:

@@ -62,10 +62,15 @@ def tidy(
     fixes that without changing the set of values.
     """
     levels = sorted(quantiles)
-    mean = np.clip(np.nan_to_num(np.asarray(mean, dtype=float), nan=0.0, posinf=0.0), 0, None)
+    mean = np.asarray(mean, dtype=float)
+    finite = np.isfinite(mean)
+    mean = np.maximum(mean if finite.all() else np.where(finite, mean, 0.0), 0.0)
     if not levels:
         return Forecast(mean, {}, step_s, model)
     table = np.stack([np.asarray(quantiles[q], dtype=float) for q in levels])
-    table = np.where(np.isfinite(table), table, mean[None, :])
-    table = np.sort(np.clip(table, 0, None), axis=0)
+    finite = np.isfinite(table)
+    if not finite.all():
+        table = np.where(finite, table, mean[None, :])
+    np.maximum(table, 0.0, out=table)
+    table.sort(axis=0)
     return Forecast(mean, {q: table[i] for i, q in enumerate(levels)}, step_s, model)

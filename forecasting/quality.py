@@ -32,6 +32,9 @@ class LiveQuality:
     def __post_init__(self) -> None:
         self._errors = np.zeros((self.window, 3))  # |median error|, |reference error|, inside
         self._count = 0
+        self._means: tuple[float, float, float] | None = None
+        """Column means of the window, kept until the next outcome: a shell asks for the
+        verdict at every policy tick but records an outcome once per step."""
 
     def record(
         self, actual: float, median: float, lower: float, upper: float, reference: float
@@ -46,21 +49,30 @@ class LiveQuality:
             lower <= actual <= upper,
         )
         self._count += 1
+        self._means = None
 
     @property
     def outcomes(self) -> int:
         return min(self._count, self.window)
 
+    def _column_means(self) -> tuple[float, float, float]:
+        if self._means is None:
+            rows = self._errors[: self.outcomes]
+            if rows.size:
+                error, scale, inside = (float(rows[:, column].mean()) for column in range(3))
+                self._means = (error, scale, inside)
+            else:
+                self._means = (math.nan, 0.0, math.nan)
+        return self._means
+
     @property
     def mase(self) -> float:
-        rows = self._errors[: self.outcomes]
-        scale = rows[:, 1].mean() if rows.size else 0.0
-        return float(rows[:, 0].mean() / scale) if scale > 0 else math.nan
+        error, scale, _ = self._column_means()
+        return error / scale if scale > 0 else math.nan
 
     @property
     def coverage(self) -> float:
-        rows = self._errors[: self.outcomes]
-        return float(rows[:, 2].mean()) if rows.size else math.nan
+        return self._column_means()[2]
 
     def verdict(self) -> tuple[bool, str]:
         """(usable, why). Too few outcomes yet counts as usable: there is nothing against it."""
