@@ -42,6 +42,7 @@ from autoscaler.sharding import (
     default_identity,
     is_subdomain,
 )
+from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S
 from forecasting.registry import model_names
 
 LIVE, DRY_RUN = "live", "dry-run"
@@ -86,10 +87,12 @@ class PolicyConfig:
     `services.<namespace>/<name>` may override any of them for one service. KPA settings keep
     Knative's names and meanings."""
 
-    quantile: float = 0.9
+    slo_ttft_s: float = SLO_TTFT_DEFAULT_S
+    """The objective: time to first token within this for `slo_target` of requests."""
+    slo_target: float = SLO_TARGET_DEFAULT
     horizon_s: float = 60.0
     cold_start_prior_s: float = 60.0
-    scale_down_delay_s: float = 120.0
+    scale_down_delay_s: float = 0.0
     hold_leads: float = 2.0
     metric: str = CONCURRENCY
     container_concurrency: int = 0
@@ -123,7 +126,8 @@ class PolicyConfig:
             )
             return LeadtimeConfig(
                 kpa=kpa,
-                quantile=self.quantile,
+                slo_ttft_s=self.slo_ttft_s,
+                slo_target=self.slo_target,
                 horizon_s=self.horizon_s,
                 cold_start_prior_s=self.cold_start_prior_s,
                 scale_down_delay_s=self.scale_down_delay_s,
@@ -661,7 +665,8 @@ _FORECASTING_KEYS: dict[str, _Key] = {
 }
 
 _POLICY_KEYS: dict[str, _Key] = {
-    "quantile": _Key("quantile", _number(0.5, 1, high_open=True)),
+    "slo_ttft": _seconds("slo_ttft_s", _duration(0, 600, low_open=True)),
+    "slo_target": _Key("slo_target", _number(0.5, 1, high_open=True)),
     "horizon": _seconds("horizon_s", _duration(0, low_open=True)),
     "cold_start_prior": _seconds("cold_start_prior_s", _duration(0, low_open=True)),
     "scale_down_delay": _seconds("scale_down_delay_s", _duration(0)),

@@ -3,7 +3,8 @@
 
 Each tick: one `MetricsSource.snapshot` for all services, written into one fleet-wide ring
 (`fleet.py`); the services in the policy's steady regime decided together on arrays
-(`policies/leadtime_fleet.py`), the others one by one by the scalar policy, with the forecast
+(`policies/leadtime_rows.py`), the others one by one by `Leadtime.decide` (the same rule, one
+row), with the forecast
 each service's worker last produced; and `Actuator.apply` for the decisions that change a
 replica count. Forecasting runs in worker processes (`forecast_pool.py`); a tick hands them
 the new seconds and never waits for them.
@@ -34,8 +35,8 @@ from autoscaler.config import Config, PolicyConfig
 from autoscaler.fleet import Fleet
 from autoscaler.forecast_pool import ForecastPool, ForecastResult
 from autoscaler.forecasts import shift_forecast
-from autoscaler.policies import keepalive, leadtime_fleet
-from autoscaler.policies.leadtime import Leadtime
+from autoscaler.policies import keepalive, leadtime_rows
+from autoscaler.policies.leadtime import Leadtime, detail
 from autoscaler.policy import Decision, Observation
 from autoscaler.ports import (
     Actuator,
@@ -121,13 +122,7 @@ class ControlLoop:
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
         self._reason_counters: dict[str, Any] = {}
         shared = Leadtime(config.policy.leadtime_config())
-        hold_ticks = math.ceil(_longest_hold(shared) / config.tick_s) + 2
-        self.fleet = Fleet(
-            shared,
-            max(DISPLAY_S, int(math.ceil(shared.history_s))),
-            hold_ticks,
-            hold_limit_s=_longest_hold(shared),
-        )
+        self.fleet = Fleet(shared, max(DISPLAY_S, int(math.ceil(shared.history_s))))
         self.telemetry.watch(self)
 
     # ------------------------------------------------------------------------ running
@@ -185,8 +180,10 @@ class ControlLoop:
         fresh = self.fleet.ingest(snapshot) if metrics_ok else np.zeros(0, dtype=bool)
         ordered = [self.states[key] for key in keys]
         for key, item in snapshot.items():
-            if isinstance(item, MetricsChunk) and item.extras and key in self.states:
-                self.states[key].signals.update(item.extras)
+            if isinstance(item, MetricsChunk) and key in self.states:
+                self.states[key].attainment = item.attainment
+                if item.extras:
+                    self.states[key].signals.update(item.extras)
         for state in ordered:
             state.status = statuses.get(state.key, state.status)
         fast, result = self._decide_fleet(ordered, snapshot, fresh, now)
@@ -194,7 +191,7 @@ class ControlLoop:
         changes: dict[ServiceKey, int] = {}
         no_data = 0
         for state in ordered:
-            if fast is not None and fast[state.row]:
+            if fast is not None and result is not None and fast[state.row]:
                 if routine[state.row]:
                     continue
                 record = self._fleet_record(state, result, now)
@@ -228,9 +225,7 @@ class ControlLoop:
         observation = self._observation(state, item, now)
         fleet = self.fleet
         if fleet.in_fleet[state.row]:  # leaving the fleet path: its state as the policy holds it
-            state.policy_state = fleet.leave(
-                state.row, state.policy_state.idle, now, state.status.cold_start_s
-            )
+            state.policy_state = fleet.leave(state.row, state.policy_state.idle)
         if state.policy_state is None:  # first data: start as Knative starts a new decider
             state.policy_state = state.policy.initial_state(now, state.status.ready)
         try:
@@ -241,7 +236,7 @@ class ControlLoop:
         if (
             self.fleet_path
             and state.shares_policy
-            and fleet.eligible(state.policy_state, state.status.ready, state.status.cold_start_s)
+            and fleet.eligible(state.policy_state, state.status.ready)
         ):
             fleet.join(state.row, state.policy_state)
         decision = self._guard(decision, current, now)
@@ -254,7 +249,7 @@ class ControlLoop:
         snapshot: Mapping[ServiceKey, MetricsChunk | NoData],
         fresh: np.ndarray,
         now: float,
-    ) -> tuple[np.ndarray | None, Any]:
+    ) -> tuple[np.ndarray | None, leadtime_rows.RowDecision | None]:
         """Decide every service in the steady regime at once; returns the rows it decided."""
         fleet = self.fleet
         n = fleet.ring.n_rows
@@ -265,16 +260,20 @@ class ControlLoop:
             return None, None
         rows = np.array([state.row for state in ordered], dtype=np.intp)
         ready = np.zeros(n, dtype=np.int64)
+        current = np.zeros(n, dtype=np.int64)
         cold = np.full(n, math.nan)
+        poke = np.zeros(n, dtype=bool)
         ready[rows] = [state.status.ready for state in ordered]
+        current[rows] = [state.status.desired for state in ordered]
         cold[rows] = [
             math.nan if state.status.cold_start_s is None else state.status.cold_start_s
             for state in ordered
         ]
-        for key, item in snapshot.items():  # a poke goes through the scalar path
+        for key, item in snapshot.items():  # a poke goes through `Leadtime.decide`
             if isinstance(item, MetricsChunk) and item.poke and key in self.states:
-                candidates[self.states[key].row] = False
-        result = fleet.decide(now, ready, cold, candidates)
+                poke[self.states[key].row] = True
+        candidates &= ~poke
+        result = fleet.decide(now, ready, current, cold, poke)
         fast = candidates & ~result.leaves_regime
         fleet.commit(result, np.flatnonzero(fast))
         closed = np.flatnonzero(fast & result.closed_idle)
@@ -289,13 +288,17 @@ class ControlLoop:
         return fast, result
 
     def _routine(
-        self, fast: np.ndarray | None, result: Any, ordered: list[ServiceState], now: float
+        self,
+        fast: np.ndarray | None,
+        result: leadtime_rows.RowDecision | None,
+        ordered: list[ServiceState],
+        now: float,
     ) -> np.ndarray:
         """Fleet rows whose decision repeats the last one and matches the current scale:
         nothing to record or apply, only to count (most of them, most of the time)."""
         fleet = self.fleet
         n = fleet.ring.n_rows
-        if fast is None:
+        if fast is None or result is None:
             return np.zeros(n, dtype=bool)
         current = np.zeros(n, dtype=np.int64)
         current[[state.row for state in ordered]] = [state.status.desired for state in ordered]
@@ -310,19 +313,21 @@ class ControlLoop:
             & (result.desired == fleet.last_desired[:n])
             & (result.reason == fleet.last_code[:n])
         )
-        counts = np.bincount(result.reason[routine], minlength=len(leadtime_fleet.REASONS))
+        counts = np.bincount(result.reason[routine], minlength=len(leadtime_rows.REASONS))
         for code, count in enumerate(counts):
             if count:
-                self._count_reason(leadtime_fleet.REASONS[code], int(count))
+                self._count_reason(leadtime_rows.REASONS[code], int(count))
         return routine
 
-    def _fleet_record(self, state: ServiceState, result: Any, now: float) -> DecisionRecord:
+    def _fleet_record(
+        self, state: ServiceState, result: leadtime_rows.RowDecision, now: float
+    ) -> DecisionRecord:
         """The fleet path's decision for one service, guarded and described."""
         state.data_status = "ok"
         row = state.row
         code = int(result.reason[row])
-        reason = leadtime_fleet.REASONS[code]
-        if code == leadtime_fleet.FALLBACK:  # the same words as the scalar path (`_forecast`)
+        reason = leadtime_rows.REASONS[code]
+        if code == leadtime_rows.FALLBACK:  # the same words as the scalar path (`_forecast`)
             note = self._forecast(state, now)[1] if state.forecast is not None else ""
             reason = f"fallback:{note or state.forecast_note or 'no forecast'}"
         current = state.status.desired
@@ -331,8 +336,8 @@ class ControlLoop:
         last = state.last
         if last is not None and (last.desired, last.reason) == (decision.desired, decision.reason):
             return DecisionRecord(now, decision.desired, decision.reason, last.detail, apply)
-        detail = decision.detail or _fleet_detail(self.fleet, result, row, state.status.ready)
-        return DecisionRecord(now, decision.desired, decision.reason, detail, apply)
+        line = decision.detail or detail(result, row)
+        return DecisionRecord(now, decision.desired, decision.reason, line, apply)
 
     def _guard(self, decision: Decision, current: int, now: float) -> Decision:
         """No scale-down during the warm-up window after a (re)start."""
@@ -361,6 +366,7 @@ class ControlLoop:
             forecast=forecast,
             forecast_note=note,
             cold_start_s=status.cold_start_s,
+            attainment=chunk.attainment,
         )
 
     def _forecast(self, state: ServiceState, now: float):
@@ -440,8 +446,9 @@ class ControlLoop:
             return
         config = settings.leadtime_config()
         previous, state.settings = state.settings, settings
+        state.slo_target, state.slo_ttft_s = settings.slo_target, settings.slo_ttft_s
         if self.fleet.in_fleet[state.row]:
-            self.fleet.leave(state.row, state.policy_state.idle, now, state.status.cold_start_s)
+            self.fleet.leave(state.row, state.policy_state.idle)
         state.policy, state.policy_state = Leadtime(config), None
         if previous is None or settings.paused != previous.paused:  # an API pause outlives edits
             state.paused = settings.paused
@@ -455,6 +462,7 @@ class ControlLoop:
         state = ServiceState(
             key, policy, None, row, paused=settings.paused, settings=settings, shares_policy=shares
         )
+        state.slo_target, state.slo_ttft_s = settings.slo_target, settings.slo_ttft_s
         if self.forecasts is not None:
             state.warming = True
             pull = asyncio.ensure_future(self._warm_start(state, now))
@@ -584,20 +592,4 @@ def _parse_key(text: str) -> ServiceKey:
     return ServiceKey(namespace, name)
 
 
-_REASON_CODES = {reason: code for code, reason in enumerate(leadtime_fleet.REASONS)}
-
-
-def _longest_hold(policy: Leadtime) -> float:
-    """The longest hold the fleet path keeps rings for: a cold start of up to twice the prior
-    (a service measured slower is decided by the scalar policy; rings sized for the rare slow
-    service would make every service's ring longer, and the tick slower)."""
-    cfg = policy.config
-    return cfg.hold_s(cfg.lead_time_s(2 * cfg.cold_start_prior_s))
-
-
-def _fleet_detail(fleet: Fleet, result: Any, row: int, ready: int) -> str:
-    """What the scalar policy would say, from the fleet path's arrays (built on changes only)."""
-    kpa = leadtime_fleet.kpa_fleet.detail(result.kpa, fleet.policy.config.kpa, row, ready)
-    base, total = int(result.base[row]), int(result.predictive[row])
-    reactive = int(result.kpa.desired[row])
-    return f"{kpa}; forecast -> {base} + headroom {total - base}; reactive {reactive}"
+_REASON_CODES = {reason: code for code, reason in enumerate(leadtime_rows.REASONS)}

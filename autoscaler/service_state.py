@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from autoscaler.policies.leadtime import Leadtime
 from autoscaler.ports import ReplicaStatus, ServiceKey
+from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S, Attainment
 from forecasting.forecast import Forecast
 
 DISPLAY_S = 900
@@ -70,6 +71,13 @@ class ServiceState:
     decisions: deque[DecisionRecord] = field(default_factory=lambda: deque(maxlen=50))
     signals: dict[str, float] = field(default_factory=dict)
     """Newest values of the further signals the source reads (KV-cache use, tokens/s, ...)."""
+    attainment: Attainment | None = None
+    """The newest measured SLO attainment (requests within `slo_ttft_s` over the source's
+    window, and where the counts came from); None when the source cannot tell."""
+    slo_target: float = SLO_TARGET_DEFAULT
+    """The share of requests that must meet the objective."""
+    slo_ttft_s: float = SLO_TTFT_DEFAULT_S
+    """The objective's time to first token (seconds)."""
     fed_until: int | None = None
     """The second up to which arrivals were handed to the forecasting workers."""
     warming: bool = False

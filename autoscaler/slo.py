@@ -56,6 +56,8 @@ SLO_TTFT_DEFAULT_S = 2.0
 """The objective's time to first token when a service sets none."""
 SLO_TARGET_DEFAULT = 0.99
 """The share of requests that must meet it when a service sets none."""
+ATTAINMENT_WINDOW_S = 600.0
+"""The sliding window a service's attainment is measured over (simulator and Prometheus)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,9 +76,11 @@ class Telemetry:
         )
 
     def watch(self, loop: Any) -> None:
-        """Export every service's desired and ready replicas from the loop's state at scrape
-        time: setting two gauges per service per tick would cost more than deciding."""
+        """Export every service's desired and ready replicas, and its SLO and measured
+        attainment, from the loop's state at scrape time: setting gauges per service per tick
+        would cost more than deciding."""
         self.registry.register(_ReplicaCollector(loop))
+        self.registry.register(_SloCollector(loop))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -122,3 +124,45 @@ class _ReplicaCollector(Collector):
             ready.add_metric(labels, state.status.ready)
         yield desired
         yield ready
+
+
+class _SloCollector(Collector):
+    """Each service's objective and its measured attainment, read from the control loop when
+    Prometheus scrapes: `leadtime_slo_ttft_seconds`, `leadtime_slo_target_ratio` and
+    `leadtime_slo_attainment_ratio` (absent while the service's attainment is unknown, or no
+    request was judged in the source's window)."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+
+    def describe(self) -> list:
+        return []  # unchecked: the families are built at collect time
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ttft = GaugeMetricFamily(
+            "leadtime_slo_ttft_seconds",
+            "The service's objective: time to first token a request must meet.",
+            labels=SERVICE_LABELS,
+        )
+        target = GaugeMetricFamily(
+            "leadtime_slo_target_ratio",
+            "Share of the service's requests that must meet its time to first token.",
+            labels=SERVICE_LABELS,
+        )
+        attained = GaugeMetricFamily(
+            "leadtime_slo_attainment_ratio",
+            "Measured share of the service's recent requests that met its time to first token "
+            "(over the metrics source's window; a lower bound where a histogram's bucket edge "
+            "falls below the objective).",
+            labels=SERVICE_LABELS,
+        )
+        for state in list(self.loop.states.values()):
+            labels = [state.key.namespace, state.key.name]
+            ttft.add_metric(labels, state.slo_ttft_s)
+            target.add_metric(labels, state.slo_target)
+            ratio = state.attainment.ratio if state.attainment is not None else None
+            if ratio is not None:
+                attained.add_metric(labels, ratio)
+        yield ttft
+        yield target
+        yield attained

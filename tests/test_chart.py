@@ -47,7 +47,7 @@ COMBINATIONS = {
         },
         "api": {"tokenSecret": "leadtime-api"},
         "serviceMonitor": {"enabled": True},
-        "config": {"policy": {"quantile": 0.95}},
+        "config": {"policy": {"slo_target": 0.95}},
     },
     "three replicas sharing the services": {
         "replicaCount": 3,
@@ -163,7 +163,7 @@ def test_the_configuration_the_chart_writes_is_one_leadtime_accepts(case, tmp_pa
     assert config.http.host == "0.0.0.0" and config.mode == "live"
     assert (config.http.token is not None) == ("tokenSecret" in COMBINATIONS[case].get("api", {}))
     if "config" in COMBINATIONS[case]:
-        assert config.policy.quantile == 0.95  # the user's own settings reach Leadtime
+        assert config.policy.slo_target == 0.95  # the user's own settings reach Leadtime
     election = COMBINATIONS[case].get("leaderElection", {})
     assert config.leader_election.enabled == election.get("enabled", False)
     if election:

@@ -48,7 +48,7 @@ forecasting:
   min_history: 5m
   workers: 4
 policy:
-  quantile: 0.95
+  slo_target: 0.95
   horizon: 2m
   cold_start_prior: 90
   scale_down_delay: 5m
@@ -64,7 +64,7 @@ policy:
   paused: true
 services:
   default/chat:
-    quantile: 0.99
+    slo_target: 0.99
     max_scale: 40
   team-a/embed-1:
 simulator:
@@ -130,7 +130,7 @@ def test_a_full_file_sets_every_key(tmp_path):
     assert config.http == HttpConfig("0.0.0.0", 9090, "s3cret", None, 1024)
     assert config.forecasting == ForecastingConfig("ets", 30.0, 7200.0, 300.0, 4)
     policy = PolicyConfig(
-        quantile=0.95,
+        slo_target=0.95,
         horizon_s=120.0,
         cold_start_prior_s=90.0,
         scale_down_delay_s=300.0,
@@ -158,7 +158,7 @@ def test_a_full_file_sets_every_key(tmp_path):
 
 def test_the_full_files_policy_becomes_the_leadtime_config(tmp_path):
     leadtime = load_config(write(tmp_path, FULL), env={}).policy.leadtime_config()
-    assert leadtime.quantile == 0.95 and leadtime.horizon_s == 120.0
+    assert leadtime.slo_target == 0.95 and leadtime.horizon_s == 120.0
     assert leadtime.cold_start_prior_s == 90.0 and leadtime.scale_down_delay_s == 300.0
     assert leadtime.hold_leads == 3.0
     assert leadtime.kpa == KpaConfig(
@@ -207,7 +207,7 @@ def test_shown_config_loads_back_to_the_same_config(tmp_path):
     assert load_config(write(tmp_path, text, "shown.yaml"), env={}) == config
     assert "token" not in config_to_mapping(config)["http"]
     assert config_to_mapping(config)["services"] == {
-        "default/chat": {"quantile": 0.99, "max_scale": 40},
+        "default/chat": {"slo_target": 0.99, "max_scale": 40},
         "team-a/embed-1": {},
     }
 
@@ -223,7 +223,7 @@ def test_the_token_is_never_in_a_repr():
 def test_environment_overrides_the_defaults_and_reads_yaml_scalars():
     env = {
         "LEADTIME_HTTP__PORT": "9090",
-        "LEADTIME_POLICY__QUANTILE": "0.95",
+        "LEADTIME_POLICY__SLO_TARGET": "0.95",
         "LEADTIME_MODE": "dry-run",
         "LEADTIME_TICK": "1s",
         "LEADTIME_SIMULATOR__WORKLOADS": "llm-bursty, web-diurnal,llm-bursty",
@@ -233,7 +233,7 @@ def test_environment_overrides_the_defaults_and_reads_yaml_scalars():
     }
     config = load_config(None, env=env)
     assert config.http.port == 9090
-    assert config.policy.quantile == 0.95 and config.policy.paused
+    assert config.policy.slo_target == 0.95 and config.policy.paused
     assert config.policy.target is None
     assert config.mode == "dry-run" and config.tick_s == 1.0
     assert config.simulator.workloads == ("llm-bursty", "web-diurnal", "llm-bursty")
@@ -291,7 +291,10 @@ def test_a_service_link_lookalike_without_its_service_is_an_error():
         ({"LEADTIME_SERVICES__DEFAULT/CHAT": "1"}, ["LEADTIME_SERVICES__DEFAULT/CHAT", "file"]),
         ({"LEADTIME_HTTP__PORT": "x"}, ["LEADTIME_HTTP__PORT (http.port)", "1..65535", "'x'"]),
         ({"LEADTIME_TICK": "forever"}, ["LEADTIME_TICK (tick)", "[0.1s, 1m]"]),
-        ({"LEADTIME_POLICY__QUANTILE": "[1"}, ["LEADTIME_POLICY__QUANTILE (policy.quantile)"]),
+        (
+            {"LEADTIME_POLICY__SLO_TARGET": "[1"},
+            ["LEADTIME_POLICY__SLO_TARGET (policy.slo_target)"],
+        ),
         ({"LEADTIME_MODE": "on"}, ["LEADTIME_MODE (mode)", "'live', 'dry-run'", "'on'"]),
         (
             {"LEADTIME_SIMULATOR__WORKLOADS": "llm-bursty,nope"},
@@ -312,22 +315,22 @@ def test_bad_environment_variables_are_named(env, expected):
 def test_service_overrides_apply_over_the_environment_overridden_defaults(tmp_path):
     text = """\
 policy:
-  quantile: 0.8
+  slo_target: 0.8
   min_scale: 1
 services:
   default/chat:
-    quantile: 0.99
+    slo_target: 0.99
     horizon: 5m
   prod/llama:
     max_scale: 3
 """
     env = {"LEADTIME_POLICY__MIN_SCALE": "2", "LEADTIME_POLICY__HORIZON": "2m"}
     config = load_config(write(tmp_path, text), env=env)
-    assert config.policy == PolicyConfig(quantile=0.8, min_scale=2, horizon_s=120.0)
+    assert config.policy == PolicyConfig(slo_target=0.8, min_scale=2, horizon_s=120.0)
     chat = config.policy_for("default", "chat")
-    assert chat == PolicyConfig(quantile=0.99, min_scale=2, horizon_s=300.0)
+    assert chat == PolicyConfig(slo_target=0.99, min_scale=2, horizon_s=300.0)
     llama = config.policy_for("prod", "llama")
-    assert llama == PolicyConfig(quantile=0.8, min_scale=2, horizon_s=120.0, max_scale=3)
+    assert llama == PolicyConfig(slo_target=0.8, min_scale=2, horizon_s=120.0, max_scale=3)
     assert llama.leadtime_config().kpa.max_scale == 3
     assert config.policy_for("prod", "other") == config.policy
 
@@ -340,7 +343,7 @@ def test_a_service_override_conflicting_with_the_defaults_names_the_service():
 
 
 def test_services_cannot_be_changed_after_load():
-    config = config_from_mapping({"services": {"a/b": {"quantile": 0.6}}})
+    config = config_from_mapping({"services": {"a/b": {"slo_target": 0.6}}})
     with pytest.raises(TypeError):
         config.services["a/c"] = PolicyConfig()
 
@@ -348,16 +351,19 @@ def test_services_cannot_be_changed_after_load():
 # --- bad input: one message naming the key path and what is allowed -----------------------------
 
 BAD = [
-    ({"quantile": 0.9}, ["config: unknown key 'quantile'", "allowed: mode, tick, http"]),
+    ({"slo_target": 0.9}, ["config: unknown key 'slo_target'", "allowed: mode, tick, http"]),
     ({"http": {"prot": 1}}, ["config http: unknown key 'prot'", "did you mean 'port'?"]),
     ({"forecasting": {"steps": "1m"}}, ["config forecasting: unknown key 'steps'", "step"]),
-    ({"policy": {"quantil": 0.9}}, ["config policy: unknown key 'quantil'", "allowed: quantile"]),
+    (
+        {"policy": {"slo_targe": 0.9}},
+        ["config policy: unknown key 'slo_targe'", "allowed: slo_ttft, slo_target"],
+    ),
     ({"policy": {"horizon_s": 60}}, ["config policy: unknown key 'horizon_s'", "horizon"]),
     ({"simulator": {"sped": 1}}, ["config simulator: unknown key 'sped'", "speed"]),
     ({"prometheus": {"uri": "http://p"}}, ["config prometheus: unknown key 'uri'", "url"]),
     (
-        {"services": {"default/chat": {"quantil": 0.9}}},
-        ["config services.default/chat: unknown key 'quantil'", "allowed: quantile"],
+        {"services": {"default/chat": {"slo_targe": 0.9}}},
+        ["config services.default/chat: unknown key 'slo_targe'", "allowed: slo_ttft, slo_target"],
     ),
     ({7: 1}, ["config: unknown key 7"]),
     ({"http": 5}, ["config http: expected a mapping, got 5"]),
@@ -380,10 +386,10 @@ BAD = [
     ({"forecasting": {"model": "prophet"}}, ["config forecasting.model", "'auto'", "'prophet'"]),
     ({"forecasting": {"step": "-1s"}}, ["config forecasting.step", "[1s, 1h]"]),
     ({"forecasting": {"workers": 65}}, ["config forecasting.workers", "1..64"]),
-    ({"policy": {"quantile": 1.0}}, ["config policy.quantile", "[0.5, 1)", "got 1.0"]),
-    ({"policy": {"quantile": 0.4}}, ["config policy.quantile", "[0.5, 1)"]),
-    ({"policy": {"quantile": float("nan")}}, ["config policy.quantile", "got nan"]),
-    ({"policy": {"quantile": "0.9"}}, ["config policy.quantile", "a number", "got '0.9'"]),
+    ({"policy": {"slo_target": 1.0}}, ["config policy.slo_target", "[0.5, 1)", "got 1.0"]),
+    ({"policy": {"slo_target": 0.4}}, ["config policy.slo_target", "[0.5, 1)"]),
+    ({"policy": {"slo_target": float("nan")}}, ["config policy.slo_target", "got nan"]),
+    ({"policy": {"slo_target": "0.9"}}, ["config policy.slo_target", "a number", "got '0.9'"]),
     ({"policy": {"horizon": 0}}, ["config policy.horizon", "> 0s"]),
     ({"policy": {"horizon": "soon"}}, ["config policy.horizon", "got 'soon'"]),
     ({"policy": {"scale_down_delay": "-2m"}}, ["config policy.scale_down_delay", ">= 0s"]),
@@ -441,14 +447,14 @@ def test_bad_values_name_the_key_path_and_what_is_allowed(data, expected):
     ],
 )
 def test_bad_service_keys_are_refused_with_the_rule(key):
-    message = error_of({"services": {key: {"quantile": 0.9}}})
+    message = error_of({"services": {key: {"slo_target": 0.9}}})
     assert message.startswith("config services: expected keys namespace/name")
     assert "DNS-1123" in message and repr(key) in message
 
 
 def test_a_source_name_starts_every_message():
-    with pytest.raises(InputError, match=r"^annotations policy\.quantile: "):
-        config_from_mapping({"policy": {"quantile": 2}}, source="annotations")
+    with pytest.raises(InputError, match=r"^annotations policy\.slo_target: "):
+        config_from_mapping({"policy": {"slo_target": 2}}, source="annotations")
 
 
 def test_a_policy_built_by_hand_reports_its_own_path():
@@ -515,7 +521,7 @@ def test_a_directory_is_not_a_config_file(tmp_path):
     [
         ("http:\n  port: 8080\n   host: x\n", 3, "mapping values are not allowed here"),
         ("mode: live\npolicy: [1, 2\n", 3, "invalid YAML"),
-        ("policy:\n  quantile: 0.8\npolicy:\n  horizon: 1m\n", 3, "duplicate key 'policy'"),
+        ("policy:\n  slo_target: 0.8\npolicy:\n  horizon: 1m\n", 3, "duplicate key 'policy'"),
         ("http:\n  port: 1\n  port: 2\n", 3, "(first on line 2)"),
     ],
 )
@@ -529,9 +535,11 @@ def test_yaml_errors_name_the_file_and_line(tmp_path, text, line, problem):
 
 
 def test_merge_keys_are_not_duplicates(tmp_path):
-    text = "policy: &base\n  quantile: 0.8\nservices:\n  a/b:\n    <<: *base\n    quantile: 0.7\n"
+    text = (
+        "policy: &base\n  slo_target: 0.8\nservices:\n  a/b:\n    <<: *base\n    slo_target: 0.7\n"
+    )
     config = load_config(write(tmp_path, text), env={})
-    assert config.policy_for("a", "b").quantile == 0.7
+    assert config.policy_for("a", "b").slo_target == 0.7
 
 
 @pytest.mark.parametrize("text", ["- mode: live\n", "just a string\n", "42\n"])
@@ -578,7 +586,7 @@ def test_config_check_summarises_a_live_config(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("policy:\n  quantil: 0.9\n", "policy: unknown key 'quantil'"),
+        ("policy:\n  slo_targe: 0.9\n", "policy: unknown key 'slo_targe'"),
         ("policy: [1\n", "line 2, column 1: invalid YAML"),
     ],
 )
@@ -666,7 +674,7 @@ ENV_NAMES = st.sampled_from(
         "LEADTIME_TICK",
         "LEADTIME_HTTP__PORT",
         "LEADTIME_HTTP__TOKEN",
-        "LEADTIME_POLICY__QUANTILE",
+        "LEADTIME_POLICY__SLO_TARGET",
         "LEADTIME_POLICY__STABLE_WINDOW",
         "LEADTIME_SIMULATOR__WORKLOADS",
         "LEADTIME_SIMULATOR__GPU_POOL",

@@ -47,9 +47,9 @@ CHAT = ServiceKey("ns", "chat")
 CODE = ServiceKey("ns", "code")
 TICK_S = 2.0
 HIGH, LOW = 40.0, 2.0
-"""In flight (and arriving per second: 1 s in service); at 8 per replica, 70 % target: 8 and
-1 replicas."""
-SCALED = 8
+"""In flight (and arriving per second: 1 s in service); on 8-slot replicas, the fewest that keep
+99 % of requests within the SLO (an M/M/c queue of 40 erlangs): 6, and 1."""
+SCALED = 6
 
 SIGNALS = SignalSet(
     name="test",
@@ -669,9 +669,10 @@ async def forecast_recovers(f: ForecastRig, fake: FakePrometheus) -> None:
 
 
 def hold_s(loop: ControlLoop) -> float:
-    """How long the policy holds what a forecast asked for (two lead times)."""
+    """How long the policy keeps a replica it no longer needs, before the service has gaps of
+    its own to learn from: ski-rental's break-even (two lead times)."""
     config = loop.states[CHAT].policy.config
-    return config.hold_s(config.lead_time_s(5.0))
+    return max(config.scale_down_delay_s, config.hold_leads * config.lead_time_s(5.0))
 
 
 async def shedding_waits_for_the_hold(
@@ -787,15 +788,15 @@ async def test_a_restarted_leadtime_sheds_nothing_until_its_warm_up_ends(fake):
 
 # ------------------------------------------------------------- invalid configs and overrides
 INVALID_CONFIGS = {
-    "policy:\n  quantile: 1.5\n": ("policy.quantile", "expected a number in [0.5, 1)"),
+    "policy:\n  slo_target: 1.5\n": ("policy.slo_target", "expected a number in [0.5, 1)"),
     "policy:\n  metric: cpu\n": ("policy.metric", "expected one of 'concurrency', 'rps'"),
     "mode: wild\n": ("mode", "expected one of 'live', 'dry-run'"),
     "tick: 0s\n": ("tick", "expected a duration in [0.1s, 1m]"),
     "policy:\n  min_scale: 5\n  max_scale: 2\n": ("policy.max_scale", "must be >= min_scale=5"),
     "forecasting:\n  model: magic\n": ("forecasting.model", "'naive', 'seasonal_naive'"),
     "prometheus:\n  stale_after: 0s\n": ("prometheus.stale_after", "expected a duration in"),
-    "services:\n  ns/chat:\n    quantile: 2\n": (
-        "services.ns/chat.quantile",
+    "services:\n  ns/chat:\n    slo_target: 2\n": (
+        "services.ns/chat.slo_target",
         "expected a number in [0.5, 1)",
     ),
     "services:\n  chat:\n    max_scale: 2\n": ("services", "expected keys namespace/name"),
@@ -815,7 +816,7 @@ def test_an_invalid_config_file_is_one_error_naming_the_field_and_what_is_allowe
 
 
 ANNOTATIONS = {
-    CHAT: {"leadtime.dev/quantile": "2", "autoscaling.knative.dev/metric": "cpu"},
+    CHAT: {"leadtime.dev/slo-target": "2", "autoscaling.knative.dev/metric": "cpu"},
     CODE: {"autoscaling.knative.dev/max-scale": "3"},
 }
 
@@ -833,8 +834,8 @@ async def test_a_bad_override_of_one_service_is_named_and_the_others_keep_workin
     rig.loop.policy_settings = lambda key: settings(key).policy
     rig.loop.catalog_every_s = 10.0
     problems = settings(CHAT).problems
-    assert problems["leadtime.dev/quantile"].startswith("leadtime.dev/quantile: expected")
-    assert "a number in [0.5, 1), got 2" in problems["leadtime.dev/quantile"]
+    assert problems["leadtime.dev/slo-target"].startswith("leadtime.dev/slo-target: expected")
+    assert "a number in [0.5, 1), got 2" in problems["leadtime.dev/slo-target"]
     assert "one of 'concurrency', 'rps', got 'cpu'" in problems["autoscaling.knative.dev/metric"]
     assert settings(CODE).problems == {}
     await rig.run(120)
@@ -842,7 +843,7 @@ async def test_a_bad_override_of_one_service_is_named_and_the_others_keep_workin
     assert chat.settings == defaults and chat.data_status == "ok"
     assert rig.cluster.counts[CHAT] == SCALED  # its load, with the default policy
     assert code.settings.max_scale == 3 and rig.cluster.counts[CODE] == 3
-    annotations[CHAT]["leadtime.dev/quantile"] = "0.95"
+    annotations[CHAT]["leadtime.dev/slo-target"] = "0.95"
     del annotations[CHAT]["autoscaling.knative.dev/metric"]
     await rig.run(20)
     assert chat.settings.quantile == 0.95 and chat.policy.config.quantile == 0.95

@@ -3,14 +3,14 @@
 Why property tests: the hand-computed cases in test_kpa.py, test_hpa.py and
 test_leadtime_policy.py pin the formulas; these pin what must hold whatever the formulas
 compute — the promises an operator relies on when handing a GPU fleet to the autoscaler:
-bounds, rate limits, the reactive floor, monotonicity in load, no oscillation under constant
+bounds, rate limits, Leadtime's own safety net, monotonicity in load, no oscillation under constant
 load, and no scale to zero while requests wait. Configs are built through the real config
 parser (`config_from_mapping` → `PolicyConfig.leadtime_config`), so every config drawn is one a
 user can write. Histories carry the policy's state from tick to tick over a small cluster model
 in which replicas come up a fixed number of ticks after they are asked for and go at once.
 
-The fleet path agreeing with the scalar Leadtime is already a property test
-(tests/test_leadtime_fleet.py), so it is not repeated here.
+A service decided alone and inside a fleet getting the same decision is
+tests/test_leadtime_rows.py's, so it is not repeated here.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policy import Decision, Observation
 from forecasting.forecast import Forecast
 
-FORECAST_REASONS = ("predictive", "headroom", "holding")
-"""Leadtime reasons for a count the forecast asked for (above the KPA's)."""
-
 # --- strategies: configs, loads, forecasts -----------------------------------------------------
 
 
@@ -60,7 +57,8 @@ def policy_mappings(draw: st.DrawFn, *, stable_max: int = 120) -> dict[str, Any]
     """The `policy:` section of a valid config file, every key optional."""
     min_scale = draw(st.integers(0, 3))
     keys: dict[str, Any] = {
-        "quantile": draw(st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99])),
+        "slo_target": draw(st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99, 0.999])),
+        "slo_ttft": draw(st.sampled_from([0.5, 1.0, 2.0, 10.0])),
         "horizon": draw(_duration(10, 300)),
         "cold_start_prior": draw(_duration(5, 120)),
         "scale_down_delay": draw(_duration(0, 300)),
@@ -237,12 +235,6 @@ def kpa_down_limit(kpa: KpaConfig, tick: Tick) -> float:
     return min(low, kpa.max_scale or math.inf)
 
 
-def reactive_floor(policy: Leadtime, tick: Tick) -> int:
-    """What the KPA alone decides from the same observation and the same KPA state."""
-    decision, _ = Kpa(policy.config.kpa).decide(tick.observation, tick.before.kpa)
-    return decision.desired
-
-
 # --- 1. min <= desired <= max -----------------------------------------------------------------
 
 
@@ -327,45 +319,19 @@ def test_kpa_scale_up_and_down_rates_hold_tick_to_tick(config, load, lag):
             assert desired >= kpa_down_limit(kpa, tick), tick.decision
 
 
+# --- 3. Leadtime is no longer floored by the KPA: its own safety net ---------------------------
+
+
 @settings(max_examples=60, deadline=None)
 @given(config=leadtime_configs(), load=loads(), forecast=forecasts(), lag=st.integers(0, 5))
-def test_leadtime_scales_down_at_the_kpa_rate_and_up_past_it_only_for_the_forecast(
-    config, load, forecast, lag
-):
-    """The forecast may add replicas faster than the KPA's scale-up rate (that is the point:
-    they are needed one cold start from now), but only the forecast may; scale-down is never
-    faster than the KPA's rate."""
-    kpa = config.kpa
-    for tick in history(Leadtime(config), load, lag=lag, forecast=forecast):
-        desired, previous = tick.decision.desired, tick.previous
-        initialized = tick.before.kpa.scale_target_initialized
-        if desired > previous and desired > kpa_up_limit(kpa, tick, initialized):
-            assert tick.decision.reason in FORECAST_REASONS, tick.decision
-        if desired < previous:
-            assert desired >= kpa_down_limit(kpa, tick), tick.decision
-
-
-# --- 3. never below the reactive floor -------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    config=leadtime_configs(),
-    load=loads(),
-    forecast=forecasts(),
-    lag=st.integers(0, 5),
-    cold_start=st.one_of(st.none(), st.floats(1.0, 300.0)),
-)
-def test_leadtime_is_never_below_what_the_kpa_alone_decides(
-    config, load, forecast, lag, cold_start
-):
-    """Every tick, from the same observation and the same KPA state, Leadtime asks for at
-    least what Knative's KPA asks for (max-scale permitting)."""
-    policy = Leadtime(config)
+def test_leadtime_never_releases_what_the_observed_load_needs(config, load, forecast, lag):
+    """Whatever the forecast says, a tick that lowers the count keeps at least what the rule's
+    own safety net asks for the arrivals of the stable window (max-scale permitting)."""
     _, high = bounds(config.kpa)
-    for tick in history(policy, load, lag=lag, forecast=forecast, cold_start_s=cold_start):
-        floor = reactive_floor(policy, tick)
-        assert tick.decision.desired >= min(floor, high), (floor, tick.decision)
+    for tick in history(Leadtime(config), load, lag=lag, forecast=forecast):
+        if tick.decision.desired < tick.previous and tick.decision.reason != "prewarm":
+            reactive = int(tick.decision.detail.split("reactive ")[1].split(" ")[0])
+            assert tick.decision.desired >= min(reactive, high), tick.decision
 
 
 # --- 4. more load never lowers the decision ----------------------------------------------------

@@ -233,7 +233,7 @@ async def test_a_bad_annotation_is_reported_and_other_revisions_keep_working(
         pool=pool,
         annotations={
             "autoscaling.knative.dev/max-scale": "lots",
-            "leadtime.dev/quantile": "2",
+            "leadtime.dev/slo-target": "2",
         },
     )
     await create_revision(kube, namespace, "good-00001", pool=pool)
@@ -245,7 +245,7 @@ async def test_a_bad_annotation_is_reported_and_other_revisions_keep_working(
     pa = await eventually(reported, what="AnnotationsValid=False")
     message = condition(pa, "AnnotationsValid")["message"]
     assert "autoscaling.knative.dev/max-scale" in message and "integer" in message
-    assert "leadtime.dev/quantile" in message and "0.5" in message
+    assert "leadtime.dev/slo-target" in message and "0.5" in message
     assert condition(pa, "AnnotationsValid")["severity"] == "Warning"
     await wait_ready(kube, namespace, "bad-00001")  # defaults apply; traffic is not taken away
     await wait_ready(kube, namespace, "good-00001")
@@ -268,7 +268,7 @@ HOSTILE_ANNOTATIONS = {
     "autoscaling.knative.dev/max-scale": "-" + "9" * 5000,
     "autoscaling.knative.dev/target": "[" * 3000 + "]" * 3000,
     "autoscaling.knative.dev/window": "{a: " * 1000 + "1" + "}" * 1000,
-    "leadtime.dev/quantile": "\u202e\u0000\U0001f600" * 200,
+    "leadtime.dev/slo-target": "\u202e\u0000\U0001f600" * 200,
     "leadtime.dev/horizon": "&a [*a, *a]",
     "leadtime.dev/query": "x" * 10_000,
     "leadtime.dev/" + "k" * 60: "unknown and long",

@@ -53,7 +53,7 @@ def test_knative_annotations_set_the_policy_with_knatives_meanings():
             "autoscaling.knative.dev/window": "30s",
             "autoscaling.knative.dev/scale-down-delay": "5m",
             "autoscaling.knative.dev/target-utilization-percentage": "80",
-            "leadtime.dev/quantile": "0.95",
+            "leadtime.dev/slo-target": "0.95",
             "leadtime.dev/horizon": "2m",
             "leadtime.dev/query": OWN_QUERY,
             "autoscaling.knative.dev/class": "leadtime.dev",
@@ -69,7 +69,7 @@ def test_knative_annotations_set_the_policy_with_knatives_meanings():
     assert (policy.min_scale, policy.max_scale, policy.initial_scale) == (2, 10, 3)
     assert (policy.target, policy.metric, policy.stable_window_s) == (4.0, "rps", 30.0)
     assert policy.scale_down_delay_s == 300.0 and policy.target_utilization == 0.8
-    assert (policy.quantile, policy.horizon_s, policy.container_concurrency) == (0.95, 120.0, 8)
+    assert (policy.slo_target, policy.horizon_s, policy.container_concurrency) == (0.95, 120.0, 8)
     assert settings.queries == {"arrivals": OWN_QUERY}
     assert settings.problems == {}
 
@@ -94,7 +94,7 @@ def test_each_bad_annotation_is_named_with_what_is_allowed_and_the_rest_apply():
     assert "6s" in problems["autoscaling.knative.dev/window"]
     assert "(0, 100]" in problems["autoscaling.knative.dev/target-utilization-percentage"]
     assert "unknown annotation" in problems["leadtime.dev/qantile"]
-    assert "leadtime.dev/quantile" in problems["leadtime.dev/qantile"]  # the known ones listed
+    assert "leadtime.dev/slo-target" in problems["leadtime.dev/qantile"]  # the known ones listed
     assert settings.policy.min_scale == 1  # the good one still applies
     assert settings.policy.max_scale == DEFAULTS.max_scale
 
@@ -125,7 +125,7 @@ def test_the_empty_metric_knatives_webhook_writes_is_not_an_error():
                 "autoscaling.knative.dev/max-scale",
                 "autoscaling.knative.dev/target",
                 "autoscaling.knative.dev/window",
-                "leadtime.dev/quantile",
+                "leadtime.dev/slo-target",
                 "leadtime.dev/paused",
                 "leadtime.dev/query",
                 "leadtime.dev/x",

@@ -315,20 +315,20 @@ async def test_further_signals_from_the_source_are_kept_for_the_api():
 
 
 async def test_a_pause_made_through_the_api_outlives_an_edit_of_other_settings():
-    """An operator edits a service's quantile (an annotation, say) while it is paused through
+    """An operator edits a service's slo_target (an annotation, say) while it is paused through
     the API: the new decider is built and the pause stays; the setting's own pause still
     applies when it is the one edited."""
     cluster = two_services()
     loop, clock = make_loop(cluster)
-    settings = {"quantile": 0.9, "paused": False}
+    settings = {"slo_target": 0.9, "paused": False}
     base = loop.config.policy
     loop.policy_settings = lambda key: dataclasses.replace(base, **settings)
     loop.catalog_every_s = 0.0
     await run_for(loop, clock, 4)
     loop.states[CHAT].paused = True  # what POST .../pause does
-    settings["quantile"] = 0.95
+    settings["slo_target"] = 0.95
     await run_for(loop, clock, 4)
-    assert loop.states[CHAT].settings.quantile == 0.95 and loop.states[CHAT].paused
+    assert loop.states[CHAT].settings.slo_target == 0.95 and loop.states[CHAT].paused
     settings["paused"] = True
     await run_for(loop, clock, 4)
     settings["paused"] = False

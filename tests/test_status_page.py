@@ -20,6 +20,11 @@ from typing import Any
 
 import pytest
 
+from autoscaler.http.app import _summary
+from autoscaler.policies.leadtime import Leadtime
+from autoscaler.ports import ServiceKey
+from autoscaler.service_state import ServiceState
+from autoscaler.slo import Attainment
 from tests.browser import Rendered, render
 
 pytestmark = pytest.mark.browser
@@ -367,3 +372,53 @@ def test_canned_api_down_shows_an_error(canned_api) -> None:
     error = parse(page.dom).by_id("error")
     assert "hidden" not in error.attrs
     assert "503" in error.text()
+
+
+def _state(name: str, row: int, **fields: Any) -> ServiceState:
+    return ServiceState(ServiceKey("default", name), Leadtime(), None, row, **fields)
+
+
+def test_canned_page_shows_slo_attainment_against_the_target(canned_api) -> None:
+    source = "vllm:time_to_first_token_seconds le=1 (SLO 2s)"
+    states = [
+        _state("llm", 0, attainment=Attainment(800, 1000, source)),
+        _state("fast", 1, attainment=Attainment(999, 1000, HOSTILE), slo_ttft_s=0.5),
+        _state("idle", 2),
+    ]
+    listed = [json.loads(json.dumps(_summary(s))) for s in states]  # the API's own shape
+    routes = {"/api/v1/services": (200, {"now": NOW, "mode": "live", "services": listed})}
+    for svc in listed:
+        routes["/" + detail_path(f"default/{svc['name']}")] = (200, _detail(svc, None))
+    base = canned_api(routes)
+    doc = parse(_clean_render(base))
+    headers = [th.text() for th in doc.by_id("services").parent.find_all("th")]  # type: ignore[union-attr]
+    assert headers[5] == "SLO met" and len(headers) == len(service_rows(doc)[0].find_all("td"))
+    assert "SLO met" not in doc.by_id("decisions").parent.text()  # type: ignore[union-attr]
+    cells = {r.attrs["data-key"]: r.find_all("td", "slo")[0] for r in service_rows(doc)}
+    assert cells["default/llm"].text() == "80 % (target 99 %)"
+    assert "warn" in cells["default/llm"].classes
+    assert cells["default/llm"].attrs["title"] == f"TTFT ≤ 2 s; {source}"
+    assert cells["default/fast"].text() == "99.9 % (target 99 %)"
+    assert "ok" in cells["default/fast"].classes
+    assert cells["default/fast"].attrs["title"] == f"TTFT ≤ 0.5 s; {HOSTILE}"
+    assert cells["default/idle"].text() == "n/a (target 99 %)"
+    assert not ({"ok", "warn"} & cells["default/idle"].classes)
+    assert doc.by_id("slo").text() == (
+        f"SLO: TTFT ≤ 2 s for 99 % of requests — attained 80 % (800 of 1,000 requests), "
+        f"from {source}"
+    )
+    fast = parse(_clean_render(base + "#" + urllib.parse.quote("default/fast", safe="")))
+    assert not fast.find_all("img"), "a source string became markup"
+    assert (
+        fast.by_id("slo")
+        .text()
+        .endswith(f"attained 99.9 % (999 of 1,000 requests), from {HOSTILE}")
+    )
+    idle = parse(_clean_render(base + "#" + urllib.parse.quote("default/idle", safe="")))
+    assert idle.by_id("slo").text() == "SLO: TTFT ≤ 2 s for 99 % of requests — attained n/a"
+
+
+def _clean_render(url: str) -> str:
+    page = render(url, budget_ms=3000)
+    assert_clean(page)
+    return page.dom

@@ -8,18 +8,26 @@ reaches the loop as an exception. Prometheus down or answering garbage → every
 than `stale_after_s`, or NaN / infinite → `NoData` saying so. The loop then holds those
 services at their scale, and they recover by themselves on the next good answer.
 `history` pulls per-second arrivals in chunks of range queries, for forecasters' warm starts.
+
+With the signals, the same snapshot asks one more batched query: every service's latency buckets
+over the last `ATTAINMENT_WINDOW_S` (the signal set's TTFT histogram, else its request-latency
+one), from which each chunk gets its `attainment` against the service's `slo_ttft`
+(`attainment.py`). It is optional: when it fails, or a service's histogram is missing or garbled,
+that chunk has `attainment=None` and `attainment_notes` says why (logged when it changes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from adapters.prometheus import attainment
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Sample
 from adapters.prometheus.fence import fill_template, narrowed
 from adapters.prometheus.history import pull_rate_series
@@ -27,6 +35,16 @@ from adapters.prometheus.signals import SignalSet, signal_set
 from autoscaler.config import PrometheusConfig
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+from autoscaler.slo import SLO_TTFT_DEFAULT_S, Attainment
+
+log = logging.getLogger(__name__)
+
+ATTAINMENT_WINDOW_S = 600.0
+"""The sliding window a service's SLO attainment is counted over (10 minutes)."""
+
+SloTtft = Callable[[ServiceKey], float] | Mapping[ServiceKey, float]
+"""Each service's TTFT objective in seconds: a function of its key, or a mapping (a service not
+in it has `SLO_TTFT_DEFAULT_S`)."""
 
 
 class PrometheusSource:
@@ -40,6 +58,8 @@ class PrometheusSource:
         rate_window_s: float = 30.0,
         stale_after_s: float = 60.0,
         service_query_budget_s: float = 2.0,
+        slo_ttft_s: SloTtft | None = None,
+        attainment_window_s: float = ATTAINMENT_WINDOW_S,
     ) -> None:
         self.client, self.signals = client, signals
         self.rate_window_s, self.stale_after_s = rate_window_s, stale_after_s
@@ -59,6 +79,21 @@ class PrometheusSource:
         self._own_rounds: dict[ServiceKey, asyncio.Task] = {}
         self._own_answers: dict[ServiceKey, dict[str, Sample]] = {}
         self._own_problems: dict[ServiceKey, NoData] = {}
+        self.slo_ttft_s: SloTtft | None = slo_ttft_s
+        """Each service's TTFT objective (None: `SLO_TTFT_DEFAULT_S` for all); read every
+        snapshot, so it may be set after construction."""
+        self.attainment_window_s = attainment_window_s
+        self.attainment_notes: dict[ServiceKey, str] = {}
+        """Why a service's last chunk had no attainment (or what was odd in its histogram)."""
+
+    def slo_of(self, key: ServiceKey) -> float:
+        """The TTFT objective (seconds) `key`'s attainment is judged against."""
+        slo = self.slo_ttft_s
+        if slo is None:
+            return SLO_TTFT_DEFAULT_S
+        if isinstance(slo, Mapping):
+            return float(slo.get(key, SLO_TTFT_DEFAULT_S))
+        return float(slo(key))
 
     async def services(self) -> list[ServiceKey]:
         """The services the last answers named (a catalog for clusters without one)."""
@@ -69,9 +104,12 @@ class PrometheusSource:
     async def snapshot(self, now: float) -> Mapping[ServiceKey, MetricsChunk | NoData]:
         queries = self.signals.render(self.rate_window_s)
         names = list(queries)
-        answers = await asyncio.gather(
-            *(self.client.query(queries[name], at=now) for name in names), return_exceptions=True
-        )
+        histograms = self.signals.render_attainment(self.attainment_window_s)
+        asked = [self.client.query(queries[name], at=now) for name in names]
+        if histograms is not None:
+            asked.append(self.client.query(histograms, at=now))
+        answers = await asyncio.gather(*asked, return_exceptions=True)
+        buckets = answers.pop() if histograms is not None else None
         extras = {name for name, _ in self.signals.extras}
         by_signal: dict[str, dict[ServiceKey, Sample]] = {}
         for name, answer in zip(names, answers, strict=True):
@@ -86,10 +124,54 @@ class PrometheusSource:
         # the queue too: a revision at zero has only the activator's waiting requests
         named = set(by_signal["arrivals"]) | set(by_signal["concurrency"])
         self._remember(named | set(by_signal.get("queue", {})), now)
+        served = self._attainments(buckets, [key for key in self.seen if key not in problems])
         return {
-            key: problems[key] if key in problems else self._chunk(key, by_signal, now)
+            key: problems[key] if key in problems else self._chunk(key, by_signal, now, served)
             for key in self.seen
         }
+
+    def _attainments(
+        self, answer: list[Sample] | BaseException | None, keys: list[ServiceKey]
+    ) -> dict[ServiceKey, Attainment]:
+        """The attainment of each of `keys` that has one; why not for the others (in
+        `attainment_notes`, logged when a service's note changes)."""
+        found: dict[ServiceKey, Attainment] = {}
+        notes: dict[ServiceKey, str] = {}
+        if answer is None:
+            notes = dict.fromkeys(
+                keys, f"signal set {self.signals.name} names no latency histogram"
+            )
+        elif isinstance(answer, BaseException):
+            if not isinstance(answer, PrometheusError):
+                raise answer
+            notes = dict.fromkeys(keys, f"prometheus: {answer}")
+        else:
+            histograms, problems = attainment.group(answer, self.signals)
+            for key in keys:
+                if key in problems:
+                    notes[key] = problems[key]
+                    continue
+                if key not in histograms:
+                    names = " or ".join(h.metric for h in self.signals.latency_histograms)
+                    notes[key] = f"no {names} series for this service"
+                    continue
+                try:
+                    slo = self.slo_of(key)
+                except Exception as error:  # a settings lookup is no reason to drop a chunk
+                    notes[key] = f"no SLO for this service ({type(error).__name__}: {error})"
+                    continue
+                result = attainment.estimate(*histograms[key], slo)
+                if isinstance(result, str):
+                    notes[key] = result
+                else:
+                    found[key] = result
+        changed = [(k, n) for k, n in notes.items() if self.attainment_notes.get(k) != n]
+        self.attainment_notes = notes
+        if changed:  # one line however many services changed
+            shown = "; ".join(f"{key}: {note}" for key, note in changed[:3])
+            more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+            log.info("no SLO attainment for %d service(s): %s%s", len(changed), shown, more)
+        return found
 
     def _remember(self, named: set[ServiceKey], now: float) -> None:
         """Note who the answers named now, and forget who they have not named for longer than
@@ -179,7 +261,11 @@ class PrometheusSource:
         return out
 
     def _chunk(
-        self, key: ServiceKey, by_signal: dict[str, dict[ServiceKey, Sample]], now: float
+        self,
+        key: ServiceKey,
+        by_signal: dict[str, dict[ServiceKey, Sample]],
+        now: float,
+        attainments: Mapping[ServiceKey, Attainment],
     ) -> MetricsChunk | NoData:
         values = {}
         for signal in ("arrivals", "concurrency", "queue"):
@@ -218,6 +304,7 @@ class PrometheusSource:
             # at zero and needs waking now, as the activator's poke does
             poke=queue > 0 and queue >= values["concurrency"],
             extras=extras or None,
+            attainment=attainments.get(key),
         )
 
     async def history(self, key: ServiceKey, start: float, end: float) -> np.ndarray:

@@ -46,6 +46,7 @@ from adapters.simulator.workload import Workload
 from autoscaler.policies.kpa import TARGET_UTILIZATION_DEFAULT
 from autoscaler.policies.placeholders import ScaleUpNeed, placeholder_pods
 from autoscaler.policy import Decision, Observation, Policy
+from autoscaler.slo import ATTAINMENT_WINDOW_S, Attainment, wait_budget
 from forecasting.forecast import Forecast
 
 INF = math.inf
@@ -272,6 +273,11 @@ class _Run:
         ].astype(np.float64)
         self.concurrency_ps = np.zeros(size)
         self.queue_ps = np.zeros(size)
+        # requests judged against the SLO when they start (or are dropped), per second: the
+        # service's measured attainment, as a model server's TTFT histogram counts it
+        self.budget: list[float] = wait_budget(requests.prefill, config.slo_ttft_s).tolist()
+        self.met_ps = [0.0] * size
+        self.judged_ps = [0.0] * size
         self.seconds_done = 0
         self.conc_level = 0.0
         self.queue_level = 0.0
@@ -348,6 +354,7 @@ class _Run:
         by_load, inflight, busy_until = self.by_load, self.rep_inflight, self.rep_busy_until
         rep_state, start, end = self.rep_state, self.start, self.end
         conc_steps, conc_inside = self.conc_steps, self.conc_inside
+        met_ps, judged_ps = self.met_ps, self.judged_ps
         heappop, heappush = heapq.heappop, heapq.heappush
         i, free = self.next_arrival, self.free
         while True:
@@ -385,6 +392,9 @@ class _Run:
                 second = int(finish)
                 conc_steps[second] -= 1.0
                 conc_inside[second] -= second + 1 - finish
+                second = int(ta)  # started at once: within any wait budget
+                met_ps[second] += 1.0
+                judged_ps[second] += 1.0
                 i += 1
             else:
                 self.next_arrival = i + 1
@@ -412,6 +422,9 @@ class _Run:
         self.rep_busy_until[rid] = max(self.rep_busy_until[rid], finish)
         heapq.heappush(self.completions, (finish, rid))
         _count(self.conc_steps, self.conc_inside, finish, -1.0)
+        second = int(now)
+        self.judged_ps[second] += 1.0
+        self.met_ps[second] += float(now - self.arr[req] <= self.budget[req])
         return rid
 
     def _enqueue(self, req: int, now: float) -> None:
@@ -446,6 +459,7 @@ class _Run:
             self._drop(req, arr[req] + timeout)
 
     def _drop(self, req: int, at: float) -> None:
+        self.judged_ps[min(int(at), len(self.judged_ps) - 1)] += 1.0
         self.dropped[req] = 1
         self.end[req] = at
         self._leave_queue(at)
@@ -496,7 +510,14 @@ class _Run:
             forecast=forecast,
             forecast_note=note,
             cold_start_s=measured,
+            attainment=self._attainment(visible),
         )
+
+    def _attainment(self, visible: int) -> Attainment:
+        """Requests judged in the attainment window before the newest visible second."""
+        first = max(0, visible - int(ATTAINMENT_WINDOW_S))
+        met = sum(self.met_ps[first:visible])
+        return Attainment(met, max(met, sum(self.judged_ps[first:visible])), "simulator")
 
     def _log_forecast(self, forecast: Forecast, now: float, lead: float) -> None:
         """Keep, for plots, what the forecast said for the moment a replica requested now

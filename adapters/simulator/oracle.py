@@ -176,5 +176,8 @@ def policy_context(
     service = build_requests(workload, config).service
     profiled = float(service.mean()) if service.size else None
     return PolicyContext(
-        container_concurrency=slots, oracle_need_ahead=need_ahead, profiled_service_s=profiled
+        container_concurrency=slots,
+        oracle_need_ahead=need_ahead,
+        profiled_service_s=profiled,
+        slo_ttft_s=config.slo_ttft_s,
     )

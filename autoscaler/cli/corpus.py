@@ -144,11 +144,17 @@ def check_traces(cases: list[Case]) -> None:
 
 
 def case_runs(
-    case: Case, base: SimConfig, policies: list[str], slots: int | None
+    case: Case,
+    base: SimConfig,
+    policies: list[str],
+    slots: int | None,
+    slo_target: float | None = None,
 ) -> list[BenchRun]:
-    """One run per policy for `case`."""
+    """One run per policy for `case` (`slo_target`: the objective given to Leadtime)."""
     config = case.config(base)
-    return [BenchRun(case.sources, config, policy, slots) for policy in policies]
+    return [
+        BenchRun(case.sources, config, policy, slots, slo_target=slo_target) for policy in policies
+    ]
 
 
 def compare(rows: list[dict[str, Any]], versus: str) -> list[dict[str, Any]]:

@@ -73,7 +73,9 @@ def run_corpus(args: argparse.Namespace) -> int:
     check_traces(cases)
     base = config_from_args(args)
     runs = [
-        run for case in cases for run in case_runs(case, base, policies, args.container_concurrency)
+        run
+        for case in cases
+        for run in case_runs(case, base, policies, args.container_concurrency, args.slo_target)
     ]
     show = wants_progress_bar(args)
     if args.plot:

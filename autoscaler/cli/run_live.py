@@ -41,6 +41,7 @@ from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
 from autoscaler.service_state import DecisionRecord, ServiceState
 from autoscaler.sharding import Timing
+from autoscaler.slo import SLO_TTFT_DEFAULT_S
 
 log = logging.getLogger("leadtime")
 CATALOG_EVERY_S = 5.0
@@ -120,6 +121,10 @@ async def serve_live(config: Config) -> int:
         catalog_every_s=CATALOG_EVERY_S,
     )
     box.append(loop)
+    # the attainment query judges each service against its own objective, as the loop has it
+    source.slo_ttft_s = lambda key: (
+        loop.states[key].slo_ttft_s if key in loop.states else SLO_TTFT_DEFAULT_S
+    )
     loop.on_change = log_decision_change(_utc)
     for signum in (signal.SIGINT, signal.SIGTERM):
         aio.add_signal_handler(signum, loop.stop)

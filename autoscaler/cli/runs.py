@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +47,9 @@ class BenchRun:
     policy: str
     container_concurrency: int | None = None
     share: float | None = None
+    slo_target: float | None = None
+    """The objective's target share given to policies that take one (Leadtime); None: the
+    default (99 %)."""
 
 
 @lru_cache(maxsize=8)
@@ -62,6 +65,8 @@ def simulate_run(run: BenchRun, progress: Callable[[float], None] | None = None)
     for index, workload in enumerate(workloads):
         own = service_config(run.config, index)
         context = policy_context(workload, own, run.container_concurrency)
+        if run.slo_target is not None:
+            context = replace(context, slo_target=run.slo_target)
         policy = make_policy(run.policy, context, share=run.share)
         services.append(ServiceSpec(workload, policy, shell_for(policy, run.config)))
     return simulate_services(services, run.config, progress=progress)

@@ -66,7 +66,8 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
         metavar="T",
         help="tune each baseline's main knob on a grid (10%%..100%% of the slots per replica; "
         "see the README) and report its cheapest setting that meets T of requests within the "
-        "SLO on the scored window, or 'not met' with its best; leadtime and oracle run as given",
+        "SLO on the scored window, or 'not met' with its best; leadtime takes T as its objective's "
+        "target (default 0.99) and runs once, as the oracle does",
     )
     tuning.add_argument(
         "--corpus",
@@ -175,7 +176,8 @@ def _bench_runs(args: argparse.Namespace, specs: list[str]) -> list[BenchRun]:
     """One run per policy over the services of --trace/--workload."""
     sources = tuple(Source(**source) for source in sources_from_args(args))
     config = config_from_args(args)
-    return [BenchRun(sources, config, spec, args.container_concurrency) for spec in specs]
+    slots, target = args.container_concurrency, getattr(args, "slo_target", None)
+    return [BenchRun(sources, config, spec, slots, slo_target=target) for spec in specs]
 
 
 def _run(args: argparse.Namespace, specs: list[str]) -> list[SimResult]:

@@ -212,6 +212,23 @@ def _summary(state: ServiceState) -> dict[str, Any]:
         "desired": last.desired if last is not None else status.desired,
         "actual_desired": status.desired,
         "last_decision": last.as_dict() if last is not None else None,
+        "slo": _slo(state),
+    }
+
+
+def _slo(state: ServiceState) -> dict[str, Any]:
+    """The service's objective and its measured attainment; null where there is none (no
+    source figure, or no request judged in its window)."""
+    found = state.attainment
+    ratio = found.ratio if found is not None else None
+    return {
+        "ttft_s": state.slo_ttft_s,
+        "target": state.slo_target,
+        "attainment": ratio,
+        "met": found.met if found is not None else None,
+        "total": found.total if found is not None else None,
+        "source": found.source if found is not None else None,
+        "meets_target": None if ratio is None else ratio >= state.slo_target,
     }
 
 

@@ -33,6 +33,7 @@ from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
 from autoscaler.policy import Policy
+from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S
 
 POLICY_NAMES = (
     "kpa",
@@ -66,6 +67,10 @@ class PolicyContext:
     so that the two baselines aim at the same load per replica."""
     oracle_need_ahead: Callable[[float], np.ndarray] | None = None
     """Given the oracle's tick, the replicas it should hold in each second (simulator only)."""
+    slo_ttft_s: float = SLO_TTFT_DEFAULT_S
+    slo_target: float = SLO_TARGET_DEFAULT
+    """The service's objective: TTFT within `slo_ttft_s` for `slo_target` of requests. Leadtime
+    takes it as its input; the baselines have no such knob (`bench --slo-target` tunes them)."""
     profiled_service_s: float | None = None
     """A request's mean time in service on one replica, as profiling the engine on the
     workload's prompt and output lengths measures it (Dynamo's planner sizes from such a
@@ -105,7 +110,14 @@ def make_policy(spec: str, context: PolicyContext, *, share: float | None = None
     if name == "leadtime" and argument in ("", "no-placeholders"):
         kpa = KpaConfig(container_concurrency=context.container_concurrency)
         pool = argument != "no-placeholders"
-        return Leadtime(LeadtimeConfig(kpa=kpa, placeholders=pool))
+        return Leadtime(
+            LeadtimeConfig(
+                kpa=kpa,
+                placeholders=pool,
+                slo_ttft_s=context.slo_ttft_s,
+                slo_target=context.slo_target,
+            )
+        )
     if name in ("hpa", "hpa-behavior") and not argument:
         target = per_pod * (context.target_utilization if share is None else share)
         if name == "hpa":  # no `behavior`: upstream's normalizeDesiredReplicas

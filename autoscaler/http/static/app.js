@@ -26,6 +26,30 @@
   const finite = (x) => typeof x === "number" && Number.isFinite(x);
   const keyOf = (s) => `${s.namespace}/${s.name}`;
   const fmtInt = (x) => (finite(x) ? String(Math.round(x)) : "–");
+  // A share as a percentage rounded down (an attainment shown is never above the one measured).
+  const fmtPct = (x) => (finite(x) ? `${Math.floor(x * 1e4 + 1e-6) / 100} %` : "n/a");
+  const fmtCount = (x) => (finite(x) ? Math.round(x).toLocaleString("en") : "–");
+
+  // The objective and what was measured against it; `slo` is the API's (absent in old answers).
+  function sloText(slo) {
+    if (!slo) return { cell: "n/a", cls: "", title: "" };
+    const target = finite(slo.target) ? ` (target ${fmtPct(slo.target)})` : "";
+    const cls = slo.meets_target === true ? "ok" : slo.meets_target === false ? "warn" : "";
+    const ttft = finite(slo.ttft_s) ? `TTFT ≤ ${+slo.ttft_s.toPrecision(6)} s` : "";
+    const title = [ttft, slo.source || ""].filter(Boolean).join("; ");
+    return { cell: fmtPct(slo.attainment) + target, cls, title };
+  }
+
+  function sloLine(slo) {
+    if (!slo) return "SLO: n/a";
+    const want = finite(slo.ttft_s) && finite(slo.target)
+      ? `TTFT ≤ ${+slo.ttft_s.toPrecision(6)} s for ${fmtPct(slo.target)} of requests` : "";
+    let got = `attained ${fmtPct(slo.attainment)}`;
+    if (finite(slo.attainment)) got += ` (${fmtCount(slo.met)} of ${fmtCount(slo.total)} requests)`;
+    else if (slo.total === 0) got += " (no request judged in the window)";
+    const from = slo.source ? `, from ${slo.source}` : "";
+    return `SLO: ${want}${want ? " — " : ""}${got}${from}`;
+  }
 
   function fmtClock(t) {
     if (!finite(t)) return "–";
@@ -64,7 +88,7 @@
     const name = el("td");
     name.append(el("button", { type: "button", class: "select" }, key));
     tr.append(name);
-    for (const cls of ["status", "num ready", "num pending", "num desired", "reason"]) {
+    for (const cls of ["status", "num ready", "num pending", "num desired", "num slo", "reason"]) {
       tr.append(el("td", { class: cls }));
     }
     return tr;
@@ -91,9 +115,13 @@
       c[2].textContent = fmtInt(s.ready);
       c[3].textContent = fmtInt(s.pending);
       c[4].textContent = fmtInt(s.desired);
+      const slo = sloText(s.slo);
+      c[5].textContent = slo.cell;
+      c[5].className = `num slo ${slo.cls}`.trim();
+      c[5].title = slo.title;
       const d = s.last_decision;
-      c[5].textContent = d ? d.reason : "–";
-      c[5].title = d && d.detail ? d.detail : "";
+      c[6].textContent = d ? d.reason : "–";
+      c[6].title = d && d.detail ? d.detail : "";
       tr.classList.toggle("selected", key === selected);
       tr.querySelector("button").setAttribute("aria-pressed", String(key === selected));
       if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
@@ -101,7 +129,7 @@
     for (const tr of rows.values()) tr.remove();
     if (!services.length) {
       const tr = el("tr", { class: "empty" });
-      tr.append(el("td", { colspan: 6 }, "No services yet."));
+      tr.append(el("td", { colspan: 7 }, "No services yet."));
       body.append(tr);
     }
   }
@@ -279,6 +307,7 @@
     $("detail").hidden = false;
     $("detail-title").textContent = key + (d.paused ? " (paused)" : "");
     $("lead-time").textContent = finite(d.lead_time_s) ? `Lead time ${fmtSpan(d.lead_time_s)}` : "";
+    $("slo").textContent = sloLine(d.slo);
     renderChart(d, key);
     const note = d.forecast_note || (d.forecast ? "" : "No forecast yet.");
     $("forecast-note").textContent = note ? `Forecast: ${note}` : "";

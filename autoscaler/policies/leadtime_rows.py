@@ -1,0 +1,349 @@
+"""The Leadtime rule on arrays, one service per row: the only implementation of its decision.
+
+`Leadtime.decide` (one service) calls `decide` with one row; the loop's fleet path calls it with
+every service in the steady regime at once. Each tick, per row:
+
+1. **Capacity**: slots per replica (the configured containerConcurrency, lowered to what
+   saturation shows, `capacity.py`) and time in service (Little's law on the window), learned.
+2. **Lead time** L: the measured cold start (a prior until measured) plus the actuation delay.
+3. **Budget**: the objective allows (1 − target) of requests to miss; the planning budget is that
+   times the factor steered by the service's measured attainment (`steering.py`).
+4. **Forecast need** (`queueing.py`): the fewest replicas whose expected misses stay within the
+   budget, over [L, L + horizon] for replicas to *start* (one requested now serves only from L
+   on) and over [now, L + horizon] for replicas to *keep*.
+5. **Reactive safety net**: the fewest replicas for the arrival rate of the last seconds, and,
+   when the queue now would not drain before a replica started now is ready (with the ready
+   *and starting* replicas), replicas to drain it within one lead time. A queue that starting
+   replicas will drain is not paid for again.
+6. **Release** (`release.py`): the count to keep is held per replica by ski-rental on the
+   service's own gaps; a replica above it goes.
+
+desired = max(to start, min(current, held)), within [min, max]. The reason is `predictive` when
+the forecast set the count, `reactive` when the safety net did, `holding` when ski-rental keeps
+replicas the need no longer asks for, `fallback` without a usable forecast.
+
+Services at zero, idle or poked are decided by `Leadtime` around this (keep-alive, pre-warm, the
+activator's poke): `leaves_regime` marks rows the fleet path hands back to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from autoscaler.policies import queueing, release, steering
+from autoscaler.policies.capacity import SATURATION_QUEUE, SMOOTHING, TOLERANCE
+from autoscaler.policies.kpa import RPS
+from autoscaler.slo import MIN_WAIT_SHARE
+
+if TYPE_CHECKING:
+    from autoscaler.policies.leadtime import LeadtimeConfig
+
+PREDICTIVE, REACTIVE, HOLDING, FALLBACK = 0, 1, 2, 3
+REASONS = ("predictive", "reactive", "holding", "fallback")
+"""Reason codes (`fallback` carries the forecast's note, which the caller knows)."""
+REACT_S = 10
+"""Seconds of arrivals the safety net starts replicas on: long enough that a rate of one request
+a second is not read as zero or three, short enough to see a burst within a tick or two."""
+STABLE_S = 60
+"""Seconds of arrivals the safety net keeps replicas for (Knative's stable window): a lull of a
+few seconds inside a burst does not count as a gap."""
+PEAKEDNESS_MAX = 30.0
+DRAIN_S = 30.0
+"""How soon after new replicas are ready a queue left by a burst should be gone."""
+
+
+@dataclass
+class RowInputs:
+    """What the rule reads for n services this tick (one row each)."""
+
+    now: float
+    ready: np.ndarray
+    current: np.ndarray
+    """Replicas asked for now (ready + starting): the scale target's spec."""
+    arrivals_sum: np.ndarray
+    concurrency_sum: np.ndarray
+    queue_sum: np.ndarray
+    """Sums over the service-time window (Little's law); arrivals + concurrency > 0 means the
+    service was seen busy within it."""
+    arrivals_squares: np.ndarray
+    window_seconds: np.ndarray
+    """Sum of squared per-second arrivals over the same window, and how many seconds it has:
+    the arrivals' peakedness."""
+    recent_arrivals: np.ndarray
+    """Arrivals over the newest `REACT_S` seconds (fewer early in a run: `recent_seconds`)."""
+    recent_seconds: np.ndarray
+    stable_arrivals: np.ndarray
+    stable_seconds: np.ndarray
+    """The same over the newest `STABLE_S` seconds."""
+    concurrency_tail: np.ndarray
+    queue_tail: np.ndarray
+    """The newest seconds (n, k), k <= the saturation window, for the learned capacity; the last
+    column is the newest second."""
+    arrivals_last: np.ndarray
+    poke: np.ndarray
+    cold_start: np.ndarray
+    """Measured cold start per row, NaN when none was measured yet."""
+    p50: np.ndarray
+    p90: np.ndarray
+    """Forecast rows (n, steps) starting at `now`; rows without a forecast are ignored."""
+    has_forecast: np.ndarray
+    step_s: float
+    met: np.ndarray
+    judged: np.ndarray
+    """Requests within the SLO, and judged, over the attainment window (NaN: not measured)."""
+
+
+@dataclass
+class RowState:
+    """The rule's memory per row (see the module docstring)."""
+
+    service_time: np.ndarray
+    slots: np.ndarray
+    """NaN: not learned yet."""
+    log_factor: np.ndarray
+    steered_at: np.ndarray
+    last_needed: np.ndarray
+    gaps: np.ndarray
+    idle_since: np.ndarray
+    """When the current idle period began; NaN while requests flow."""
+
+    @classmethod
+    def empty(cls, rows: int, service_time_s: float) -> RowState:
+        last_needed, gaps = release.empty(rows)
+        nan = np.full(rows, np.nan)
+        return cls(
+            np.full(rows, service_time_s), nan.copy(), np.zeros(rows), nan.copy(),
+            last_needed, gaps, nan.copy(),
+        )  # fmt: skip
+
+    def take(self, rows: np.ndarray | slice) -> RowState:
+        return RowState(**{f.name: getattr(self, f.name)[rows].copy() for f in fields(self)})
+
+    def put(self, rows: np.ndarray | slice, other: RowState) -> None:
+        """Write `other`'s rows (as many as `rows` selects) into these rows."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
+
+    def grown(self, rows: int, service_time_s: float) -> RowState:
+        extra = RowState.empty(rows, service_time_s)
+        return RowState(
+            **{
+                f.name: np.concatenate([getattr(self, f.name), getattr(extra, f.name)])
+                for f in fields(self)
+            }
+        )
+
+
+@dataclass
+class RowDecision:
+    desired: np.ndarray
+    reason: np.ndarray
+    leaves_regime: np.ndarray
+    """Rows the caller decides itself (going to zero: keep-alive and pre-warm are its)."""
+    closed_idle: np.ndarray
+    idle_length: np.ndarray
+    """Rows whose idle period ended this tick, and how long it lasted: for the caller's idle-time
+    histogram."""
+    state: RowState
+    start: np.ndarray
+    keep: np.ndarray
+    reactive: np.ndarray
+    held: np.ndarray
+    keep_s: np.ndarray
+    lead: np.ndarray
+    slots: np.ndarray
+    budget: np.ndarray
+    rate: np.ndarray
+    """What went into the decision, for its detail line."""
+
+
+def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecision:
+    """One tick of the rule for every row (see the module docstring). Pure: `state` is not
+    changed, the next state is returned."""
+    now = inputs.now
+    service = _service_time(cfg.service_time_window_s, inputs, state.service_time)
+    learned = _slots(inputs, state.slots) if cfg.learn_capacity else state.slots
+    slots = _usable_slots(cfg, learned, service)
+    lead = np.where(np.isnan(inputs.cold_start), cfg.cold_start_prior_s, inputs.cold_start)
+    lead = lead + cfg.actuation_delay_s
+    allowed = 1.0 - cfg.slo_target
+    dt = np.where(np.isnan(state.steered_at), 0.0, now - state.steered_at)
+    log_factor = steering.steer(state.log_factor, inputs.met, inputs.judged, allowed, dt)
+    budget = allowed * np.exp(log_factor)
+    wait = np.full(len(lead), cfg.slo_ttft_s * MIN_WAIT_SHARE)
+    model = (slots, service, wait, budget, peakedness(inputs))
+
+    start_f, keep_f = _forecast_need(cfg, inputs, lead, model)
+    reactive, react_start, rate = _reactive(inputs, lead, model)
+    start = np.maximum(start_f, react_start)
+    keep = np.maximum(keep_f, reactive)
+
+    last_needed, gaps = release.observe(
+        state.last_needed, state.gaps, keep, now, dip_s=1.5 * cfg.kpa.tick_s
+    )
+    keep_s = np.maximum(release.keep_for(gaps, cfg.hold_leads * lead), cfg.scale_down_delay_s)
+    held = np.maximum(release.held(last_needed, now, keep_s), keep)
+    desired = np.maximum(start, np.minimum(inputs.current, held))
+    desired = np.maximum(desired, cfg.kpa.min_scale)
+    if cfg.kpa.max_scale:
+        desired = np.minimum(desired, cfg.kpa.max_scale)
+
+    forecast = inputs.has_forecast
+    own = np.where(
+        desired > inputs.current,
+        np.where(start_f >= react_start, PREDICTIVE, REACTIVE),
+        np.where(desired > keep, HOLDING, np.where(keep_f >= reactive, PREDICTIVE, REACTIVE)),
+    )
+    reason = np.where(forecast | (own == HOLDING), own, FALLBACK)
+    closed, idle_since = _idle(inputs, state.idle_since)
+    new_state = RowState(
+        service, learned, log_factor, np.full(len(lead), now), last_needed, gaps, idle_since
+    )
+    return RowDecision(
+        desired=desired.astype(np.int64),
+        reason=reason,
+        leaves_regime=(desired == 0) | (inputs.ready == 0) | inputs.poke,
+        closed_idle=closed,
+        idle_length=np.where(closed, now - state.idle_since, 0.0),
+        state=new_state,
+        start=start,
+        keep=keep,
+        reactive=reactive,
+        held=held,
+        keep_s=keep_s,
+        lead=lead,
+        slots=slots,
+        budget=budget,
+        rate=rate,
+    )
+
+
+Model = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per row: slots, time in service, wait budget, miss budget, peakedness."""
+
+
+def peakedness(inputs: RowInputs) -> np.ndarray:
+    """Variance over mean of the per-second arrivals in the window (1: Poisson), within
+    [1, PEAKEDNESS_MAX]; 1 without arrivals."""
+    seconds = np.maximum(inputs.window_seconds, 1)
+    mean = inputs.arrivals_sum / seconds
+    variance = np.maximum(inputs.arrivals_squares / seconds - mean**2, 0.0)
+    ratio = variance / np.where(mean > 0, mean, 1.0)
+    return np.where(mean > 0, np.clip(ratio, 1.0, PEAKEDNESS_MAX), 1.0)
+
+
+def _forecast_need(
+    cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, model: Model
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replicas to start (for [L, L + horizon]) and to keep (for [now, L + horizon]) per row,
+    from the forecast; 0 for rows without one."""
+    n = len(lead)
+    rows = np.flatnonzero(inputs.has_forecast)
+    start, keep = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    if rows.size == 0:
+        return start, keep
+    step = inputs.step_s
+    end = np.ceil((lead[rows] + cfg.horizon_s) / step).astype(np.int64)
+    width = int(min(inputs.p50.shape[1], end.max()))
+    own = tuple(part[rows] for part in model)
+    levels, weights = queueing.rate_levels(
+        inputs.p50[rows, :width], inputs.p90[rows, :width], step, own[4]
+    )
+    column = np.arange(width)[None, :]
+    first = np.floor(lead[rows] / step).astype(np.int64)
+    whole = (column < end[:, None])[:, :, None]
+    later = whole & (column >= np.minimum(first, end - 1)[:, None])[:, :, None]
+    keep[rows] = queueing.fewest_replicas(levels * whole, weights, *own)
+    start[rows] = queueing.fewest_replicas(levels * later, weights, *own)
+    return start, keep
+
+
+def _reactive(
+    inputs: RowInputs, lead: np.ndarray, model: Model
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(replicas to keep: what the rate over the stable window needs and what drains the queue
+    within one lead time; replicas to start for the rate of the last seconds and for the queue;
+    that rate).
+
+    The queue counts only when the replicas asked for already (ready and starting) would leave
+    some of it when a replica started now is ready: then enough are started to drain what is
+    left within `DRAIN_S` of that moment (every request arriving behind a queue waits); else a
+    replica started now would be ready after the queue it is meant for is gone. The replicas
+    that drain it within one lead time are kept until it drains."""
+    slots, service = model[0], model[1]
+    rate = inputs.recent_arrivals / np.maximum(inputs.recent_seconds, 1)
+    stable = inputs.stable_arrivals / np.maximum(inputs.stable_seconds, 1)
+    both = np.stack([rate, stable], axis=1)[:, :, None]
+    burst, need = (
+        queueing.fewest_replicas(both[:, i : i + 1], np.ones(1), *model) for i in range(2)
+    )
+    need = np.where(inputs.poke, np.maximum(need, 1), need)
+    queue = inputs.queue_tail[:, -1] if inputs.queue_tail.shape[1] else np.zeros(len(rate))
+    # the queue when a replica asked for now is ready, if the replicas asked for already (ready
+    # and starting, counted as serving from now: the kind assumption) keep serving the rate
+    left = queue + (rate - inputs.current * slots / service) * lead
+    backlog = np.ceil((rate + np.maximum(left, 0) / DRAIN_S) * service / slots - 1e-9)
+    backlog = backlog.astype(np.int64)
+    start = np.maximum(need, burst)
+    start = np.where(left > 0, np.maximum(start, backlog), start)
+    # the replicas draining the queue (ready, starting or started now) are kept until it drains
+    drains = np.ceil((rate + queue / lead) * service / slots - 1e-9).astype(np.int64)
+    keep = np.maximum(
+        need, np.minimum(np.maximum(drains, backlog), np.maximum(inputs.current, start))
+    )
+    return keep, start, rate
+
+
+def _usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:
+    """Slots per replica to plan with: containerConcurrency (or, unset, what the KPA's target
+    stands for at its utilisation), lowered to the learned slots when clearly fewer."""
+    kpa = cfg.kpa
+    if kpa.container_concurrency:
+        configured = np.full(len(service), float(kpa.container_concurrency))
+    elif kpa.metric == RPS:
+        configured = kpa.total_value * service
+    else:
+        configured = np.full(len(service), kpa.total_value)
+    with np.errstate(invalid="ignore"):
+        lower = ~np.isnan(learned) & (learned < TOLERANCE * configured)
+    return np.where(lower, np.maximum(learned, 0.01), configured)
+
+
+def _service_time(window_s: float, inputs: RowInputs, previous: np.ndarray) -> np.ndarray:
+    """Little's law on the window, smoothed; unchanged where the window saw no arrival.
+    Concurrency counts the queue too, so in service is the difference (never below 0)."""
+    seen = inputs.arrivals_sum > 0
+    in_service = np.maximum(0.0, inputs.concurrency_sum - inputs.queue_sum)
+    estimate = in_service / np.where(seen, inputs.arrivals_sum, 1.0)
+    smoothed = np.clip(0.8 * previous + 0.2 * estimate, 0.01, 3600.0)
+    return np.where(seen, smoothed, previous)
+
+
+def _slots(inputs: RowInputs, previous: np.ndarray) -> np.ndarray:
+    """Requests one ready replica serves at once while requests queue: the fullest saturated
+    second per ready replica, smoothed (partly saturated seconds only ever read low)."""
+    saturated = inputs.queue_tail > SATURATION_QUEUE
+    in_service = np.where(saturated, inputs.concurrency_tail - inputs.queue_tail, -np.inf)
+    fullest = in_service.max(axis=1, initial=-np.inf)
+    ready = inputs.ready.astype(float)
+    usable = (ready > 0) & saturated.any(axis=1)
+    sample = np.where(usable, fullest / np.where(ready > 0, ready, 1.0), np.nan)
+    usable &= np.isfinite(sample) & (sample > 0)
+    blended = np.where(np.isnan(previous), sample, (1 - SMOOTHING) * previous + SMOOTHING * sample)
+    return np.where(usable, blended, previous)
+
+
+def _idle(inputs: RowInputs, idle_since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Open an idle period when the newest second saw no request (not for a service never seen
+    busy: there is no busy period to time), close it when requests come back."""
+    newest = inputs.concurrency_tail[:, -1] if inputs.concurrency_tail.shape[1] else 0.0
+    quiet = ~inputs.poke & (newest == 0) & (inputs.arrivals_last == 0)
+    seen = (inputs.current > 0) | (inputs.arrivals_sum + inputs.concurrency_sum > 0)
+    open_before = ~np.isnan(idle_since)
+    closed = ~quiet & open_before
+    opened = quiet & ~open_before & seen
+    since = np.where(opened, inputs.now, np.where(closed, np.nan, idle_since))
+    return closed, since

@@ -1,0 +1,157 @@
+"""How many replicas keep the expected SLO misses within budget: a queueing model of the replicas.
+
+Each replica has `slots` request slots; a request holds one for its time in service `s` (both
+learned online, `capacity.py` and Little's law). Arrivals come at rate λ. Taken as an M/M/c queue
+with c = replicas × slots servers and offered load a = λ·s (Erlang's C formula), a request waits
+at all with probability C(c, a), and waits longer than w with
+
+    P(W > w) = C(c, a) · exp(−(c − a) · w / s),      1 when a ≥ c (the queue grows without end).
+
+A request misses the SLO when it waits longer than its budget (`autoscaler/slo.py`), so over a
+window of forecast steps t and rate levels k (the forecast's uncertainty about the rate, with
+weights p_k) the expected share of requests that miss is
+
+    Σ_t Σ_k p_k λ_tk P(W > w | c, λ_tk) / Σ_t Σ_k p_k λ_tk,
+
+and the replicas to hold are the fewest for which it stays within the budget. Poisson noise at the
+scale of seconds is part of the queueing model already: a burst of arrivals that the queue and the
+slots absorb within the budget needs no replica, a rise in the rate that lasts does.
+
+The forecast's quantiles at its step (10 s) include that same Poisson noise of a 10-second count;
+`rate_levels` removes it (the variance of a count over a step is its mean), so the levels carry
+only the uncertainty about the rate itself and the noise is not paid for twice.
+
+Requests rarely arrive as a Poisson process: LLM traffic comes in bursts of seconds. The
+*peakedness* z of the arrivals (variance over mean of the per-second counts; 1 for Poisson) enters
+by Hayward's approximation, which treats peaked traffic on c servers as Poisson traffic of a / z
+on c / z servers: the same load in fewer, larger lumps.
+
+Everything is on arrays, one service per row: the same function sizes one service or ten thousand.
+Erlang's B is computed from the Poisson distribution, B(c, a) = pmf(c; a) / cdf(c; a), which is
+exact, vectorised and stable for hundreds of servers, and continuous in c (scipy's `gammaincc`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaincc, gammaln
+
+LEVEL_Z = np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0)])
+LEVEL_WEIGHTS = np.array([1 / 6, 2 / 3, 1 / 6])
+"""Three-point Gauss–Hermite rule: exact for the mean and variance of a normal rate."""
+UPPER_Z = 1.2815515655446004
+"""The standard normal's 0.9 quantile: the forecast's p90 row gives its spread."""
+SEARCH_STEPS = 12
+"""Bisection steps of `fewest_replicas`: exact up to 4,096 replicas above the fluid bound."""
+
+
+def erlang_c(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """P(a request waits at all) in an M/M/c queue with `servers` c and offered load a = λ·s.
+
+    1 where a ≥ c (no steady state: the queue grows), 0 where nothing is offered."""
+    c = np.asarray(servers, dtype=float)
+    a = np.asarray(offered, dtype=float)
+    c, a = np.broadcast_arrays(c, a)
+    stable = (a < c) & (a > 0)
+    cs, as_ = np.where(stable, c, 1.0), np.where(stable, a, 0.5)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        log_pmf = cs * np.log(as_) - as_ - gammaln(cs + 1)
+        # P(Poisson(a) <= c) as the regularised upper incomplete gamma, continuous in c (Hayward's
+        # c / z and learned slots are rarely whole)
+        blocking = np.exp(log_pmf) / np.maximum(gammaincc(cs + 1, as_), 1e-300)
+        waits = blocking / (1 - (as_ / cs) * (1 - blocking))
+    out = np.where(a >= c, 1.0, 0.0)
+    return np.where(stable, np.clip(waits, 0.0, 1.0), np.where(a <= 0, 0.0, out))
+
+
+def wait_exceeds(
+    servers: np.ndarray,
+    offered: np.ndarray,
+    service_s: np.ndarray,
+    wait_s: np.ndarray,
+    peakedness: np.ndarray | float = 1.0,
+) -> np.ndarray:
+    """P(W > wait_s) in the M/M/c queue (see the module docstring), for arrivals of the given
+    peakedness by Hayward's approximation: C(c / z, a / z)."""
+    c = np.asarray(servers, dtype=float)
+    a = np.asarray(offered, dtype=float)
+    tail = np.exp(-np.maximum(c - a, 0.0) * np.asarray(wait_s) / np.asarray(service_s))
+    z = np.asarray(peakedness, dtype=float)
+    return erlang_c(c / z, a / z) * np.where(a >= c, 1.0, tail)
+
+
+def rate_levels(
+    median: np.ndarray, upper: np.ndarray, step_s: float, peakedness: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rate levels (rows, steps, 3) and their weights (3,) from the forecast's median and p90
+    rows (rows, steps), without the noise of a count over one step, which the queueing model
+    has already (a Poisson count's variance is its mean, times the peakedness z for burstier
+    arrivals; see the module docstring)."""
+    median = np.maximum(np.asarray(median, dtype=float), 0.0)
+    spread = np.maximum(np.asarray(upper, dtype=float) - median, 0.0) / UPPER_Z
+    z = np.asarray(peakedness, dtype=float)
+    z = z[:, None] if z.ndim == 1 else z
+    rate_sd = np.sqrt(np.maximum(spread**2 - z * median / step_s, 0.0))
+    levels = np.maximum(median[..., None] + rate_sd[..., None] * LEVEL_Z, 0.0)
+    return levels, LEVEL_WEIGHTS
+
+
+def miss_share(
+    replicas: np.ndarray,
+    rates: np.ndarray,
+    weights: np.ndarray,
+    slots: np.ndarray,
+    service_s: np.ndarray,
+    wait_s: np.ndarray,
+    peakedness: np.ndarray,
+) -> np.ndarray:
+    """Expected share of requests over the window that wait longer than `wait_s`, per row.
+
+    `rates` (rows, steps, levels) in requests/s, `weights` (levels,); the other arguments are
+    per row. A row with no expected arrivals misses nothing."""
+    rates = np.asarray(rates, dtype=float)
+    servers = (np.asarray(replicas, dtype=float) * slots)[:, None, None]
+    service = np.asarray(service_s, dtype=float)[:, None, None]
+    wait = np.asarray(wait_s, dtype=float)[:, None, None]
+    z = np.asarray(peakedness, dtype=float)[:, None, None]
+    late = wait_exceeds(servers, rates * service, service, wait, z)
+    weighted = rates * weights
+    arriving = weighted.sum(axis=(1, 2))
+    missed = (weighted * late).sum(axis=(1, 2))
+    return np.where(arriving > 0, missed / np.where(arriving > 0, arriving, 1.0), 0.0)
+
+
+def fewest_replicas(
+    rates: np.ndarray,
+    weights: np.ndarray,
+    slots: np.ndarray,
+    service_s: np.ndarray,
+    wait_s: np.ndarray,
+    budget: np.ndarray,
+    peakedness: np.ndarray | None = None,
+) -> np.ndarray:
+    """The fewest replicas per row whose expected miss share over the window is within `budget`.
+
+    Bisection between 0 and a count that surely meets it (the peak level's load with
+    square-root headroom, doubled until it does); the miss share falls as replicas are added."""
+    rates = np.asarray(rates, dtype=float)
+    slots = np.maximum(np.asarray(slots, dtype=float), 1e-9)
+    service = np.asarray(service_s, dtype=float)
+    z = np.ones(len(slots)) if peakedness is None else np.asarray(peakedness, dtype=float)
+    peak = rates.reshape(rates.shape[0], -1).max(axis=1, initial=0.0) * service
+    high = np.ceil((peak + 4 * np.sqrt(peak * z) + z) / slots)
+    for _ in range(8):
+        short = miss_share(high, rates, weights, slots, service, wait_s, z) > budget
+        if not short.any():
+            break
+        high = np.where(short, 2 * high + 1, high)
+    low = np.zeros_like(high) - 1  # a count that does not meet it (-1: none below 0)
+    for _ in range(SEARCH_STEPS):
+        if not (high - low > 1).any():
+            break
+        middle = np.floor((low + high) / 2)
+        meets = miss_share(np.maximum(middle, 0), rates, weights, slots, service, wait_s, z)
+        ok = (meets <= budget) & (high - low > 1)
+        high = np.where(ok, middle, high)
+        low = np.where(~ok & (high - low > 1), middle, low)
+    return np.maximum(high, 0).astype(np.int64)
