@@ -175,6 +175,7 @@ class Fleet:
             recent_seconds=recent_n,
             stable_arrivals=stable[1],
             stable_seconds=stable_n,
+            stable_in_service=np.maximum(stable[0] - stable[2], 0.0),
             concurrency_tail=tail[0],
             queue_tail=tail[2],
             arrivals_last=tail[1][:, -1],

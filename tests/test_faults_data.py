@@ -55,7 +55,10 @@ SIGNALS = SignalSet(
     name="test",
     arrivals="sum by (namespace, service) (rate(leadtime_test_requests_total[{window}]))",
     concurrency="sum by (namespace, service) (leadtime_test_in_flight)",
-    queue="sum by (namespace, service) (leadtime_test_queued)",
+    # The exporter's queue is the same whatever the replicas (no service behaves so): read as
+    # real, it would teach the policy that a replica serves 1.5 requests at a time. These tests
+    # are about faults in the data path, so the queue reads 0 and the configured slots stand.
+    queue="0 * sum by (namespace, service) (leadtime_test_queued)",
     namespace_label="namespace",
     service_label="service",
 )
@@ -418,7 +421,7 @@ async def test_prometheus_stopped_mid_run_then_restarted(own_prometheus):
     try:
         assert await eventually(data_ok(loop, SVC6, SVC13))
         await asyncio.sleep(8.0)  # a stable window of healthy decisions: nothing moves
-        assert cluster.counts == {SVC6: NEEDED, SVC13: NEEDED}, cluster.changes
+        assert cluster.counts == {SVC6: NEEDED, SVC13: NEEDED}, (cluster.changes, loop.states[SVC6].last)
         holds_before, since, mark = holds(loop), len(cluster.changes), loop.ticks
         prom.stop()
         assert await eventually(lambda: "unreachable" in loop.states[SVC6].data_status, 30)
@@ -478,7 +481,7 @@ async def test_a_series_that_goes_stale_on_the_real_prometheus_is_held(real_prom
             if state.data_status != "ok":  # until the next scrape it is still there
                 assert state.data_status == "no data: no arrivals series for this service"
                 assert state.last.reason == HOLD
-            assert cluster.counts[SVC13] == NEEDED
+            assert cluster.counts[SVC13] == NEEDED, (loop.states[SVC6].last, loop.states[SVC13].last)
             assert loop.states[SVC6].data_status == "ok"
 
         assert await tick_until(loop, lambda: loop.states[SVC13].data_status != "ok", 30)
@@ -511,7 +514,7 @@ async def test_a_counter_reset_on_the_real_prometheus_is_no_drop_in_demand(real_
                 assert loop.states[key].data_status == "ok"
                 arrivals = loop.fleet.tail(key, 1)[1]
                 assert arrivals[-1] > 0.5  # rate() spans the reset: never 0, never negative
-            assert cluster.counts[SVC6] == NEEDED
+            assert cluster.counts[SVC6] == NEEDED, loop.states[SVC6].last
 
         await tick_for(loop, 8.0, steady)
         assert holds(loop) == holds_before
@@ -647,11 +650,12 @@ def uses_forecast(state) -> bool:
 
 
 async def forecast_in_use(f: ForecastRig, limit_s: float = 200) -> None:
-    """Tick until the loop decides both services by their forecasts' headroom (+25 %)."""
+    """Tick until the loop decides both services by their forecasts (a p90 25 % above the
+    median: the rate's own uncertainty asks for more than the observed load alone)."""
     for _ in range(int(limit_s / TICK_S)):
         await f.tick()
         states = [f.rig.loop.states[key] for key in (CHAT, CODE)]
-        if all(uses_forecast(s) and s.last and s.last.reason == "headroom" for s in states):
+        if all(uses_forecast(s) and s.last and s.last.reason == "predictive" for s in states):
             return
     pytest.fail(f"no forecast in use: {[(s.last, s.forecast_note) for s in states]}")
 
@@ -846,5 +850,5 @@ async def test_a_bad_override_of_one_service_is_named_and_the_others_keep_workin
     annotations[CHAT]["leadtime.dev/slo-target"] = "0.95"
     del annotations[CHAT]["autoscaling.knative.dev/metric"]
     await rig.run(20)
-    assert chat.settings.quantile == 0.95 and chat.policy.config.quantile == 0.95
+    assert chat.settings.slo_target == 0.95 and chat.policy.config.slo_target == 0.95
     await recovers_and_scales_down(rig, fake, CHAT)

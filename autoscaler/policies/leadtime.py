@@ -248,6 +248,15 @@ def row_inputs(observation: Observation, cfg: LeadtimeConfig) -> leadtime_rows.R
         recent_seconds=one(recent.size),
         stable_arrivals=one(stable.sum()),
         stable_seconds=one(stable.size),
+        stable_in_service=one(
+            float(
+                np.maximum(
+                    observation.concurrency[-leadtime_rows.STABLE_S :]
+                    - observation.queue[-leadtime_rows.STABLE_S :],
+                    0.0,
+                ).sum()
+            )
+        ),
         concurrency_tail=observation.concurrency[-SATURATION_WINDOW_S:][None, :].astype(float),
         queue_tail=observation.queue[-SATURATION_WINDOW_S:][None, :].astype(float),
         arrivals_last=one(observation.arrivals[-1]),

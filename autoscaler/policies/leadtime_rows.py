@@ -51,6 +51,8 @@ STABLE_S = 60
 """Seconds of arrivals the safety net keeps replicas for (Knative's stable window): a lull of a
 few seconds inside a burst does not count as a gap."""
 PEAKEDNESS_MAX = 30.0
+BURST_SIGMAS = 2.0
+"""How far above its noise the count of the last `REACT_S` seconds must be to start replicas."""
 DRAIN_S = 30.0
 """How soon after new replicas are ready a queue left by a burst should be gone."""
 
@@ -78,6 +80,8 @@ class RowInputs:
     stable_arrivals: np.ndarray
     stable_seconds: np.ndarray
     """The same over the newest `STABLE_S` seconds."""
+    stable_in_service: np.ndarray
+    """Requests in service (in the system minus waiting), summed over the same seconds."""
     concurrency_tail: np.ndarray
     queue_tail: np.ndarray
     """The newest seconds (n, k), k <= the saturation window, for the learned capacity; the last
@@ -184,7 +188,11 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     last_needed, gaps = release.observe(
         state.last_needed, state.gaps, keep, now, dip_s=1.5 * cfg.kpa.tick_s
     )
-    keep_s = np.maximum(release.keep_for(gaps, cfg.hold_leads * lead), cfg.scale_down_delay_s)
+    breakeven = cfg.hold_leads * lead
+    keep_s = np.maximum(release.keep_for(gaps, breakeven), cfg.scale_down_delay_s)
+    # a forecaster that fails (or goes stale) sheds nothing at once: what it had asked for is
+    # kept for the break-even, whatever the gaps would allow
+    keep_s = np.where(inputs.has_forecast, keep_s, np.maximum(keep_s, breakeven))
     held = np.maximum(release.held(last_needed, now, keep_s), keep)
     desired = np.maximum(start, np.minimum(inputs.current, held))
     desired = np.maximum(desired, cfg.kpa.min_scale)
@@ -197,7 +205,7 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         np.where(start_f >= react_start, PREDICTIVE, REACTIVE),
         np.where(desired > keep, HOLDING, np.where(keep_f >= reactive, PREDICTIVE, REACTIVE)),
     )
-    reason = np.where(forecast | (own == HOLDING), own, FALLBACK)
+    reason = np.where(forecast, own, FALLBACK)
     closed, idle_since = _idle(inputs, state.idle_since)
     new_state = RowState(
         service, learned, log_factor, np.full(len(lead), now), last_needed, gaps, idle_since
@@ -274,9 +282,18 @@ def _reactive(
     replica started now would be ready after the queue it is meant for is gone. The replicas
     that drain it within one lead time are kept until it drains."""
     slots, service = model[0], model[1]
-    rate = inputs.recent_arrivals / np.maximum(inputs.recent_seconds, 1)
-    stable = inputs.stable_arrivals / np.maximum(inputs.stable_seconds, 1)
-    both = np.stack([rate, stable], axis=1)[:, :, None]
+    # a burst is a count of the last seconds clearly above noise: its lower bound, two standard
+    # deviations of a count of that peakedness below it (a Poisson count's variance is its mean)
+    count = inputs.recent_arrivals
+    lower = np.maximum(count - BURST_SIGMAS * np.sqrt(model[4] * np.maximum(count, 0.0)), 0.0)
+    recent_s = np.maximum(inputs.recent_seconds, 1)
+    rate, burst_rate = count / recent_s, lower / recent_s
+    seconds = np.maximum(inputs.stable_seconds, 1)
+    # the load offered is arrivals x time in service, and, read directly, the requests in
+    # service: the larger of the two, as a rate (a rate that is still filling its window, or a
+    # time in service not learned yet, must not hide the requests being served)
+    stable = np.maximum(inputs.stable_arrivals, inputs.stable_in_service / service) / seconds
+    both = np.stack([burst_rate, stable], axis=1)[:, :, None]
     burst, need = (
         queueing.fewest_replicas(both[:, i : i + 1], np.ones(1), *model) for i in range(2)
     )
@@ -294,7 +311,11 @@ def _reactive(
     keep = np.maximum(
         need, np.minimum(np.maximum(drains, backlog), np.maximum(inputs.current, start))
     )
-    return keep, start, rate
+    # requests in service now hold their slots whatever the arrivals say (a rate that reads 0
+    # before its window has two samples must not release the replicas serving them)
+    newest = inputs.concurrency_tail[:, -1] if inputs.concurrency_tail.shape[1] else 0.0
+    busy = np.ceil(np.maximum(newest - queue, 0.0) / slots - 1e-9).astype(np.int64)
+    return np.maximum(keep, busy), np.maximum(start, busy), rate
 
 
 def _usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:
