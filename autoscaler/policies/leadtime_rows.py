@@ -178,10 +178,28 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     log_factor = steering.steer(state.log_factor, inputs.met, inputs.judged, allowed, dt)
     budget = allowed * np.exp(log_factor)
     wait = np.full(len(lead), cfg.slo_ttft_s * MIN_WAIT_SHARE)
-    model = (slots, service, wait, budget, peakedness(inputs))
-
-    start_f, keep_f = _forecast_need(cfg, inputs, lead, model)
-    reactive, react_start, rate = _reactive(inputs, lead, model)
+    z = peakedness(inputs)
+    rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
+    rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
+    # every sizing of the tick in one call: the forecast's two windows for the rows that have
+    # one, and the observed rates (one step, at the rate itself) for every row
+    n, steps = len(lead), whole.shape[1]
+    observed = np.zeros((2 * n, steps, len(queueing.LEVEL_WEIGHTS)))
+    observed[:, 0, :] = np.concatenate([burst_rate, stable_rate])[:, None]
+    index = np.concatenate([rows, rows, np.arange(n), np.arange(n)])
+    sizes = queueing.fewest_replicas(
+        np.concatenate([whole, later, observed]),
+        queueing.LEVEL_WEIGHTS,
+        slots[index],
+        service[index],
+        wait[index],
+        budget[index],
+        z[index],
+    )
+    keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    keep_f[rows], start_f[rows] = sizes[: rows.size], sizes[rows.size : 2 * rows.size]
+    burst, need = sizes[2 * rows.size : 2 * rows.size + n], sizes[2 * rows.size + n :]
+    reactive, react_start = _reactive(inputs, lead, slots, service, rate, burst, need)
     start = np.maximum(start_f, react_start)
     keep = np.maximum(keep_f, reactive)
 
@@ -229,10 +247,6 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     )
 
 
-Model = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""Per row: slots, time in service, wait budget, miss budget, peakedness."""
-
-
 def peakedness(inputs: RowInputs) -> np.ndarray:
     """Variance over mean of the per-second arrivals in the window (1: Poisson), within
     [1, PEAKEDNESS_MAX]; 1 without arrivals."""
@@ -243,60 +257,61 @@ def peakedness(inputs: RowInputs) -> np.ndarray:
     return np.where(mean > 0, np.clip(ratio, 1.0, PEAKEDNESS_MAX), 1.0)
 
 
-def _forecast_need(
-    cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, model: Model
-) -> tuple[np.ndarray, np.ndarray]:
-    """Replicas to start (for [L, L + horizon]) and to keep (for [now, L + horizon]) per row,
-    from the forecast; 0 for rows without one."""
-    n = len(lead)
+def _forecast_windows(
+    cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows with a forecast, and their rate levels (rows, steps, 3) over [now, L + horizon]
+    (replicas to keep) and over [L, L + horizon] (replicas to start), zero outside."""
     rows = np.flatnonzero(inputs.has_forecast)
-    start, keep = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    levels_n = len(queueing.LEVEL_WEIGHTS)
     if rows.size == 0:
-        return start, keep
+        return rows, np.zeros((0, 1, levels_n)), np.zeros((0, 1, levels_n))
     step = inputs.step_s
     end = np.ceil((lead[rows] + cfg.horizon_s) / step).astype(np.int64)
     width = int(min(inputs.p50.shape[1], end.max()))
-    own = tuple(part[rows] for part in model)
-    levels, weights = queueing.rate_levels(
-        inputs.p50[rows, :width], inputs.p90[rows, :width], step, own[4]
+    levels, _ = queueing.rate_levels(
+        inputs.p50[rows, :width], inputs.p90[rows, :width], step, z[rows]
     )
     column = np.arange(width)[None, :]
     first = np.floor(lead[rows] / step).astype(np.int64)
     whole = (column < end[:, None])[:, :, None]
     later = whole & (column >= np.minimum(first, end - 1)[:, None])[:, :, None]
-    keep[rows] = queueing.fewest_replicas(levels * whole, weights, *own)
-    start[rows] = queueing.fewest_replicas(levels * later, weights, *own)
-    return start, keep
+    return rows, levels * whole, levels * later
+
+
+def _observed_rates(
+    inputs: RowInputs, service: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the arrival rate of the last `REACT_S` seconds; the same, as a burst: its count's lower
+    bound, `BURST_SIGMAS` standard deviations of a count of that peakedness below it, so noise
+    starts nothing; the load over the stable window as a rate: arrivals, or the requests in
+    service over the time in service when larger, so a rate still filling its window or a time
+    in service not yet learned cannot hide the requests being served)."""
+    count = inputs.recent_arrivals
+    lower = np.maximum(count - BURST_SIGMAS * np.sqrt(z * np.maximum(count, 0.0)), 0.0)
+    recent_s = np.maximum(inputs.recent_seconds, 1)
+    seconds = np.maximum(inputs.stable_seconds, 1)
+    stable = np.maximum(inputs.stable_arrivals, inputs.stable_in_service / service) / seconds
+    return count / recent_s, lower / recent_s, stable
 
 
 def _reactive(
-    inputs: RowInputs, lead: np.ndarray, model: Model
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(replicas to keep: what the rate over the stable window needs and what drains the queue
-    within one lead time; replicas to start for the rate of the last seconds and for the queue;
-    that rate).
+    inputs: RowInputs,
+    lead: np.ndarray,
+    slots: np.ndarray,
+    service: np.ndarray,
+    rate: np.ndarray,
+    burst: np.ndarray,
+    need: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(replicas to keep: what the load over the stable window needs (`need`) and what drains
+    the queue; replicas to start: for a burst (`burst`) and for the queue).
 
     The queue counts only when the replicas asked for already (ready and starting) would leave
     some of it when a replica started now is ready: then enough are started to drain what is
     left within `DRAIN_S` of that moment (every request arriving behind a queue waits); else a
     replica started now would be ready after the queue it is meant for is gone. The replicas
     that drain it within one lead time are kept until it drains."""
-    slots, service = model[0], model[1]
-    # a burst is a count of the last seconds clearly above noise: its lower bound, two standard
-    # deviations of a count of that peakedness below it (a Poisson count's variance is its mean)
-    count = inputs.recent_arrivals
-    lower = np.maximum(count - BURST_SIGMAS * np.sqrt(model[4] * np.maximum(count, 0.0)), 0.0)
-    recent_s = np.maximum(inputs.recent_seconds, 1)
-    rate, burst_rate = count / recent_s, lower / recent_s
-    seconds = np.maximum(inputs.stable_seconds, 1)
-    # the load offered is arrivals x time in service, and, read directly, the requests in
-    # service: the larger of the two, as a rate (a rate that is still filling its window, or a
-    # time in service not learned yet, must not hide the requests being served)
-    stable = np.maximum(inputs.stable_arrivals, inputs.stable_in_service / service) / seconds
-    both = np.stack([burst_rate, stable], axis=1)[:, :, None]
-    burst, need = (
-        queueing.fewest_replicas(both[:, i : i + 1], np.ones(1), *model) for i in range(2)
-    )
     need = np.where(inputs.poke, np.maximum(need, 1), need)
     queue = inputs.queue_tail[:, -1] if inputs.queue_tail.shape[1] else np.zeros(len(rate))
     # the queue when a replica asked for now is ready, if the replicas asked for already (ready
@@ -306,16 +321,14 @@ def _reactive(
     backlog = backlog.astype(np.int64)
     start = np.maximum(need, burst)
     start = np.where(left > 0, np.maximum(start, backlog), start)
-    # the replicas draining the queue (ready, starting or started now) are kept until it drains
     drains = np.ceil((rate + queue / lead) * service / slots - 1e-9).astype(np.int64)
     keep = np.maximum(
         need, np.minimum(np.maximum(drains, backlog), np.maximum(inputs.current, start))
     )
-    # requests in service now hold their slots whatever the arrivals say (a rate that reads 0
-    # before its window has two samples must not release the replicas serving them)
+    # requests in service now hold their slots whatever the arrivals say
     newest = inputs.concurrency_tail[:, -1] if inputs.concurrency_tail.shape[1] else 0.0
     busy = np.ceil(np.maximum(newest - queue, 0.0) / slots - 1e-9).astype(np.int64)
-    return np.maximum(keep, busy), np.maximum(start, busy), rate
+    return np.maximum(keep, busy), np.maximum(start, busy)
 
 
 def _usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:

@@ -132,26 +132,85 @@ def fewest_replicas(
 ) -> np.ndarray:
     """The fewest replicas per row whose expected miss share over the window is within `budget`.
 
-    Bisection between 0 and a count that surely meets it (the peak level's load with
-    square-root headroom, doubled until it does); the miss share falls as replicas are added."""
+    The miss share falls as replicas are added, so the answer is where it first meets the
+    budget. Most rows find it in one vectorised probe of `PROBE` counts around the load the
+    arrivals meet on average; the others by bisection between a count that does not meet it and
+    one that surely does (the peak level's load with square-root headroom, doubled until it
+    does)."""
     rates = np.asarray(rates, dtype=float)
-    slots = np.maximum(np.asarray(slots, dtype=float), 1e-9)
-    service = np.asarray(service_s, dtype=float)
-    z = np.ones(len(slots)) if peakedness is None else np.asarray(peakedness, dtype=float)
+    n = rates.shape[0]
+    slots = np.broadcast_to(np.maximum(np.asarray(slots, dtype=float), 1e-9), (n,))
+    service = np.broadcast_to(np.asarray(service_s, dtype=float), (n,))
+    wait = np.broadcast_to(np.asarray(wait_s, dtype=float), (n,))
+    limit = np.broadcast_to(np.asarray(budget, dtype=float), (n,))
+    z = np.ones(n) if peakedness is None else np.broadcast_to(np.asarray(peakedness, float), (n,))
+    model = (rates, weights, slots, service, wait, z)
+    low, high, done, answer = _probe(model, limit)
+    todo = np.flatnonzero(~done)
+    if todo.size:
+        part = (rates[todo], weights, slots[todo], service[todo], wait[todo], z[todo])
+        answer[todo] = _bisect(part, limit[todo], low[todo], high[todo])
+    return answer.astype(np.int64)
+
+
+PROBE = 8
+"""Counts tried at once around the average load before bisecting."""
+
+_Model = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _probe(
+    model: _Model, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Try PROBE counts from just under the arrivals-weighted average load. Returns per row a
+    count known not to meet the budget (-1: none), one that meets it (NaN: unknown), whether the
+    answer is known, and the answer where it is."""
+    rates, weights, slots, service, wait, z = model
+    n = len(slots)
+    weighted = rates * weights
+    arriving = weighted.sum(axis=(1, 2))
+    offered = (weighted * rates).sum(axis=(1, 2)) / np.where(arriving > 0, arriving, 1.0)
+    guess = np.maximum(np.floor(offered * service / slots) - 1, 0)
+    counts = guess[:, None] + np.arange(PROBE)[None, :]
+    k = PROBE
+    share = miss_share(
+        counts.ravel(),
+        np.repeat(rates, k, axis=0),
+        weights,
+        np.repeat(slots, k),
+        np.repeat(service, k),
+        np.repeat(wait, k),
+        np.repeat(z, k),
+    ).reshape(n, k)
+    meets = share <= limit[:, None]
+    some = meets.any(axis=1)
+    first = np.argmax(meets, axis=1)
+    found = counts[np.arange(n), first]
+    done = some & ((first > 0) | (found == 0))
+    low = np.where(some, -1.0, counts[:, -1])
+    high = np.where(some, found, np.nan)
+    return low, high, done, np.where(done, found, 0.0)
+
+
+def _bisect(model: _Model, limit: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The first count meeting the budget between `low` (does not) and `high` (does; NaN: find
+    one by growing from the peak level's load with square-root headroom)."""
+    rates, weights, slots, service, wait, z = model
     peak = rates.reshape(rates.shape[0], -1).max(axis=1, initial=0.0) * service
-    high = np.ceil((peak + 4 * np.sqrt(peak * z) + z) / slots)
+    sure = np.maximum(np.ceil((peak + 4 * np.sqrt(peak * z) + z) / slots), low + 1)
+    high = np.where(np.isnan(high), sure, high)
     for _ in range(8):
-        short = miss_share(high, rates, weights, slots, service, wait_s, z) > budget
+        short = miss_share(high, rates, weights, slots, service, wait, z) > limit
         if not short.any():
             break
+        low = np.where(short, high, low)
         high = np.where(short, 2 * high + 1, high)
-    low = np.zeros_like(high) - 1  # a count that does not meet it (-1: none below 0)
     for _ in range(SEARCH_STEPS):
         if not (high - low > 1).any():
             break
         middle = np.floor((low + high) / 2)
-        meets = miss_share(np.maximum(middle, 0), rates, weights, slots, service, wait_s, z)
-        ok = (meets <= budget) & (high - low > 1)
+        meets = miss_share(np.maximum(middle, 0), rates, weights, slots, service, wait, z)
+        ok = (meets <= limit) & (high - low > 1)
         high = np.where(ok, middle, high)
         low = np.where(~ok & (high - low > 1), middle, low)
-    return np.maximum(high, 0).astype(np.int64)
+    return np.maximum(high, 0)
