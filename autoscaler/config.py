@@ -33,6 +33,7 @@ import yaml
 
 from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
+from autoscaler.forecasts import REFIT_EVERY_S
 from autoscaler.policies.kpa import CONCURRENCY, RPS, TARGET_UTILIZATION_DEFAULT, KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
 from autoscaler.sharding import (
@@ -75,7 +76,7 @@ class ForecastingConfig:
 
     model: str = "auto"
     step_s: float = 10.0
-    refit_every_s: float = 3600.0
+    refit_every_s: float = REFIT_EVERY_S
     min_history_s: float = 60.0
     """No forecast (the KPA decides alone) before a service has this much history."""
     workers: int = 2

@@ -52,16 +52,18 @@ def erlang_c(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
     c = np.asarray(servers, dtype=float)
     a = np.asarray(offered, dtype=float)
     c, a = np.broadcast_arrays(c, a)
+    out = np.where(a >= c, 1.0, 0.0)
+    out[a <= 0] = 0.0
     stable = (a < c) & (a > 0)
-    cs, as_ = np.where(stable, c, 1.0), np.where(stable, a, 0.5)
+    cs, as_ = c[stable], a[stable]  # the special functions only where they are needed
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         log_pmf = cs * np.log(as_) - as_ - gammaln(cs + 1)
         # P(Poisson(a) <= c) as the regularised upper incomplete gamma, continuous in c (Hayward's
         # c / z and learned slots are rarely whole)
         blocking = np.exp(log_pmf) / np.maximum(gammaincc(cs + 1, as_), 1e-300)
         waits = blocking / (1 - (as_ / cs) * (1 - blocking))
-    out = np.where(a >= c, 1.0, 0.0)
-    return np.where(stable, np.clip(waits, 0.0, 1.0), np.where(a <= 0, 0.0, out))
+    out[stable] = np.clip(waits, 0.0, 1.0)
+    return out
 
 
 def wait_exceeds(
@@ -134,7 +136,7 @@ def fewest_replicas(
 
     The miss share falls as replicas are added, so the answer is where it first meets the
     budget. Most rows find it in one vectorised probe of `PROBE` counts around the load the
-    arrivals meet on average; the others by bisection between a count that does not meet it and
+    arrivals meet on average, with square-root headroom; the others by bisection between a count that does not meet it and
     one that surely does (the peak level's load with square-root headroom, doubled until it
     does)."""
     rates = np.asarray(rates, dtype=float)
@@ -153,7 +155,7 @@ def fewest_replicas(
     return answer.astype(np.int64)
 
 
-PROBE = 8
+PROBE = 16
 """Counts tried at once around the average load before bisecting."""
 
 _Model = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -162,7 +164,8 @@ _Model = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.nd
 def _probe(
     model: _Model, limit: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Try PROBE counts from just under the arrivals-weighted average load. Returns per row a
+    """Try PROBE counts around the arrivals-weighted average load with square-root headroom for
+    its peakedness. Returns per row a
     count known not to meet the budget (-1: none), one that meets it (NaN: unknown), whether the
     answer is known, and the answer where it is."""
     rates, weights, slots, service, wait, z = model
@@ -170,7 +173,9 @@ def _probe(
     weighted = rates * weights
     arriving = weighted.sum(axis=(1, 2))
     offered = (weighted * rates).sum(axis=(1, 2)) / np.where(arriving > 0, arriving, 1.0)
-    guess = np.maximum(np.floor(offered * service / slots) - 1, 0)
+    load = offered * service
+    # square-root staffing (Halfin and Whitt) for peaked traffic centres the probe
+    guess = np.maximum(np.floor((load + 1.5 * np.sqrt(z * load)) / slots) - PROBE // 4, 0)
     counts = guess[:, None] + np.arange(PROBE)[None, :]
     k = PROBE
     share = miss_share(
