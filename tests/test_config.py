@@ -106,7 +106,7 @@ def test_defaults_without_a_file_or_environment():
     assert config == Config()
     assert config.mode == "live" and config.tick_s == 2.0
     assert config.http == HttpConfig("127.0.0.1", 8080, None, None, 65536)
-    assert config.forecasting == ForecastingConfig("auto", 10.0, 3600.0, 60.0, 2)
+    assert config.forecasting == ForecastingConfig("auto", 10.0, 6 * 3600.0, 60.0, 2)
     assert config.simulator.workloads == ("llm-bursty", "web-diurnal")
     assert config.simulator.traces == () and config.simulator.gpu_pool is None
     assert config.prometheus == PrometheusConfig(None)

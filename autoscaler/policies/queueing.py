@@ -136,9 +136,9 @@ def fewest_replicas(
 
     The miss share falls as replicas are added, so the answer is where it first meets the
     budget. Most rows find it in one vectorised probe of `PROBE` counts around the load the
-    arrivals meet on average, with square-root headroom; the others by bisection between a count that does not meet it and
-    one that surely does (the peak level's load with square-root headroom, doubled until it
-    does)."""
+    arrivals meet on average, with square-root headroom; the others by bisection between a
+    count that does not meet it and one that surely does (the peak level's load with
+    square-root headroom, doubled until it does)."""
     rates = np.asarray(rates, dtype=float)
     n = rates.shape[0]
     slots = np.broadcast_to(np.maximum(np.asarray(slots, dtype=float), 1e-9), (n,))
