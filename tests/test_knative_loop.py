@@ -39,6 +39,10 @@ FAST = {  # a revision that reacts within seconds, so the test does too
     "autoscaling.knative.dev/min-scale": "1",
     "autoscaling.knative.dev/scale-down-delay": "0s",
     "leadtime.dev/cold-start-prior": "2s",
+    # An objective no queue of a stable service misses (a wait budget of 5 minutes): the count
+    # is then the fewest one-slot replicas with more slots than requests in service, which
+    # the tests can state (3.5 in flight: 4).
+    "leadtime.dev/slo-ttft": "600s",
 }
 
 
@@ -128,13 +132,13 @@ async def test_load_up_scales_up_with_real_pods_and_load_down_scales_down(
     await create_revision(kube, namespace, "llm-00001", pool=pool, annotations=FAST)
     exporter.in_flight[(namespace, "llm-00001")] = 0.0
     async with live_loop(kube, prometheus.url, activator) as loop:
-        exporter.in_flight[(namespace, "llm-00001")] = 4.0
+        exporter.in_flight[(namespace, "llm-00001")] = 3.5
 
         async def four_ready():
             pa = await read_pa(kube, namespace, "llm-00001")
             return (pa.get("status") or {}).get("actualScale") == 4 and pa
 
-        pa = await eventually(four_ready, timeout_s=60, what="4 ready replicas for 4 in flight")
+        pa = await eventually(four_ready, timeout_s=60, what="4 ready replicas for 3.5 in flight")
         assert pa["status"]["desiredScale"] == 4
         state = loop.states[next(k for k in loop.states if k.name == "llm-00001")]
         assert state.data_status == "ok"
@@ -212,7 +216,7 @@ async def test_leadtime_run_serves_a_knative_class(
     exporter, prometheus = prometheus_with_exporter
     pool = gpu_pool(gpus=4)
     await create_revision(kube, namespace, "run-00001", pool=pool, annotations=FAST)
-    exporter.in_flight[(namespace, "run-00001")] = 2.0
+    exporter.in_flight[(namespace, "run-00001")] = 1.5
     port = free_port()
     config_file = tmp_path / "leadtime.yaml"
     config_file.write_text(

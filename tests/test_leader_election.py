@@ -609,7 +609,9 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
                         "tick": "500ms",
                         "http": {"port": ports[identity], "host": "127.0.0.1"},
                         "forecasting": {"workers": 1},
-                        "policy": {"target": 1, "target_utilization": 1.0, "stable_window": "6s"},
+                        # one-slot replicas and a wait budget of 5 minutes: the count is the
+                        # fewest with more slots than requests in service (1.5: 2, 2.5: 3)
+                        "policy": {"target": 1, "slo_ttft": "600s", "stable_window": "6s"},
                         "prometheus": {
                             "url": prometheus.url,
                             "signals": "custom",
@@ -658,12 +660,12 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
 
         # Both scale: each Deployment (one per bucket, so two per process) follows its load.
         for name in names:
-            exporter.in_flight[(namespace, name)] = 2.0
+            exporter.in_flight[(namespace, name)] = 1.5
         await eventually(
             lambda: all_at(2),
             timeout_s=120,
             interval_s=0.5,
-            what="every Deployment at 2 replicas for 2 in flight",
+            what="every Deployment at 2 replicas for 1.5 in flight",
         )
         check_running()
 
@@ -707,7 +709,7 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
         )
         scaled_from = time.monotonic()
         for name in names:
-            exporter.in_flight[(namespace, name)] = 3.0
+            exporter.in_flight[(namespace, name)] = 2.5
         await eventually(
             lambda: all_at(3),
             timeout_s=120,
