@@ -107,6 +107,8 @@ class RowState:
     service_time: np.ndarray
     slots: np.ndarray
     """NaN: not learned yet."""
+    slots_ready: np.ndarray
+    """Ready replicas when `slots` was last lowered (NaN: never)."""
     log_factor: np.ndarray
     steered_at: np.ndarray
     last_needed: np.ndarray
@@ -119,7 +121,7 @@ class RowState:
         last_needed, gaps = release.empty(rows)
         nan = np.full(rows, np.nan)
         return cls(
-            np.full(rows, service_time_s), nan.copy(), np.zeros(rows), nan.copy(),
+            np.full(rows, service_time_s), nan.copy(), nan.copy(), np.zeros(rows), nan.copy(),
             last_needed, gaps, nan.copy(),
         )  # fmt: skip
 
@@ -169,7 +171,11 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     changed, the next state is returned."""
     now = inputs.now
     service = _service_time(cfg.service_time_window_s, inputs, state.service_time)
-    learned = _slots(inputs, state.slots) if cfg.learn_capacity else state.slots
+    learned, slots_ready = (
+        _slots(inputs, state.slots, state.slots_ready)
+        if cfg.learn_capacity
+        else (state.slots, state.slots_ready)
+    )
     slots = _usable_slots(cfg, learned, service)
     lead = np.where(np.isnan(inputs.cold_start), cfg.cold_start_prior_s, inputs.cold_start)
     lead = lead + cfg.actuation_delay_s
@@ -226,7 +232,14 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     reason = np.where(forecast, own, FALLBACK)
     closed, idle_since = _idle(inputs, state.idle_since)
     new_state = RowState(
-        service, learned, log_factor, np.full(len(lead), now), last_needed, gaps, idle_since
+        service,
+        learned,
+        slots_ready,
+        log_factor,
+        np.full(len(lead), now),
+        last_needed,
+        gaps,
+        idle_since,
     )
     return RowDecision(
         desired=desired.astype(np.int64),
@@ -356,9 +369,16 @@ def _service_time(window_s: float, inputs: RowInputs, previous: np.ndarray) -> n
     return np.where(seen, smoothed, previous)
 
 
-def _slots(inputs: RowInputs, previous: np.ndarray) -> np.ndarray:
+def _slots(
+    inputs: RowInputs, previous: np.ndarray, lowered_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Requests one ready replica serves at once while requests queue: the fullest saturated
-    second per ready replica, smoothed (partly saturated seconds only ever read low)."""
+    second per ready replica, smoothed (partly saturated seconds only ever read low).
+
+    A sample may lower the estimate only with no more ready replicas than when it was last
+    lowered: if requests stay queued while replicas are added and those serve nothing more, the
+    bottleneck is not the replicas, and reading fewer slots per replica would add replicas
+    without end. Returns the estimate and the ready count it was last lowered at."""
     saturated = inputs.queue_tail > SATURATION_QUEUE
     in_service = np.where(saturated, inputs.concurrency_tail - inputs.queue_tail, -np.inf)
     fullest = in_service.max(axis=1, initial=-np.inf)
@@ -366,8 +386,13 @@ def _slots(inputs: RowInputs, previous: np.ndarray) -> np.ndarray:
     usable = (ready > 0) & saturated.any(axis=1)
     sample = np.where(usable, fullest / np.where(ready > 0, ready, 1.0), np.nan)
     usable &= np.isfinite(sample) & (sample > 0)
-    blended = np.where(np.isnan(previous), sample, (1 - SMOOTHING) * previous + SMOOTHING * sample)
-    return np.where(usable, blended, previous)
+    first = np.isnan(previous)
+    with np.errstate(invalid="ignore"):
+        lowers = ~first & (sample < previous)
+        usable &= ~lowers | np.isnan(lowered_at) | (ready <= lowered_at)
+    blended = np.where(first, sample, (1 - SMOOTHING) * previous + SMOOTHING * sample)
+    lowered = usable & (first | lowers)
+    return np.where(usable, blended, previous), np.where(lowered, ready, lowered_at)
 
 
 def _idle(inputs: RowInputs, idle_since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
