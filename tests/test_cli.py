@@ -277,3 +277,17 @@ def test_several_traces_are_services_of_one_cluster_with_a_total_row(capsys, sha
     table = capsys.readouterr().out
     assert "service" in table.splitlines()[0]
     assert "nasa_http_1995_per_second_workload.tbz2" in table and "total" in table
+
+
+def test_simulate_gives_leadtime_the_objective_s_target(capsys):
+    """`--slo-target` is Leadtime's input: a stricter objective buys more GPU-seconds, a looser
+    one fewer, on the same arrivals; a target outside [0.5, 1) is refused by name."""
+
+    def gpu_seconds(target: str) -> float:
+        argv = ["simulate", "--workload", "web-diurnal", "--duration", "30m", "--json"]
+        return run_json(capsys, *argv, "--slo-target", target)["gpu_seconds"]
+
+    assert gpu_seconds("0.5") < gpu_seconds("0.999")
+    with pytest.raises(SystemExit):
+        main(["simulate", "--slo-target", "1"])
+    assert "--slo-target: expected a share of requests in [0.5, 1)" in capsys.readouterr().err

@@ -510,10 +510,10 @@ class _Run:
             forecast=forecast,
             forecast_note=note,
             cold_start_s=measured,
-            attainment=self._attainment(visible),
+            attainment=self.attainment(visible),
         )
 
-    def _attainment(self, visible: int) -> Attainment:
+    def attainment(self, visible: int) -> Attainment:
         """Requests judged in the attainment window before the newest visible second."""
         first = max(0, visible - int(ATTAINMENT_WINDOW_S))
         met = sum(self.met_ps[first:visible])

@@ -133,6 +133,7 @@ class LiveCluster:
                 run.arrivals_ps[start:end].copy(),
                 run.queue_ps[start:end].copy(),
                 poke=bool(run.queue) and run.desired == 0,
+                attainment=run.attainment(end),
             )
         return out
 
