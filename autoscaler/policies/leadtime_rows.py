@@ -187,14 +187,12 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     z = peakedness(inputs)
     rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
     rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
-    # every sizing of the tick in one call: the forecast's two windows for the rows that have
-    # one, and the observed rates (one step, at the rate itself) for every row
-    n, steps = len(lead), whole.shape[1]
-    observed = np.zeros((2 * n, steps, len(queueing.LEVEL_WEIGHTS)))
-    observed[:, 0, :] = np.concatenate([burst_rate, stable_rate])[:, None]
-    index = np.concatenate([rows, rows, np.arange(n), np.arange(n)])
+    # every sizing of the tick in two calls: the forecast's two windows for the rows that have
+    # one, and the observed rates (one step each) for every row
+    n = len(lead)
+    index = np.concatenate([rows, rows])
     sizes = queueing.fewest_replicas(
-        np.concatenate([whole, later, observed]),
+        np.concatenate([whole, later]),
         queueing.LEVEL_WEIGHTS,
         slots[index],
         service[index],
@@ -203,8 +201,13 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         z[index],
     )
     keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    keep_f[rows], start_f[rows] = sizes[: rows.size], sizes[rows.size : 2 * rows.size]
-    burst, need = sizes[2 * rows.size : 2 * rows.size + n], sizes[2 * rows.size + n :]
+    keep_f[rows], start_f[rows] = sizes[: rows.size], sizes[rows.size :]
+    observed = np.concatenate([burst_rate, stable_rate])[:, None, None]
+    index = np.concatenate([np.arange(n), np.arange(n)])
+    sizes = queueing.fewest_replicas(
+        observed, np.ones(1), slots[index], service[index], wait[index], budget[index], z[index]
+    )
+    burst, need = sizes[:n], sizes[n:]
     reactive, react_start = _reactive(inputs, lead, slots, service, rate, burst, need)
     start = np.maximum(start_f, react_start)
     keep = np.maximum(keep_f, reactive)
