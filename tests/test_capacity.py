@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoscaler.policies.capacity import effective_target, saturation_slots
+from autoscaler.policies import leadtime_rows
 from autoscaler.policies.kpa import KpaConfig
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
+from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig, row_inputs
 from autoscaler.policy import Observation
 from forecasting.forecast import Forecast
 
@@ -24,6 +24,22 @@ def observe(concurrency, queue, ready, arrivals=1.0, now=300.0, forecast=None):
         desired=ready,
         forecast=forecast,
     )
+
+
+def saturation_slots(observation: Observation, previous: float | None) -> float | None:
+    """The rule's learned slots for one service (one row), as a number or None."""
+    inputs = row_inputs(observation, LeadtimeConfig())
+    before = np.array([np.nan if previous is None else previous])
+    learned, _ = leadtime_rows.learned_slots(inputs, before, np.array([np.nan]))
+    return None if np.isnan(learned[0]) else float(learned[0])
+
+
+def effective_target(configured: int, learned: float | None) -> float:
+    """The slots the rule plans with: containerConcurrency, or the learned slots when clearly
+    fewer."""
+    config = LeadtimeConfig(kpa=KpaConfig(container_concurrency=configured))
+    slots = np.array([np.nan if learned is None else learned])
+    return float(leadtime_rows.usable_slots(config, slots, np.ones(1))[0])
 
 
 def test_queued_seconds_reveal_the_slots_of_a_replica():
@@ -52,12 +68,12 @@ def test_only_saturated_seconds_count_and_the_fullest_one_wins():
 
 
 def test_the_learned_slots_only_ever_lower_the_target_and_only_clearly():
-    assert effective_target(70.0, 8.0, 0.7) == pytest.approx(5.6)
-    assert effective_target(5.6, 100.0, 0.7) == pytest.approx(5.6)
-    assert effective_target(70.0, None, 0.7) == 70.0
+    assert effective_target(70, 8.0) == pytest.approx(8.0)
+    assert effective_target(8, 100.0) == pytest.approx(8.0)
+    assert effective_target(70, None) == 70.0
     # 7 slots read against a configured 8: within the tolerance, the configuration stands
-    assert effective_target(5.6, 7.0, 0.7) == pytest.approx(5.6)
-    assert effective_target(5.6, 5.0, 0.7) == pytest.approx(3.5)
+    assert effective_target(8, 7.0) == pytest.approx(8.0)
+    assert effective_target(8, 5.0) == pytest.approx(5.0)
 
 
 def flat(rate, steps=18):

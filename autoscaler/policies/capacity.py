@@ -6,16 +6,11 @@ in flight per pod, while a vLLM replica saturates at its batch size (`max_num_se
 queues the rest. Saturation shows in the metrics: while requests are queued in front of the
 service, every ready replica is full, so requests in service per ready replica is the replica's
 real number of slots. Leadtime learns it online and provisions against it when it is clearly
-below the configured target. Pure functions of plain data.
+below the configured target: the rule is `leadtime_rows.learned_slots` and `usable_slots`, on
+arrays; these are its constants.
 """
 
 from __future__ import annotations
-
-import math
-
-import numpy as np
-
-from autoscaler.policy import Observation
 
 SATURATION_WINDOW_S = 4
 """Seconds of the newest samples read: short, so the current ready count still applies."""
@@ -27,30 +22,3 @@ TOLERANCE = 0.75
 """The learned capacity replaces the configured target only below this fraction of it: a
 per-second average over a second that was only partly saturated reads a little low, and a
 configured target that is right should not drift with that noise."""
-
-
-def saturation_slots(observation: Observation, previous: float | None) -> float | None:
-    """Requests one ready replica serves at once when requests are queued, smoothed; the
-    previous estimate when nothing was saturated (no evidence either way)."""
-    if observation.ready <= 0:
-        return previous
-    queue = observation.queue[-SATURATION_WINDOW_S:]
-    saturated = queue > SATURATION_QUEUE
-    if not saturated.any():
-        return previous
-    in_service = observation.concurrency[-SATURATION_WINDOW_S:] - queue
-    # the fullest second: partly saturated seconds only ever read low
-    sample = float(np.max(in_service[saturated])) / observation.ready
-    if not math.isfinite(sample) or sample <= 0:
-        return previous
-    if previous is None:
-        return sample
-    return (1 - SMOOTHING) * previous + SMOOTHING * sample
-
-
-def effective_target(configured: float, slots: float | None, utilization: float) -> float:
-    """Requests in service per replica to provision for: the configured target, or the learned
-    slots at the same utilisation when they are clearly fewer (`TOLERANCE`)."""
-    if slots is None or slots * utilization >= TOLERANCE * configured:
-        return configured
-    return max(0.01, slots * utilization)

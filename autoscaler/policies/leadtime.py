@@ -199,7 +199,7 @@ class Leadtime:
         median = np.asarray(forecast.quantile(0.5), dtype=float)[None, :steps]
         upper = np.asarray(forecast.quantile(0.9), dtype=float)[None, :steps]
         rows = state.rows
-        slots = leadtime_rows._usable_slots(cfg, rows.slots, rows.service_time)
+        slots = leadtime_rows.usable_slots(cfg, rows.slots, rows.service_time)
         z = leadtime_rows.peakedness(row_inputs(observation, cfg))
         args = (
             slots,

@@ -172,11 +172,11 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     now = inputs.now
     service = _service_time(cfg.service_time_window_s, inputs, state.service_time)
     learned, slots_ready = (
-        _slots(inputs, state.slots, state.slots_ready)
+        learned_slots(inputs, state.slots, state.slots_ready)
         if cfg.learn_capacity
         else (state.slots, state.slots_ready)
     )
-    slots = _usable_slots(cfg, learned, service)
+    slots = usable_slots(cfg, learned, service)
     lead = np.where(np.isnan(inputs.cold_start), cfg.cold_start_prior_s, inputs.cold_start)
     lead = lead + cfg.actuation_delay_s
     allowed = 1.0 - cfg.slo_target
@@ -347,7 +347,7 @@ def _reactive(
     return np.maximum(keep, busy), np.maximum(start, busy)
 
 
-def _usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:
+def usable_slots(cfg: LeadtimeConfig, learned: np.ndarray, service: np.ndarray) -> np.ndarray:
     """Slots per replica to plan with: containerConcurrency (or, unset, what the KPA's target
     stands for at its utilisation), lowered to the learned slots when clearly fewer."""
     kpa = cfg.kpa
@@ -372,7 +372,7 @@ def _service_time(window_s: float, inputs: RowInputs, previous: np.ndarray) -> n
     return np.where(seen, smoothed, previous)
 
 
-def _slots(
+def learned_slots(
     inputs: RowInputs, previous: np.ndarray, lowered_at: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Requests one ready replica serves at once while requests queue: the fullest saturated
