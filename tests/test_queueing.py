@@ -205,6 +205,48 @@ def test_peaked_arrivals_never_need_fewer_replicas_than_poisson_ones(model, budg
     assert peaked >= poisson
 
 
+WINDOWS = st.fixed_dictionaries(
+    {
+        "rates": st.lists(st.floats(0.0, 200.0), min_size=1, max_size=8),
+        "slots": st.sampled_from([0.3, 1.0, 2.5, 8.0, 16.0]),
+        "service_s": st.floats(0.05, 30.0),
+        "wait_s": st.floats(0.05, 5.0),
+        "peakedness": st.floats(1.0, 30.0),
+    }
+)
+
+
+def window_model(window: dict) -> tuple[np.ndarray, ...]:
+    """One row of `queueing`'s model: a window of steps at three rate levels around each rate."""
+    rates = np.array(window["rates"])[None, :, None] * np.array([0.6, 1.0, 1.4])
+    return (rates, queueing.LEVEL_WEIGHTS) + tuple(
+        row(window[name]) for name in ("slots", "service_s", "wait_s", "peakedness")
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(window=WINDOWS, replicas=st.integers(0, 300))
+def test_the_cheap_bounds_hold_the_exact_miss_share_between_them(window, replicas):
+    model = window_model(window)
+    low, high = queueing._share_bounds(model, np.array([[float(replicas)]]))
+    exact = queueing.miss_share(np.array([float(replicas)]), *model)
+    # within the rounding `fewest_replicas` leaves to the exact share (and single precision's
+    # floor, far below any budget)
+    assert low[0, 0] <= exact[0] * (1 + queueing.MARGIN)
+    assert exact[0] <= high[0, 0] * (1 + queueing.MARGIN) + 1e-37
+
+
+@settings(max_examples=200, deadline=None)
+@given(window=WINDOWS, budget=st.floats(0.0005, 0.3), offset=st.integers(-40, 40))
+def test_a_hint_changes_the_work_never_the_answer(window, budget, offset):
+    rates, weights, slots, service, wait, z = window_model(window)
+    args = (rates, weights, slots, service, wait, row(budget), z)
+    searched = queueing.fewest_replicas(*args)
+    hint = np.maximum(searched + offset, 0)
+    assert queueing.fewest_replicas(*args, hint=hint)[0] == searched[0]
+    assert queueing.fewest_replicas(*args, hint=searched)[0] == searched[0]
+
+
 def test_peakedness_costs_replicas_on_a_real_case():
     # the 40-erlang case above: arrivals twice as bursty as Poisson need an 8th replica
     assert fewest(4.0, 8, 10.0, 1.0, budget=0.01, peakedness=1.0) == 7

@@ -55,6 +55,8 @@ BURST_SIGMAS = 2.0
 """How far above its noise the count of the last `REACT_S` seconds must be to start replicas."""
 DRAIN_S = 30.0
 """How soon after new replicas are ready a queue left by a burst should be gone."""
+SIZINGS = ("keep", "start", "burst", "stable")
+"""The four sizings of a tick, the columns of `RowState.sized`."""
 
 
 @dataclass
@@ -115,6 +117,9 @@ class RowState:
     gaps: np.ndarray
     idle_since: np.ndarray
     """When the current idle period began; NaN while requests flow."""
+    sized: np.ndarray
+    """(n, 4) the last sizings: forecast to keep, forecast to start, burst, stable load. Where
+    the next tick's search starts (`queueing.fewest_replicas`' hint): work, not the answer."""
 
     @classmethod
     def empty(cls, rows: int, service_time_s: float) -> RowState:
@@ -122,7 +127,7 @@ class RowState:
         nan = np.full(rows, np.nan)
         return cls(
             np.full(rows, service_time_s), nan.copy(), nan.copy(), np.zeros(rows), nan.copy(),
-            last_needed, gaps, nan.copy(),
+            last_needed, gaps, nan.copy(), np.zeros((rows, len(SIZINGS)), np.int64),
         )  # fmt: skip
 
     def take(self, rows: np.ndarray | slice) -> RowState:
@@ -187,27 +192,37 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     z = peakedness(inputs)
     rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
     rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
-    # every sizing of the tick in two calls: the forecast's two windows for the rows that have
+    # every sizing of the tick in three calls: the forecast's two windows for the rows that have
     # one, and the observed rates (one step each) for every row
     n = len(lead)
-    index = np.concatenate([rows, rows])
+    sized = state.sized.copy()
+    for column, window in ((0, whole), (1, later)):
+        sized[rows, column] = queueing.fewest_replicas(
+            window,
+            queueing.LEVEL_WEIGHTS,
+            slots[rows],
+            service[rows],
+            wait[rows],
+            budget[rows],
+            z[rows],
+            hint=sized[rows, column],
+        )
+    keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    keep_f[rows], start_f[rows] = sized[rows, 0], sized[rows, 1]
+    observed = np.concatenate([burst_rate, stable_rate])[:, None, None]
+    index = np.concatenate([np.arange(n), np.arange(n)])
     sizes = queueing.fewest_replicas(
-        np.concatenate([whole, later]),
-        queueing.LEVEL_WEIGHTS,
+        observed,
+        np.ones(1),
         slots[index],
         service[index],
         wait[index],
         budget[index],
         z[index],
+        hint=np.concatenate([sized[:, 2], sized[:, 3]]),
     )
-    keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    keep_f[rows], start_f[rows] = sizes[: rows.size], sizes[rows.size :]
-    observed = np.concatenate([burst_rate, stable_rate])[:, None, None]
-    index = np.concatenate([np.arange(n), np.arange(n)])
-    sizes = queueing.fewest_replicas(
-        observed, np.ones(1), slots[index], service[index], wait[index], budget[index], z[index]
-    )
-    burst, need = sizes[:n], sizes[n:]
+    sized[:, 2], sized[:, 3] = sizes[:n], sizes[n:]
+    burst, need = sized[:, 2], sized[:, 3]
     reactive, react_start = _reactive(inputs, lead, slots, service, rate, burst, need)
     start = np.maximum(start_f, react_start)
     keep = np.maximum(keep_f, reactive)
@@ -243,6 +258,7 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         last_needed,
         gaps,
         idle_since,
+        sized,
     )
     return RowDecision(
         desired=desired.astype(np.int64),
@@ -276,23 +292,26 @@ def peakedness(inputs: RowInputs) -> np.ndarray:
 def _forecast_windows(
     cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, z: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows with a forecast, and their rate levels (rows, steps, 3) over [now, L + horizon]
-    (replicas to keep) and over [L, L + horizon] (replicas to start), zero outside."""
+    """The rows with a forecast, and their rate levels over [now, L + horizon] (rows, steps, 3:
+    replicas to keep) and over [L, L + horizon] (rows, horizon steps, 3: replicas to start),
+    zero outside."""
     rows = np.flatnonzero(inputs.has_forecast)
     levels_n = len(queueing.LEVEL_WEIGHTS)
     if rows.size == 0:
         return rows, np.zeros((0, 1, levels_n)), np.zeros((0, 1, levels_n))
     step = inputs.step_s
     end = np.ceil((lead[rows] + cfg.horizon_s) / step).astype(np.int64)
+    first = np.minimum(np.floor(lead[rows] / step).astype(np.int64), end - 1)
     width = int(min(inputs.p50.shape[1], end.max()))
+    end = np.minimum(end, width)  # a forecast shorter than the window: what it covers
     levels, _ = queueing.rate_levels(
         inputs.p50[rows, :width], inputs.p90[rows, :width], step, z[rows]
     )
-    column = np.arange(width)[None, :]
-    first = np.floor(lead[rows] / step).astype(np.int64)
-    whole = (column < end[:, None])[:, :, None]
-    later = whole & (column >= np.minimum(first, end - 1)[:, None])[:, :, None]
-    return rows, levels * whole, levels * later
+    whole = levels * (np.arange(width)[None, :] < end[:, None])[:, :, None]
+    span = int(max((end - first).max(), 1))
+    columns = first[:, None] + np.arange(span)[None, :]
+    later = np.take_along_axis(whole, np.minimum(columns, width - 1)[:, :, None], axis=1)
+    return rows, whole, later * (columns < end[:, None])[:, :, None]
 
 
 def _observed_rates(
