@@ -20,6 +20,7 @@ from autoscaler.forecasts import shift_forecast
 from autoscaler.policies import keepalive, leadtime_rows
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.leadtime import Leadtime, LeadtimeState
+from autoscaler.policy import Decision
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 from forecasting.forecast import Forecast
 
@@ -129,14 +130,14 @@ class Fleet:
         self.forecast_at[row] = at
         self.has_forecast[row] = True
 
-    def forecast_rows(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each row's forecast from `now` on (past steps dropped, the last step repeated), and
-        whether it is usable (present and not stale)."""
+    def forecast_rows(self, now: float, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's forecast from `now` on, `steps` long (past steps dropped, the last step
+        repeated), and whether it is usable (present and not stale)."""
         n = self.ring.n_rows
         age = now - self.forecast_at[:n]
         offset = np.clip(np.floor(age / self.step_s), 0, FORECAST_STEPS - 1).astype(np.intp)
         usable = self.has_forecast[:n] & (age < (STALE_STEPS + 1) * self.step_s)
-        columns = np.minimum(offset[:, None] + np.arange(FORECAST_STEPS), FORECAST_STEPS - 1)
+        columns = np.minimum(offset[:, None] + np.arange(steps), FORECAST_STEPS - 1)
         rows = np.arange(n)[:, None]
         return self.p50[:n][rows, columns], self.p90[:n][rows, columns], usable
 
@@ -154,14 +155,16 @@ class Fleet:
         cfg = self.policy.config
         ring = self.ring
         n = ring.n_rows
-        sums, _ = ring.window_sums(int(cfg.service_time_window_s))
+        window = int(cfg.service_time_window_s)
+        sums, window_n = ring.window_sums(window)
         recent, recent_n = ring.window_sums(leadtime_rows.REACT_S)
         stable, stable_n = ring.window_sums(leadtime_rows.STABLE_S)
-        window = int(cfg.service_time_window_s)
-        _, window_n = ring.window_sums(window)
         arrivals = ring.recent(window)[1]
         tail = self._tail(SATURATION_WINDOW_S)
-        p50, p90, usable = self.forecast_rows(now)
+        # the forecast as far as the rule reads it: the longest lead time plus the horizon
+        longest = np.nanmax(np.append(cold_start[:n], cfg.cold_start_prior_s))
+        reach = int(math.ceil((longest + self.policy.forecast_reach_s) / self.step_s)) + 1
+        p50, p90, usable = self.forecast_rows(now, min(reach, FORECAST_STEPS))
         inputs = leadtime_rows.RowInputs(
             now=now,
             ready=ready[:n],
@@ -169,7 +172,8 @@ class Fleet:
             arrivals_sum=sums[1],
             concurrency_sum=sums[0],
             queue_sum=sums[2],
-            arrivals_squares=np.einsum("ij,ij->i", arrivals, arrivals, dtype=np.float64),
+            # in the ring's float32, as its sums (`FleetRing.window_sums`): peakedness only
+            arrivals_squares=np.einsum("ij,ij->i", arrivals, arrivals).astype(np.float64),
             window_seconds=window_n,
             recent_arrivals=recent[1],
             recent_seconds=recent_n,
@@ -213,10 +217,12 @@ class Fleet:
         return LeadtimeState(self.state.take(np.array([row])), idle)
 
     @staticmethod
-    def eligible(state: LeadtimeState, ready: int) -> bool:
+    def eligible(decision: Decision, ready: int) -> bool:
         """Whether a service `Leadtime.decide` just decided may join the fleet path: it has
-        ready replicas and is not idle (keep-alive and pre-warm are decided one by one)."""
-        return ready > 0 and state.idle_since is None
+        ready replicas and the rule itself set its count. One that keep-alive or pre-warm holds
+        (the rule asked for none) would leave again at once; an idle service whose rule still
+        asks for replicas is decided the same on either path (keep-alive acts only at zero)."""
+        return ready > 0 and decision.reason.split(":")[0] in leadtime_rows.REASONS
 
     # --------------------------------------------------------------------- history
     def record(

@@ -233,11 +233,7 @@ class ControlLoop:
         except Exception as error:  # a policy bug must not take the loop down
             log.exception("policy failed for %s", state.key)
             return DecisionRecord(now, current, HOLD, f"policy error: {error}", applied=False)
-        if (
-            self.fleet_path
-            and state.shares_policy
-            and fleet.eligible(state.policy_state, state.status.ready)
-        ):
+        if self.fleet_path and state.shares_policy and fleet.eligible(decision, state.status.ready):
             fleet.join(state.row, state.policy_state)
         decision = self._guard(decision, current, now)
         apply = self.config.mode == "live" and not state.paused and decision.desired != current

@@ -279,7 +279,7 @@ async def test_the_fleet_path_scales_as_the_scalar_policy_does():
         )
         loop, clock = make_loop(cluster)
         loop.fleet_path = fleet_path
-        counts = []
+        counts, batch_on_arrays = [], []
         for tick in range(450):
             if tick % 5 == 0:  # forecasts as the workers would deliver them, every 10 s
                 for key, rate in zip(cluster.runs, (22.0, 3.0, 0.5), strict=True):
@@ -288,10 +288,15 @@ async def test_the_fleet_path_scales_as_the_scalar_policy_does():
                     loop.forecast_arrived(ForecastResult(str(key), forecast, "", clock.now()))
             await loop.tick()
             counts.append(tuple(run.desired for run in cluster.runs.values()))
+            batch = loop.states[ServiceKey("default", "batch")]
+            batch_on_arrays.append(bool(loop.fleet.in_fleet[batch.row]))
             clock.advance(2.0)
-        runs.append((counts, loop))
-    (fast_counts, fast_loop), (scalar_counts, _) = runs
+        runs.append((counts, loop, batch_on_arrays))
+    (fast_counts, fast_loop, on_arrays), (scalar_counts, _, _) = runs
     assert fast_loop.fleet.in_fleet[:3].any()  # the fleet path did decide
+    # the batch service is idle most seconds (0.2 requests/s) yet keeps a replica: it stays on
+    # the fleet path (keep-alive acts only at zero), not one by one each tick
+    assert sum(on_arrays[50:]) >= 0.9 * len(on_arrays[50:])
     reasons = {state.last.reason for state in fast_loop.states.values()}
     assert reasons & {"predictive", "headroom", "holding"}  # ...with the forecasts
     assert fast_counts == scalar_counts

@@ -57,22 +57,31 @@ def observe(
     dip_s: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Record this tick's count to keep: levels needed again after a dip longer than `dip_s` add
-    their gap to the histogram, levels unused past the horizon add a gap that never closed."""
-    needed = np.arange(1, LEVELS + 1)[None, :] <= np.minimum(keep, LEVELS)[:, None]
-    age = now - last_needed
+    their gap to the histogram, levels unused past the horizon add a gap that never closed.
+    Only the levels some row needs or remembers are looked at (most services use a few)."""
+    width = _levels_in_use(last_needed, int(min(keep.max(initial=0), LEVELS)))
+    known = last_needed[:, :width]
+    needed = np.arange(1, width + 1)[None, :] <= keep[:, None]
+    age = now - known
     with np.errstate(invalid="ignore"):
         returned = needed & (age > dip_s)
         expired = ~needed & (age > GAP_HORIZON_S)
-    recorded = returned | expired
     gaps = gaps.copy()
-    if recorded.any():
-        rows = recorded.any(axis=1)
-        gaps[rows] *= DECAY
-        bins = np.where(expired, BINS - 1, np.searchsorted(GAP_EDGES_S, np.nan_to_num(age)))
-        row_index = np.broadcast_to(np.arange(len(keep))[:, None], recorded.shape)
-        np.add.at(gaps, (row_index[recorded], bins[recorded]), 1.0)
-    last_needed = np.where(needed, now, np.where(expired, np.nan, last_needed))
+    row, level = np.nonzero(returned | expired)
+    if row.size:
+        gaps[np.unique(row)] *= DECAY
+        closed = np.searchsorted(GAP_EDGES_S, age[row, level])
+        bins = np.where(expired[row, level], BINS - 1, closed)
+        np.add.at(gaps, (row, bins), 1.0)
+    last_needed = last_needed.copy()
+    last_needed[:, :width] = np.where(needed, now, np.where(expired, np.nan, known))
     return last_needed, gaps
+
+
+def _levels_in_use(last_needed: np.ndarray, needed: int = 0) -> int:
+    """How many levels (from the first) some row has a time for, or `needed` if more."""
+    remembered = np.flatnonzero(~np.isnan(last_needed).all(axis=0))
+    return max(int(remembered[-1]) + 1 if remembered.size else 0, needed)
 
 
 def keep_for(gaps: np.ndarray, breakeven_s: np.ndarray) -> np.ndarray:
@@ -93,6 +102,7 @@ def keep_for(gaps: np.ndarray, breakeven_s: np.ndarray) -> np.ndarray:
 
 def held(last_needed: np.ndarray, now: float, keep_s: np.ndarray) -> np.ndarray:
     """Levels needed within the last `keep_s` seconds per row: the count the hold keeps."""
+    width = _levels_in_use(last_needed)
     with np.errstate(invalid="ignore"):
-        recent = (now - last_needed) < keep_s[:, None]
+        recent = (now - last_needed[:, :width]) < keep_s[:, None]
     return recent.sum(axis=1).astype(np.int64)
