@@ -310,6 +310,8 @@ class _Run:
         self.state: Any = None
         self.forecasts: ForecastShell | None = None
         self.cold_starts: deque[float] = deque(maxlen=5)
+        self.measured_cold_start: float | None = None
+        """The median of the last cold starts, as the adapters measure it (None before one)."""
         self.last_observation: Observation | None = None
 
     # ------------------------------------------------------------------------ driver
@@ -493,7 +495,7 @@ class _Run:
         visible = min(self.seconds_done, max(0, int(math.floor(now - self.config.metrics_delay_s))))
         first = max(0, visible - int(math.ceil(self.policy.history_s)))
         forecast, note = None, ""
-        measured = float(np.median(self.cold_starts)) if self.cold_starts else None
+        measured = self.measured_cold_start
         if self.forecasts is not None:
             forecast, note = self.forecasts.at(self.arrivals_ps[:visible], now)
             if forecast is not None:
@@ -601,6 +603,7 @@ class _Run:
         self.starting.discard(rid)
         if self.rep_state[rid] == STARTING and now > self.rep_granted[rid]:
             self.cold_starts.append(now - self.rep_requested[rid])
+            self.measured_cold_start = float(np.median(self.cold_starts))
         self.rep_state[rid] = READY
         self.rep_ready_at[rid] = now
         self.by_load[0].add(rid)

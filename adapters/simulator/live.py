@@ -159,8 +159,9 @@ class LiveCluster:
             run = self.runs.get(key)
             if run is None:
                 continue
-            measured = float(np.median(run.cold_starts)) if run.cold_starts else None
-            out[key] = ReplicaStatus(run.n_ready, run._pending(), run.desired, measured)
+            out[key] = ReplicaStatus(
+                run.n_ready, run._pending(), run.desired, run.measured_cold_start
+            )
         return out
 
     # ----------------------------------------------------------------------- results

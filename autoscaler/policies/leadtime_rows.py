@@ -192,36 +192,18 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     z = peakedness(inputs)
     rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
     rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
-    # every sizing of the tick in three calls: the forecast's two windows for the rows that have
-    # one, and the observed rates (one step each) for every row
+    # every sizing of the tick: the forecast's two windows for the rows that have one, and the
+    # observed rates (one step each, the same rate at every level) for every row
     n = len(lead)
+    everyone = np.arange(n)
+    observed = np.repeat(np.stack([burst_rate, stable_rate], axis=1)[:, :, None, None], 3, axis=3)
     sized = state.sized.copy()
-    for column, window in ((0, whole), (1, later)):
-        sized[rows, column] = queueing.fewest_replicas(
-            window,
-            queueing.LEVEL_WEIGHTS,
-            slots[rows],
-            service[rows],
-            wait[rows],
-            budget[rows],
-            z[rows],
-            hint=sized[rows, column],
-        )
+    windows = [(rows, whole), (rows, later), (everyone, observed[:, 0]), (everyone, observed[:, 1])]
+    model = (slots, service, wait, budget, z)
+    for column, size in enumerate(_fewest_replicas(windows, model, sized)):
+        sized[windows[column][0], column] = size
     keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
     keep_f[rows], start_f[rows] = sized[rows, 0], sized[rows, 1]
-    observed = np.concatenate([burst_rate, stable_rate])[:, None, None]
-    index = np.concatenate([np.arange(n), np.arange(n)])
-    sizes = queueing.fewest_replicas(
-        observed,
-        np.ones(1),
-        slots[index],
-        service[index],
-        wait[index],
-        budget[index],
-        z[index],
-        hint=np.concatenate([sized[:, 2], sized[:, 3]]),
-    )
-    sized[:, 2], sized[:, 3] = sizes[:n], sizes[n:]
     burst, need = sized[:, 2], sized[:, 3]
     reactive, react_start = _reactive(inputs, lead, slots, service, rate, burst, need)
     start = np.maximum(start_f, react_start)
@@ -277,6 +259,39 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         budget=budget,
         rate=rate,
     )
+
+
+def _fewest_replicas(
+    windows: list[tuple[np.ndarray, np.ndarray]],
+    model: tuple[np.ndarray, ...],
+    sized: np.ndarray,
+) -> list[np.ndarray]:
+    """`queueing.fewest_replicas` for each (rows, rate levels) window, from the rows' last sizes
+    (`sized`, one column per window). Few rows (one service): one call for all, the windows
+    padded with zero rates to the longest (a call's overhead is most of its cost); many: a call
+    per window (padding would add points)."""
+    slots, service, wait, budget, z = model
+
+    def size(rows: np.ndarray, levels: np.ndarray, hint: np.ndarray) -> np.ndarray:
+        weights = queueing.LEVEL_WEIGHTS
+        return queueing.fewest_replicas(
+            levels, weights, slots[rows], service[rows], wait[rows], budget[rows], z[rows], hint
+        )
+
+    steps = max(levels.shape[1] for _, levels in windows)
+    points = sum(len(rows) for rows, _ in windows) * steps * len(queueing.LEVEL_WEIGHTS)
+    if points * queueing.NEAR > queueing.CHUNK_POINTS:
+        return [size(rows, levels, sized[rows, i]) for i, (rows, levels) in enumerate(windows)]
+    counts = [len(rows) for rows, _ in windows]
+    padded = np.zeros((sum(counts), steps, len(queueing.LEVEL_WEIGHTS)))
+    for (_, levels), start in zip(windows, np.cumsum([0, *counts]), strict=False):
+        padded[start : start + len(levels), : levels.shape[1]] = levels
+    sizes = size(
+        np.concatenate([rows for rows, _ in windows]),
+        padded,
+        np.concatenate([sized[rows, i] for i, (rows, _) in enumerate(windows)]),
+    )
+    return np.split(sizes, np.cumsum(counts)[:-1])
 
 
 def peakedness(inputs: RowInputs) -> np.ndarray:

@@ -200,9 +200,13 @@ def fewest_replicas(
     answer = np.zeros(n)
     todo = np.arange(n)
     if hint is not None:
-        hinted = np.maximum(np.asarray(hint, dtype=float), 0.0)
-        done = _confirms(model, limit, hinted)
-        answer[done] = hinted[done]
+        # two counts (the hint and one fewer) when the rows are many; around it when they are
+        # few, where more counts cost no more time than two (each call's overhead dominates)
+        near = 2 if n * rates[0].size * NEAR > CHUNK_POINTS else NEAR
+        offsets = np.arange(near) - near // 2
+        counts = np.maximum(np.asarray(hint, dtype=float)[:, None] + offsets, 0.0)
+        _, _, done, found = _settle(model, limit, counts)
+        answer[done] = found[done]
         todo = np.flatnonzero(~done)
     if todo.size:
         answer[todo] = _search(_rows(model, todo), limit[todo])
@@ -211,6 +215,8 @@ def fewest_replicas(
 
 PROBE = 16
 """Counts tried at once around the average load before bisecting."""
+NEAR = 8
+"""Counts tried around the hint when the rows are few."""
 MARGIN = 1e-4
 """Relative room for rounding (`_rough_exp`) when the bounds settle a comparison with the budget:
 closer calls are settled by the exact share."""
@@ -321,12 +327,6 @@ def _rough_exp(exponent: np.ndarray) -> np.ndarray:
     return np.exp(exponent.astype(np.float32)).astype(np.float64)
 
 
-def _confirms(model: _Model, limit: np.ndarray, hint: np.ndarray) -> np.ndarray:
-    """Rows whose `hint` is the answer: it meets the budget and one fewer does not."""
-    meets = _meets(model, limit, np.stack([np.maximum(hint - 1, 0.0), hint], axis=1))
-    return meets[:, 1] & ((hint == 0) | ~meets[:, 0])
-
-
 def _search(model: _Model, limit: np.ndarray) -> np.ndarray:
     low, high, done, answer = _probe(model, limit)
     todo = np.flatnonzero(~done)
@@ -339,17 +339,25 @@ def _probe(
     model: _Model, limit: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Try PROBE counts around the arrivals-weighted average load with square-root headroom for
-    its peakedness. Returns per row a count known not to meet the budget (-1: none), one that
-    meets it (NaN: unknown), whether the answer is known, and the answer where it is."""
+    its peakedness (`_settle`)."""
     rates, weights, slots, service, _, z = model
-    n = len(slots)
     weighted = rates * weights
     arriving = weighted.sum(axis=(1, 2))
     offered = (weighted * rates).sum(axis=(1, 2)) / np.where(arriving > 0, arriving, 1.0)
     load = offered * service
     # square-root staffing (Halfin and Whitt) for peaked traffic centres the probe
     guess = np.maximum(np.floor((load + 1.5 * np.sqrt(z * load)) / slots) - PROBE // 4, 0)
-    counts = guess[:, None] + np.arange(PROBE)[None, :]
+    return _settle(model, limit, guess[:, None] + np.arange(PROBE)[None, :])
+
+
+def _settle(
+    model: _Model, limit: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Try `counts` (rows, k), ascending per row. Returns per row a count known not to meet the
+    budget (-1: none), one that meets it (NaN: unknown), whether the answer is known (a count
+    meets it and the one before it in `counts` does not, or it is 0), and the answer where it
+    is."""
+    n = len(counts)
     meets = _meets(model, limit, counts)
     some = meets.any(axis=1)
     first = np.argmax(meets, axis=1)
