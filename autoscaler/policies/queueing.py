@@ -132,42 +132,23 @@ def miss_share(
 
     `rates` (rows, steps, levels) in requests/s, `weights` (levels,); the other arguments are
     per row. A row with no expected arrivals misses nothing."""
-    servers, offered, service, wait, z, weighted = _points(
-        replicas, rates, weights, slots, service_s, wait_s, peakedness
-    )
-    return _share(wait_exceeds(servers, offered, service, wait, z), weighted)
-
-
-def _points(
-    replicas: np.ndarray,
-    rates: np.ndarray,
-    weights: np.ndarray,
-    slots: np.ndarray,
-    service_s: np.ndarray,
-    wait_s: np.ndarray,
-    peakedness: np.ndarray,
-) -> tuple[np.ndarray, ...]:
-    """Per (row, step, level): servers, offered load, time in service, wait, peakedness, and
-    the weighted arrival rate each point's P(wait) counts for."""
     rates = np.asarray(rates, dtype=float)
     rates = np.where(rates < NEGLIGIBLE_RATE, 0.0, rates)
     servers = (np.asarray(replicas, dtype=float) * slots)[:, None, None]
     service = np.asarray(service_s, dtype=float)[:, None, None]
     wait = np.asarray(wait_s, dtype=float)[:, None, None]
     z = np.asarray(peakedness, dtype=float)[:, None, None]
-    return servers, rates * service, service, wait, z, rates * weights
+    late = wait_exceeds(servers, rates * service, service, wait, z)
+    weighted = rates * weights
+    arriving = weighted.sum(axis=(1, 2))
+    missed = (weighted * late).sum(axis=(1, 2))
+    return np.where(arriving > 0, missed / np.where(arriving > 0, arriving, 1.0), 0.0)
 
 
 def _tail(servers: np.ndarray, offered: np.ndarray, service: np.ndarray, wait: np.ndarray):
     """P(W > wait | W > 0): exp(−(c − a) w / s), 1 where the queue grows without end."""
     tail = np.exp(-np.maximum(servers - offered, 0.0) * wait / service)
     return np.where(offered >= servers, 1.0, tail)
-
-
-def _share(late: np.ndarray, weighted: np.ndarray) -> np.ndarray:
-    arriving = weighted.sum(axis=(1, 2))
-    missed = (weighted * late).sum(axis=(1, 2))
-    return np.where(arriving > 0, missed / np.where(arriving > 0, arriving, 1.0), 0.0)
 
 
 def fewest_replicas(
