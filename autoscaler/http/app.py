@@ -240,7 +240,6 @@ def _detail(loop: ControlLoop, state: ServiceState, now: float) -> dict[str, Any
     replicas = fleet.replicas(state.row)
     forecast = state.forecast
     config = state.policy.config
-    cold = state.status.cold_start_s or config.cold_start_prior_s
     return {
         **_summary(state),
         "now": now,
@@ -267,7 +266,7 @@ def _detail(loop: ControlLoop, state: ServiceState, now: float) -> dict[str, Any
         "forecast_note": state.forecast_note,
         "signals": dict(state.signals),
         "forecast_quality": {"mase": state.forecast_mase, "coverage": state.forecast_coverage},
-        "lead_time_s": cold + config.actuation_delay_s,
+        "lead_time_s": config.lead_time_s(state.status.cold_start_s),
     }
 
 

@@ -33,7 +33,7 @@ from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.placeholders import ScaleUpNeed
 from autoscaler.policy import Decision, Observation
-from autoscaler.slo import MIN_WAIT_SHARE, SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S
+from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,8 @@ class LeadtimeConfig:
     def lead_time_s(self, cold_start_s: float | None) -> float:
         """From asking for a replica to its serving: the measured cold start (the prior until
         one is measured) plus the actuation delay."""
-        return (cold_start_s or self.cold_start_prior_s) + self.actuation_delay_s
+        measured = math.nan if cold_start_s is None else cold_start_s
+        return float(leadtime_rows.lead_times(self, np.array([measured]))[0])
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.slo_target < 1:
@@ -199,15 +200,8 @@ class Leadtime:
         median = np.asarray(forecast.quantile(0.5), dtype=float)[None, :steps]
         upper = np.asarray(forecast.quantile(0.9), dtype=float)[None, :steps]
         rows = state.rows
-        slots = leadtime_rows.usable_slots(cfg, rows.slots, rows.service_time)
         z = leadtime_rows.peakedness(row_inputs(observation, cfg))
-        args = (
-            slots,
-            rows.service_time,
-            np.array([cfg.slo_ttft_s * MIN_WAIT_SHARE]),
-            (1 - cfg.slo_target) * np.exp(rows.log_factor),
-            z,
-        )
+        args = leadtime_rows.sizing_model(cfg, rows.slots, rows.service_time, rows.log_factor, z)
         expected = queueing.fewest_replicas(median[:, :, None], np.ones(1), *args)[0]
         levels, weights = queueing.rate_levels(median, upper, forecast.step_s, z)
         covered = queueing.fewest_replicas(levels, weights, *args)[0]

@@ -181,15 +181,13 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         if cfg.learn_capacity
         else (state.slots, state.slots_ready)
     )
-    slots = usable_slots(cfg, learned, service)
-    lead = np.where(np.isnan(inputs.cold_start), cfg.cold_start_prior_s, inputs.cold_start)
-    lead = lead + cfg.actuation_delay_s
-    allowed = 1.0 - cfg.slo_target
+    lead = lead_times(cfg, inputs.cold_start)
     dt = np.where(np.isnan(state.steered_at), 0.0, now - state.steered_at)
+    allowed = 1.0 - cfg.slo_target
     log_factor = steering.steer(state.log_factor, inputs.met, inputs.judged, allowed, dt)
-    budget = allowed * np.exp(log_factor)
-    wait = np.full(len(lead), cfg.slo_ttft_s * MIN_WAIT_SHARE)
     z = peakedness(inputs)
+    model = sizing_model(cfg, learned, service, log_factor, z)
+    slots, _, _, budget, _ = model
     rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
     rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
     # every sizing of the tick: the forecast's two windows for the rows that have one, and the
@@ -199,7 +197,6 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     observed = np.repeat(np.stack([burst_rate, stable_rate], axis=1)[:, :, None, None], 3, axis=3)
     sized = state.sized.copy()
     windows = [(rows, whole), (rows, later), (everyone, observed[:, 0]), (everyone, observed[:, 1])]
-    model = (slots, service, wait, budget, z)
     for column, size in enumerate(_fewest_replicas(windows, model, sized)):
         sized[windows[column][0], column] = size
     keep_f, start_f = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -262,9 +259,7 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
 
 
 def _fewest_replicas(
-    windows: list[tuple[np.ndarray, np.ndarray]],
-    model: tuple[np.ndarray, ...],
-    sized: np.ndarray,
+    windows: list[tuple[np.ndarray, np.ndarray]], model: SizingModel, sized: np.ndarray
 ) -> list[np.ndarray]:
     """`queueing.fewest_replicas` for each (rows, rate levels) window, from the rows' last sizes
     (`sized`, one column per window). Few rows (one service): one call for all, the windows
@@ -292,6 +287,34 @@ def _fewest_replicas(
         np.concatenate([sized[rows, i] for i, (rows, _) in enumerate(windows)]),
     )
     return np.split(sizes, np.cumsum(counts)[:-1])
+
+
+SizingModel = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per row, what `queueing.fewest_replicas` sizes with besides the rates: slots per replica,
+time in service, the wait a request may spend queued, the miss budget, the peakedness."""
+
+
+def sizing_model(
+    cfg: LeadtimeConfig,
+    learned: np.ndarray,
+    service: np.ndarray,
+    log_factor: np.ndarray,
+    peakedness: np.ndarray,
+) -> SizingModel:
+    """The sizing inputs from the rule's learned capacity (`learned_slots`, NaN: not learned)
+    and time in service and its steered budget factor: one place for `decide` and for the
+    placeholder pool's growth (`Leadtime.scale_up_need`)."""
+    slots = usable_slots(cfg, learned, service)
+    wait = np.full(len(service), cfg.slo_ttft_s * MIN_WAIT_SHARE)
+    budget = (1.0 - cfg.slo_target) * np.exp(log_factor)
+    return slots, service, wait, budget, peakedness
+
+
+def lead_times(cfg: LeadtimeConfig, cold_start: np.ndarray) -> np.ndarray:
+    """From asking for a replica to its serving, per row: the measured cold start (the prior
+    where none was measured, NaN) plus the actuation delay."""
+    measured = np.where(np.isnan(cold_start), cfg.cold_start_prior_s, cold_start)
+    return measured + cfg.actuation_delay_s
 
 
 def peakedness(inputs: RowInputs) -> np.ndarray:
