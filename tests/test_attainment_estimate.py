@@ -20,9 +20,9 @@ from adapters.prometheus.signals import (
     VLLM_TTFT,
     LatencyHistogram,
 )
-from adapters.prometheus.source import ATTAINMENT_WINDOW_S, PrometheusSource
+from adapters.prometheus.source import PrometheusSource
 from autoscaler.ports import MetricsChunk, ServiceKey
-from autoscaler.slo import Attainment
+from autoscaler.slo import ATTAINMENT_WINDOW_S, Attainment
 
 MS = LatencyHistogram("revision_request_latencies", unit_s=0.001, ttft=False)
 INF = math.inf

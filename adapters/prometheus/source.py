@@ -35,12 +35,9 @@ from adapters.prometheus.signals import SignalSet, signal_set
 from autoscaler.config import PrometheusConfig
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
-from autoscaler.slo import SLO_TTFT_DEFAULT_S, Attainment
+from autoscaler.slo import ATTAINMENT_WINDOW_S, SLO_TTFT_DEFAULT_S, Attainment
 
 log = logging.getLogger(__name__)
-
-ATTAINMENT_WINDOW_S = 600.0
-"""The sliding window a service's SLO attainment is counted over (10 minutes)."""
 
 SloTtft = Callable[[ServiceKey], float] | Mapping[ServiceKey, float]
 """Each service's TTFT objective in seconds: a function of its key, or a mapping (a service not
