@@ -201,6 +201,7 @@ NEAR = 8
 MARGIN = 1e-4
 """Relative room for rounding (`_rough_exp`) when the bounds settle a comparison with the budget:
 closer calls are settled by the exact share."""
+SINGLE_TINY = np.finfo(np.float32).tiny
 CHUNK_POINTS = 32_768
 """(row, count, step, level) points evaluated together: their temporaries stay in the CPU's
 cache (about 3× faster than all rows at once on this project's 2-core machine)."""
@@ -304,8 +305,11 @@ def _share_bounds(model: _Model, counts: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _rough_exp(exponent: np.ndarray) -> np.ndarray:
     """exp in single precision (3× faster here), within a relative 1e-4 (`MARGIN`) of the
-    exact value down to 1e-38; below, 0: far below any budget (at least 1e-17)."""
-    return np.exp(exponent.astype(np.float32)).astype(np.float64)
+    exact value down to 1e-38; below, 0 (single precision's subnormals are too coarse to bound
+    with, and such shares are far below any budget, at least 1e-17)."""
+    values = np.exp(exponent.astype(np.float32))
+    values[values < SINGLE_TINY] = 0.0
+    return values.astype(np.float64)
 
 
 def _search(model: _Model, limit: np.ndarray) -> np.ndarray:
