@@ -162,8 +162,8 @@ class Fleet:
         arrivals = ring.recent(window)[1]
         tail = self._tail(SATURATION_WINDOW_S)
         # the forecast as far as the rule reads it: the longest lead time plus the horizon
-        longest = np.nanmax(np.append(cold_start[:n], cfg.cold_start_prior_s))
-        reach = int(math.ceil((longest + self.policy.forecast_reach_s) / self.step_s)) + 1
+        longest = leadtime_rows.lead_times(cfg, cold_start[:n]).max(initial=0.0)
+        reach = int(math.ceil((longest + cfg.horizon_s) / self.step_s)) + 1
         p50, p90, usable = self.forecast_rows(now, min(reach, FORECAST_STEPS))
         inputs = leadtime_rows.RowInputs(
             now=now,
