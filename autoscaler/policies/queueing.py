@@ -29,6 +29,10 @@ on c / z servers: the same load in fewer, larger lumps.
 Everything is on arrays, one service per row: the same function sizes one service or ten thousand.
 Erlang's B is computed from the Poisson distribution, B(c, a) = pmf(c; a) / cdf(c; a), which is
 exact, vectorised and stable for hundreds of servers, and continuous in c (scipy's `gammaincc`).
+
+The search is built for ten thousand services every two seconds: it starts from each row's last
+answer, brackets a count's miss share without the costly `gammaincc` (`_share_bounds`), and
+computes the exact share only where the bracket cannot tell whether the count meets the budget.
 """
 
 from __future__ import annotations
@@ -165,11 +169,11 @@ def fewest_replicas(
 
     The miss share falls as replicas are added, so the answer is where it first meets the
     budget. A row whose `hint` (last tick's answer) meets it while one fewer does not is done
-    in two evaluations; most of the others are found in one vectorised probe of `PROBE` counts
-    around the load the arrivals meet on average, with square-root headroom; the rest by
-    bisection between a count that does not meet it and one that surely does (the peak level's
-    load with square-root headroom, doubled until it does). The hint changes only the work,
-    never the answer."""
+    in two evaluations (`NEAR` around the hint when the rows are few); most of the others in
+    one vectorised probe of `PROBE` counts around the load the arrivals meet on average, with
+    square-root headroom; the rest by bisection between a count that does not meet it and one
+    that surely does (the peak level's load with square-root headroom, doubled until it does).
+    The hint changes only the work, never the answer."""
     rates = np.asarray(rates, dtype=float)
     n = rates.shape[0]
     slots = np.broadcast_to(np.maximum(np.asarray(slots, dtype=float), 1e-9), (n,))
