@@ -57,39 +57,21 @@ def erlang_c(servers: np.ndarray, offered: np.ndarray) -> np.ndarray:
     """P(a request waits at all) in an M/M/c queue with `servers` c and offered load a = λ·s.
 
     1 where a ≥ c (no steady state: the queue grows), 0 where nothing is offered."""
-    c, a, out, stable = _erlang_regimes(servers, offered)
-    cs, as_ = c[stable], a[stable]  # the special functions only where they are needed
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        # P(Poisson(a) <= c) as the regularised upper incomplete gamma, continuous in c (Hayward's
-        # c / z and learned slots are rarely whole)
-        blocking = _poisson_pmf(cs, as_) / np.maximum(gammaincc(cs + 1, as_), 1e-300)
-    out[stable] = _waiting(blocking, as_ / cs)
-    return out
-
-
-def _erlang_regimes(
-    servers: np.ndarray, offered: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(c, a broadcast as floats; C where it needs no formula: 1 where a ≥ c, 0 without load;
-    where the queue is stable and loaded, so the formula applies)."""
     c = np.asarray(servers, dtype=float)
     a = np.asarray(offered, dtype=float)
     c, a = np.broadcast_arrays(c, a)
     out = np.where(a >= c, 1.0, 0.0)
     out[a <= 0] = 0.0
-    return c, a, out, (a < c) & (a > 0)
-
-
-def _poisson_pmf(c: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """pmf(c; a) of a Poisson count, continuous in c."""
-    return np.exp(c * np.log(a) - a - gammaln(c + 1))
-
-
-def _waiting(blocking: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
-    """Erlang's C from Erlang's B: B / (1 − ρ (1 − B)), within [0, 1]."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        waits = blocking / (1 - utilisation * (1 - blocking))
-    return np.clip(waits, 0.0, 1.0)
+    stable = (a < c) & (a > 0)
+    cs, as_ = c[stable], a[stable]  # the special functions only where they are needed
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        log_pmf = cs * np.log(as_) - as_ - gammaln(cs + 1)
+        # P(Poisson(a) <= c) as the regularised upper incomplete gamma, continuous in c (Hayward's
+        # c / z and learned slots are rarely whole)
+        blocking = np.exp(log_pmf) / np.maximum(gammaincc(cs + 1, as_), 1e-300)
+        waits = blocking / (1 - (as_ / cs) * (1 - blocking))
+    out[stable] = np.clip(waits, 0.0, 1.0)
+    return out
 
 
 def wait_exceeds(
@@ -103,8 +85,9 @@ def wait_exceeds(
     peakedness by Hayward's approximation: C(c / z, a / z)."""
     c = np.asarray(servers, dtype=float)
     a = np.asarray(offered, dtype=float)
+    tail = np.exp(-np.maximum(c - a, 0.0) * np.asarray(wait_s) / np.asarray(service_s))
     z = np.asarray(peakedness, dtype=float)
-    return erlang_c(c / z, a / z) * _tail(c, a, np.asarray(service_s), np.asarray(wait_s))
+    return erlang_c(c / z, a / z) * np.where(a >= c, 1.0, tail)
 
 
 def rate_levels(
@@ -147,12 +130,6 @@ def miss_share(
     arriving = weighted.sum(axis=(1, 2))
     missed = (weighted * late).sum(axis=(1, 2))
     return np.where(arriving > 0, missed / np.where(arriving > 0, arriving, 1.0), 0.0)
-
-
-def _tail(servers: np.ndarray, offered: np.ndarray, service: np.ndarray, wait: np.ndarray):
-    """P(W > wait | W > 0): exp(−(c − a) w / s), 1 where the queue grows without end."""
-    tail = np.exp(-np.maximum(servers - offered, 0.0) * wait / service)
-    return np.where(offered >= servers, 1.0, tail)
 
 
 def fewest_replicas(
@@ -206,6 +183,7 @@ MARGIN = 1e-4
 """Relative room for rounding (`_rough_exp`) when the bounds settle a comparison with the budget:
 closer calls are settled by the exact share."""
 SINGLE_TINY = np.finfo(np.float32).tiny
+"""The smallest normal single-precision number: `_rough_exp` reads anything below as 0."""
 CHUNK_POINTS = 32_768
 """(row, count, step, level) points evaluated together: their temporaries stay in the CPU's
 cache (about 3× faster than all rows at once on this project's 2-core machine)."""
