@@ -217,8 +217,8 @@ WINDOWS = st.fixed_dictionaries(
 
 
 def window_model(window: dict) -> tuple[np.ndarray, ...]:
-    """One row of `queueing`'s model: a window of steps at three rate levels around each rate."""
-    rates = np.array(window["rates"])[None, :, None] * np.array([0.6, 1.0, 1.4])
+    """One row of `queueing`'s model: a window of steps at four rate levels around each rate."""
+    rates = np.array(window["rates"])[None, :, None] * np.array([0.6, 1.0, 1.4, 2.5])
     return (rates, queueing.LEVEL_WEIGHTS) + tuple(
         row(window[name]) for name in ("slots", "service_s", "wait_s", "peakedness")
     )
@@ -256,14 +256,16 @@ def test_peakedness_costs_replicas_on_a_real_case():
 # --- rate levels from the forecast -----------------------------------------------------------
 
 
-def test_a_forecast_spread_that_is_only_poisson_noise_gives_three_equal_levels():
+def test_a_forecast_spread_that_is_only_poisson_noise_gives_equal_levels():
     # The variance of a 10-s count at rate m is 10·m, so its rate has sd √(m / 10): a forecast
     # whose p90 is that far above the median knows the rate exactly.
     median = np.array([[0.5, 3.0, 12.0, 40.0]])
     upper = median + queueing.UPPER_Z * np.sqrt(median / 10.0)
     levels, weights = queueing.rate_levels(median, upper, step_s=10.0)
-    assert levels.shape == (1, 4, 3)
-    np.testing.assert_allclose(levels, np.repeat(median[..., None], 3, axis=2), atol=1e-6)
+    assert levels.shape == (1, 4, len(weights))
+    np.testing.assert_allclose(
+        levels, np.repeat(median[..., None], len(weights), axis=2), atol=1e-6
+    )
     assert weights.sum() == pytest.approx(1.0)
 
 
@@ -272,7 +274,7 @@ def test_peaked_arrivals_have_more_count_noise_to_remove():
     median = np.array([[3.0, 12.0]])
     upper = median + queueing.UPPER_Z * np.sqrt(2 * median / 10.0)
     levels, _ = queueing.rate_levels(median, upper, step_s=10.0, peakedness=np.array([2.0]))
-    np.testing.assert_allclose(levels, np.repeat(median[..., None], 3, axis=2), atol=1e-6)
+    np.testing.assert_allclose(levels, np.repeat(median[..., None], 4, axis=2), atol=1e-6)
     # the same forecast read as Poisson keeps a spread
     poisson, _ = queueing.rate_levels(median, upper, step_s=10.0)
     assert (poisson[..., 2] > poisson[..., 1] + 0.1).all()
@@ -295,10 +297,10 @@ def test_a_wider_forecast_keeps_its_mean_and_spreads_by_the_rate_uncertainty(
         assert float(weights @ got) == pytest.approx(median, rel=1e-9, abs=1e-6)
         spread = math.sqrt(float(weights @ (got - median) ** 2))
         assert spread == pytest.approx(rate_sd, rel=1e-6, abs=1e-5)
-    assert got[0] <= got[1] <= got[2]
+    assert got[0] <= got[1] <= got[2] == got[3]  # without surprises the top splits the upper point
     assert got.min() >= 0.0
 
 
 def test_a_p90_below_the_median_is_no_spread():
     levels, _ = queueing.rate_levels(np.array([[5.0]]), np.array([[3.0]]), step_s=10.0)
-    np.testing.assert_array_equal(levels, [[[5.0, 5.0, 5.0]]])
+    np.testing.assert_array_equal(levels, [[[5.0, 5.0, 5.0, 5.0]]])

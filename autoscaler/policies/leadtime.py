@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autoscaler.errors import InputError
-from autoscaler.policies import keepalive, leadtime_rows, queueing
+from autoscaler.policies import keepalive, leadtime_rows, queueing, surprise
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.placeholders import ScaleUpNeed
@@ -203,7 +203,8 @@ class Leadtime:
         z = leadtime_rows.peakedness(row_inputs(observation, cfg))
         args = leadtime_rows.sizing_model(cfg, rows.slots, rows.service_time, rows.log_factor, z)
         expected = queueing.fewest_replicas(median[:, :, None], np.ones(1), *args)[0]
-        levels, weights = queueing.rate_levels(median, upper, forecast.step_s, z)
+        tail = surprise.band_ratios(rows.surprises, rows.surprise_episodes)
+        levels, weights = queueing.rate_levels(median, upper, forecast.step_s, z, tail)
         covered = queueing.fewest_replicas(levels, weights, *args)[0]
         grow = max(0, int(expected) - current)
         return ScaleUpNeed(gpu_class, gpus_per_replica, grow, max(grow, int(covered) - current))

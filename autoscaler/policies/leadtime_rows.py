@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autoscaler.policies import queueing, release, steering
+from autoscaler.policies import queueing, release, steering, surprise
 from autoscaler.policies.capacity import SATURATION_QUEUE, SMOOTHING, TOLERANCE
 from autoscaler.policies.kpa import RPS
 from autoscaler.slo import MIN_WAIT_SHARE
@@ -120,6 +120,12 @@ class RowState:
     sized: np.ndarray
     """(n, 4) the last sizings: forecast to keep, forecast to start, burst, stable load. Where
     the next tick's search starts (`queueing.fewest_replicas`' hint): work, not the answer."""
+    predicted: np.ndarray
+    predicted_step: np.ndarray
+    surprises: np.ndarray
+    surprise_episodes: np.ndarray
+    """The forecast's past predictions one lead time ahead and the record of how far the load
+    outran them (`surprise.py`)."""
 
     @classmethod
     def empty(cls, rows: int, service_time_s: float) -> RowState:
@@ -128,6 +134,7 @@ class RowState:
         return cls(
             np.full(rows, service_time_s), nan.copy(), nan.copy(), np.zeros(rows), nan.copy(),
             last_needed, gaps, nan.copy(), np.zeros((rows, len(SIZINGS)), np.int64),
+            *surprise.empty(rows),
         )  # fmt: skip
 
     def take(self, rows: np.ndarray | slice) -> RowState:
@@ -189,12 +196,25 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     model = sizing_model(cfg, learned, service, log_factor, z)
     slots, _, _, budget, _ = model
     rate, burst_rate, stable_rate = _observed_rates(inputs, service, z)
-    rows, whole, later = _forecast_windows(cfg, inputs, lead, z)
+    surprises, episodes = surprise.record(
+        state.surprises, state.surprise_episodes, state.predicted, state.predicted_step, now,
+        inputs.step_s, inputs.stable_arrivals / np.maximum(inputs.stable_seconds, 1),
+        inputs.stable_seconds, dt,
+    )  # fmt: skip
+    tail = surprise.band_ratios(surprises, episodes)
+    rows, whole, later = _forecast_windows(cfg, inputs, lead, z, tail)
+    predicted, predicted_step = surprise.remember(
+        state.predicted, state.predicted_step, now, inputs.step_s, lead, inputs.p50[rows], z, rows
+    )
     # every sizing of the tick: the forecast's two windows for the rows that have one, and the
     # observed rates (one step each, the same rate at every level) for every row
     n = len(lead)
     everyone = np.arange(n)
-    observed = np.repeat(np.stack([burst_rate, stable_rate], axis=1)[:, :, None, None], 3, axis=3)
+    observed = np.repeat(
+        np.stack([burst_rate, stable_rate], axis=1)[:, :, None, None],
+        len(queueing.LEVEL_WEIGHTS),
+        axis=3,
+    )
     sized = state.sized.copy()
     windows = [(rows, whole), (rows, later), (everyone, observed[:, 0]), (everyone, observed[:, 1])]
     for column, size in enumerate(_fewest_replicas(windows, model, sized)):
@@ -238,6 +258,10 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         gaps,
         idle_since,
         sized,
+        predicted,
+        predicted_step,
+        surprises,
+        episodes,
     )
     return RowDecision(
         desired=desired.astype(np.int64),
@@ -328,11 +352,11 @@ def peakedness(inputs: RowInputs) -> np.ndarray:
 
 
 def _forecast_windows(
-    cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, z: np.ndarray
+    cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, z: np.ndarray, tail: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows with a forecast, and their rate levels over [now, L + horizon] (rows, steps, 3:
     replicas to keep) and over [L, L + horizon] (rows, horizon steps, 3: replicas to start),
-    zero outside."""
+    zero outside; the upper levels cover each row's record of surprises (`tail`, rows × 2)."""
     rows = np.flatnonzero(inputs.has_forecast)
     levels_n = len(queueing.LEVEL_WEIGHTS)
     if rows.size == 0:
@@ -343,7 +367,7 @@ def _forecast_windows(
     width = int(min(inputs.p50.shape[1], end.max()))
     end = np.minimum(end, width)  # a forecast shorter than the window: what it covers
     levels, _ = queueing.rate_levels(
-        inputs.p50[rows, :width], inputs.p90[rows, :width], step, z[rows]
+        inputs.p50[rows, :width], inputs.p90[rows, :width], step, z[rows], tail[rows]
     )
     whole = levels * (np.arange(width)[None, :] < end[:, None])[:, :, None]
     span = int(max((end - first).max(), 1))

@@ -40,9 +40,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaincc, gammaln
 
-LEVEL_Z = np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0)])
-LEVEL_WEIGHTS = np.array([1 / 6, 2 / 3, 1 / 6])
-"""Three-point Gauss–Hermite rule: exact for the mean and variance of a normal rate."""
+TOP_WEIGHT = 0.02
+"""Weight of the fourth level: the top of the service's surprises (`surprise.py`), on the scale
+of the objective's budget (1 %), which a level of a sixth would average away."""
+LEVEL_Z = np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0), np.sqrt(3.0)])
+LEVEL_WEIGHTS = np.array([1 / 6, 2 / 3, 1 / 6 - TOP_WEIGHT, TOP_WEIGHT])
+"""Three-point Gauss–Hermite rule (exact for the mean and variance of a normal rate), its upper
+point split in two so that the surprises' top can raise its own share of it."""
+SURPRISE_BANDS = ((1 - LEVEL_WEIGHTS[2] - TOP_WEIGHT, 1 - TOP_WEIGHT), (1 - TOP_WEIGHT, 1.0))
+"""The shares of the surprise ratios (from the lowest) that raise the third and fourth levels."""
 UPPER_Z = 1.2815515655446004
 """The standard normal's 0.9 quantile: the forecast's p90 row gives its spread."""
 NEGLIGIBLE_RATE = 1e-9
@@ -91,18 +97,30 @@ def wait_exceeds(
 
 
 def rate_levels(
-    median: np.ndarray, upper: np.ndarray, step_s: float, peakedness: np.ndarray | float = 1.0
+    median: np.ndarray,
+    upper: np.ndarray,
+    step_s: float,
+    peakedness: np.ndarray | float = 1.0,
+    surprises: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rate levels (rows, steps, 3) and their weights (3,) from the forecast's median and p90
     rows (rows, steps), without the noise of a count over one step, which the queueing model
     has already (a Poisson count's variance is its mean, times the peakedness z for burstier
-    arrivals; see the module docstring)."""
+    arrivals; see the module docstring). The two upper levels are at least the median times
+    each row's `surprises` (rows, 2): the mean ratio of the load to its forecast in the
+    `SURPRISE_BANDS` of the service's own record (`surprise.band_ratios`), a tail that a normal
+    spread cannot show."""
     median = np.maximum(np.asarray(median, dtype=float), 0.0)
     spread = np.maximum(np.asarray(upper, dtype=float) - median, 0.0) / UPPER_Z
     z = np.asarray(peakedness, dtype=float)
     z = z[:, None] if z.ndim == 1 else z
     rate_sd = np.sqrt(np.maximum(spread**2 - z * median / step_s, 0.0))
     levels = np.maximum(median[..., None] + rate_sd[..., None] * LEVEL_Z, 0.0)
+    if surprises is not None:
+        ratios = np.asarray(surprises, dtype=float)
+        for column, level in enumerate((2, 3)):
+            ratio = ratios[:, column, None] if median.ndim == 2 else ratios[:, column]
+            levels[..., level] = np.maximum(levels[..., level], median * ratio)
     return levels, LEVEL_WEIGHTS
 
 
