@@ -16,7 +16,8 @@ every service in the steady regime at once. Each tick, per row:
    *and starting* replicas), replicas to drain it within one lead time. A queue that starting
    replicas will drain is not paid for again.
 6. **Release** (`release.py`): the count to keep is held per replica by ski-rental on the
-   service's own gaps; a replica above it goes.
+   service's own gaps; a replica above it goes. A service missing its objective keeps its last
+   replica (the next request would otherwise wait a whole cold start).
 
 desired = max(to start, min(current, held)), within [min, max]. The reason is `predictive` when
 the forecast set the count, `reactive` when the safety net did, `holding` when ski-rental keeps
@@ -235,6 +236,7 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     # kept for the break-even, whatever the gaps would allow
     keep_s = np.where(inputs.has_forecast, keep_s, np.maximum(keep_s, breakeven))
     held = np.maximum(release.held(last_needed, now, keep_s), keep)
+    held = np.maximum(held, _last_replica(log_factor, last_needed, now))
     desired = np.maximum(start, np.minimum(inputs.current, held))
     desired = np.maximum(desired, cfg.kpa.min_scale)
     if cfg.kpa.max_scale:
@@ -280,6 +282,17 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         budget=budget,
         rate=rate,
     )
+
+
+def _last_replica(log_factor: np.ndarray, last_needed: np.ndarray, now: float) -> np.ndarray:
+    """1 where the last replica stays whatever ski-rental says: the service misses its objective
+    (its steered budget is below the objective's) and was busy within the gap horizon. Going to
+    zero would make the next request wait a whole cold start, the costliest miss there is, and
+    the steering has found the service short already; a service meeting its objective may go to
+    zero, and one idle past the horizon does."""
+    with np.errstate(invalid="ignore"):
+        recent = (now - last_needed[:, 0]) < release.GAP_HORIZON_S
+    return ((log_factor < 0) & recent).astype(np.int64)
 
 
 def _fewest_replicas(
