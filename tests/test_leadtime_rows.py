@@ -169,6 +169,37 @@ def test_the_same_load_without_the_burst_needs_one_replica():
     assert decision.desired == 1
 
 
+# --- the last replica ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("factor", "busy_ago_s", "kept"),
+    [
+        (0.5, 900.0, 1),  # missing its objective, busy 15 min ago: the next request would wait
+        (1.0, 900.0, 0),  # meeting it: ski-rental's break-even (124 s) is long past
+        (0.5, 3700.0, 0),  # missing it, but idle past the gap horizon (1 h)
+    ],
+)
+def test_a_service_missing_its_objective_keeps_its_last_replica(factor, busy_ago_s, kept):
+    now = 5000.0
+    idle = Observation(
+        now=now,
+        concurrency=np.zeros(300),
+        arrivals=np.zeros(300),
+        queue=np.zeros(300),
+        ready=1,
+        pending=0,
+        desired=1,
+    )
+    state = leadtime_rows.RowState.empty(1, CONFIG.service_time_prior_s)
+    state.log_factor[:] = math.log(factor)
+    state.last_needed[0, 0] = now - busy_ago_s
+    result = leadtime_rows.decide(CONFIG, row_inputs(idle, CONFIG), state)
+    assert int(result.desired[0]) == kept
+    if kept:
+        assert leadtime_rows.REASONS[int(result.reason[0])] in ("holding", "fallback")
+
+
 # --- bounds and missing data ----------------------------------------------------------------
 
 
