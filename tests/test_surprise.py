@@ -27,14 +27,16 @@ def run(
     seconds: float,
     seed: int = 0,
     peakedness: float = 1.0,
-) -> np.ndarray:
+    upper: Callable[[float], float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Tick every 2 s for `seconds`: the forecast made at `now` says `forecast(t)` for every
     future t; the load arrives as Poisson counts per second (in lumps of `peakedness` requests),
-    read over the last 60 s. Returns the histogram and the episodes."""
+    read over the last 60 s; its p90 is `upper(t)` (the median: a forecast sure of itself).
+    Returns the histogram and the episodes."""
     rng = np.random.default_rng(seed)
     # arrivals per second, in lumps of `peakedness`: each tick reads the newest 60 s of them
     second = np.arange(int(seconds) + 1)
-    counts = peakedness * rng.poisson(np.array([load(t) for t in second]) / peakedness)
+    counts = peakedness * rng.poisson(np.array([load(float(t)) for t in second]) / peakedness)
     predicted, steps, histogram, episodes = surprise.empty(1)
     rows = np.array([0])
     now = 0.0
@@ -43,13 +45,14 @@ def run(
         rate = counts[max(newest - int(WINDOW_S) + 1, 0) : newest + 1].sum() / WINDOW_S
         histogram, episodes = surprise.record(
             histogram, episodes, predicted, steps, now, STEP_S, np.array([rate]),
-            np.array([WINDOW_S]), np.array([TICK_S]),
+            np.array([WINDOW_S]), np.array([TICK_S]), np.array([LEAD_S]),
         )  # fmt: skip
         start = np.floor(now / STEP_S) * STEP_S
-        p50 = np.array([[forecast(start + k * STEP_S) for k in range(STEPS)]])
-        predicted, steps = surprise.remember(
-            predicted, steps, now, STEP_S, np.array([LEAD_S]), p50, np.array([peakedness]), rows
-        )
+        times = start + STEP_S * np.arange(STEPS)
+        p50 = np.array([[forecast(t) for t in times]])
+        p90 = np.array([[(upper or forecast)(t) for t in times]])
+        lead, z = np.array([LEAD_S]), np.array([peakedness])
+        predicted, steps = surprise.remember(predicted, steps, now, STEP_S, lead, p50, p90, z, rows)
         now += TICK_S
     return histogram, episodes
 
@@ -79,7 +82,7 @@ def test_a_forecast_right_within_poisson_noise_adds_almost_nothing():
     # noise alone opens no episode, so nothing is added at all
     assert (ratios(steady(5.0), steady(5.0), 3600) == 1.0).all()
     # and its ratios, read anyway, stay within the noise
-    third, top = surprise.band_ratios(histogram, np.array([[surprise.MIN_EPISODES, 0.0]]))[0]
+    third, top = surprise.band_ratios(histogram, np.array([[surprise.MIN_EPISODES, np.nan]]))[0]
     assert 1.0 <= third <= top < 1.3
 
 
@@ -109,6 +112,16 @@ def test_bursts_the_forecast_never_shows_raise_the_tail_to_about_their_size():
         *queueing.rate_levels(median, median, STEP_S, surprises=np.array([[third, top]])), *args
     )
     assert covered[0] >= np.ceil(base * top * 2.0 / 8.0) > plain[0]
+
+
+def test_a_forecast_that_admits_it_is_unsure_is_not_surprised_within_its_interval():
+    """Bursts to ×1.8 (9 requests/s) of a median of 5 whose p90 is 11: within the forecast's own
+    interval, so no episode opens; the same forecast sure of itself is surprised."""
+    load = bursty(5.0, 1.8, every_s=600, length_s=120)
+    _, unsure = run(load, steady(5.0), 4 * 3600, upper=steady(11.0))
+    assert unsure[0, 0] == 0.0
+    _, sure = run(load, steady(5.0), 4 * 3600)
+    assert sure[0, 0] >= surprise.MIN_EPISODES
 
 
 def test_a_level_shift_the_forecast_catches_up_with_is_one_surprise_not_a_tail():
@@ -149,5 +162,5 @@ def test_a_lead_past_the_ring_or_the_forecast_writes_nothing(lead_s):
     predicted, steps, _, _ = surprise.empty(1)
     p50 = np.full((1, 20), 5.0)
     lead, z = np.array([lead_s]), np.array([1.0])
-    after = surprise.remember(predicted, steps, 100.0, STEP_S, lead, p50, z, np.array([0]))
+    after = surprise.remember(predicted, steps, 100.0, STEP_S, lead, p50, p50, z, np.array([0]))
     assert (after[1] == -1).all()

@@ -10,7 +10,9 @@ every service in the steady regime at once. Each tick, per row:
    times the factor steered by the service's measured attainment (`steering.py`).
 4. **Forecast need** (`queueing.py`): the fewest replicas whose expected misses stay within the
    budget, over [L, L + horizon] for replicas to *start* (one requested now serves only from L
-   on) and over [now, L + horizon] for replicas to *keep*.
+   on) and over [now, L + horizon] for replicas to *keep*. The rate levels are the forecast's,
+   their top raised to the service's own record of how far its load outran the forecast made
+   one lead time before (`surprise.py`): bursts no forecast shows, once they recur.
 5. **Reactive safety net**: the fewest replicas for the arrival rate of the last seconds, and,
    when the queue now would not drain before a replica started now is ready (with the ready
    *and starting* replicas), replicas to drain it within one lead time. A queue that starting
@@ -200,13 +202,14 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     surprises, episodes = surprise.record(
         state.surprises, state.surprise_episodes, state.predicted, state.predicted_step, now,
         inputs.step_s, inputs.stable_arrivals / np.maximum(inputs.stable_seconds, 1),
-        inputs.stable_seconds, dt,
+        inputs.stable_seconds, dt, lead,
     )  # fmt: skip
     tail = surprise.band_ratios(surprises, episodes)
     rows, whole, later = _forecast_windows(cfg, inputs, lead, z, tail)
     predicted, predicted_step = surprise.remember(
-        state.predicted, state.predicted_step, now, inputs.step_s, lead, inputs.p50[rows], z, rows
-    )
+        state.predicted, state.predicted_step, now, inputs.step_s, lead, inputs.p50[rows],
+        inputs.p90[rows], z, rows,
+    )  # fmt: skip
     # every sizing of the tick: the forecast's two windows for the rows that have one, and the
     # observed rates (one step each, the same rate at every level) for every row
     n = len(lead)
@@ -367,9 +370,10 @@ def peakedness(inputs: RowInputs) -> np.ndarray:
 def _forecast_windows(
     cfg: LeadtimeConfig, inputs: RowInputs, lead: np.ndarray, z: np.ndarray, tail: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows with a forecast, and their rate levels over [now, L + horizon] (rows, steps, 3:
-    replicas to keep) and over [L, L + horizon] (rows, horizon steps, 3: replicas to start),
-    zero outside; the upper levels cover each row's record of surprises (`tail`, rows × 2)."""
+    """The rows with a forecast, and their rate levels over [now, L + horizon] (rows, steps,
+    levels: replicas to keep) and over [L, L + horizon] (rows, horizon steps, levels: replicas to
+    start), zero outside; the upper levels cover each row's record of surprises (`tail`, rows ×
+    2)."""
     rows = np.flatnonzero(inputs.has_forecast)
     levels_n = len(queueing.LEVEL_WEIGHTS)
     if rows.size == 0:

@@ -103,7 +103,7 @@ def rate_levels(
     peakedness: np.ndarray | float = 1.0,
     surprises: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rate levels (rows, steps, 3) and their weights (3,) from the forecast's median and p90
+    """Rate levels (rows, steps, 4) and their weights (4,) from the forecast's median and p90
     rows (rows, steps), without the noise of a count over one step, which the queueing model
     has already (a Poisson count's variance is its mean, times the peakedness z for burstier
     arrivals; see the module docstring). The two upper levels are at least the median times
@@ -118,7 +118,7 @@ def rate_levels(
     levels = np.maximum(median[..., None] + rate_sd[..., None] * LEVEL_Z, 0.0)
     if surprises is not None:
         ratios = np.asarray(surprises, dtype=float)
-        for column, level in enumerate((2, 3)):
+        for column, level in enumerate((2, 3)):  # the two levels of `SURPRISE_BANDS`
             ratio = ratios[:, column, None] if median.ndim == 2 else ratios[:, column]
             levels[..., level] = np.maximum(levels[..., level], median * ratio)
     return levels, LEVEL_WEIGHTS
