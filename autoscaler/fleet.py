@@ -192,7 +192,7 @@ class Fleet:
             met=self.met[:n],
             judged=self.judged[:n],
         )
-        return leadtime_rows.decide(self.policy.config, inputs, self.state.take(slice(0, n)))
+        return leadtime_rows.decide(self.policy.config, inputs, self.state.head(n))
 
     def _tail(self, seconds: int) -> np.ndarray:
         """The newest seconds of every row, (3, n, seconds), zeros before a row's first."""
@@ -204,7 +204,7 @@ class Fleet:
 
     def commit(self, result: leadtime_rows.RowDecision, rows: np.ndarray) -> None:
         """Keep the new state of the rows the fleet path decided."""
-        self.state.put(rows, result.state.take(rows))
+        self.state.put(rows, result.state, source=rows)
 
     def join(self, row: int, state: LeadtimeState) -> None:
         """A service enters the fleet path with its state (one row)."""

@@ -58,6 +58,8 @@ BURST_SIGMAS = 2.0
 """How far above its noise the count of the last `REACT_S` seconds must be to start replicas."""
 DRAIN_S = 30.0
 """How soon after new replicas are ready a queue left by a burst should be gone."""
+MERGED_WEIGHTS = np.append(queueing.LEVEL_WEIGHTS[:-2], queueing.LEVEL_WEIGHTS[-2:].sum())
+"""The level weights with the two upper levels as one (where they are equal)."""
 SIZINGS = ("keep", "start", "burst", "stable")
 """The four sizings of a tick, the columns of `RowState.sized`."""
 
@@ -143,10 +145,19 @@ class RowState:
     def take(self, rows: np.ndarray | slice) -> RowState:
         return RowState(**{f.name: getattr(self, f.name)[rows].copy() for f in fields(self)})
 
-    def put(self, rows: np.ndarray | slice, other: RowState) -> None:
-        """Write `other`'s rows (as many as `rows` selects) into these rows."""
+    def head(self, rows: int) -> RowState:
+        """The first `rows` rows as views, not copies: for a pure reader (`decide`), which
+        returns its new state in new arrays."""
+        return RowState(**{f.name: getattr(self, f.name)[:rows] for f in fields(self)})
+
+    def put(
+        self, rows: np.ndarray | slice, other: RowState, source: np.ndarray | None = None
+    ) -> None:
+        """Write `other`'s rows (as many as `rows` selects, or its rows `source`) into these
+        rows."""
         for f in fields(self):
-            getattr(self, f.name)[rows] = getattr(other, f.name)
+            values = getattr(other, f.name)
+            getattr(self, f.name)[rows] = values if source is None else values[source]
 
     def grown(self, rows: int, service_time_s: float) -> RowState:
         extra = RowState.empty(rows, service_time_s)
@@ -304,19 +315,33 @@ def _fewest_replicas(
     """`queueing.fewest_replicas` for each (rows, rate levels) window, from the rows' last sizes
     (`sized`, one column per window). Few rows (one service): one call for all, the windows
     padded with zero rates to the longest (a call's overhead is most of its cost); many: a call
-    per window (padding would add points)."""
+    per window (padding would add points), and rows whose top level is the one below it (no
+    record of surprises, or an observed rate) sized on one level fewer, their weights merged:
+    the same share on a quarter fewer points."""
     slots, service, wait, budget, z = model
 
-    def size(rows: np.ndarray, levels: np.ndarray, hint: np.ndarray) -> np.ndarray:
-        weights = queueing.LEVEL_WEIGHTS
+    def size(
+        rows: np.ndarray, levels: np.ndarray, hint: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
         return queueing.fewest_replicas(
             levels, weights, slots[rows], service[rows], wait[rows], budget[rows], z[rows], hint
         )
 
+    def size_merged(rows: np.ndarray, levels: np.ndarray, hint: np.ndarray) -> np.ndarray:
+        same = (levels[..., -1] == levels[..., -2]).all(axis=1)
+        out = np.empty(len(rows), np.int64)
+        for part, view, weights in (
+            (same, levels[..., :-1], MERGED_WEIGHTS),
+            (~same, levels, queueing.LEVEL_WEIGHTS),
+        ):
+            if part.any():
+                out[part] = size(rows[part], view[part], hint[part], weights)
+        return out
+
     steps = max(levels.shape[1] for _, levels in windows)
     points = sum(len(rows) for rows, _ in windows) * steps * len(queueing.LEVEL_WEIGHTS)
     if points * queueing.NEAR > queueing.CHUNK_POINTS:
-        return [size(rows, levels, sized[rows, i]) for i, (rows, levels) in enumerate(windows)]
+        return [size_merged(rows, lv, sized[rows, i]) for i, (rows, lv) in enumerate(windows)]
     counts = [len(rows) for rows, _ in windows]
     padded = np.zeros((sum(counts), steps, len(queueing.LEVEL_WEIGHTS)))
     for (_, levels), start in zip(windows, np.cumsum([0, *counts]), strict=False):
@@ -325,6 +350,7 @@ def _fewest_replicas(
         np.concatenate([rows for rows, _ in windows]),
         padded,
         np.concatenate([sized[rows, i] for i, (rows, _) in enumerate(windows)]),
+        queueing.LEVEL_WEIGHTS,
     )
     return np.split(sizes, np.cumsum(counts)[:-1])
 

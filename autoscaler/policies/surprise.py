@@ -168,9 +168,13 @@ def band_ratios(
 ) -> np.ndarray:
     """(rows, len(bands)): the mean surprise ratio of each row within each band of shares (from
     the lowest ratio: (0.8, 1.0) is the top fifth); 1 with too few samples or episodes."""
-    weight, ratios = histogram[:, 0, ::-1], histogram[:, 1, ::-1]  # from the highest bin down
-    total = weight.sum(axis=1)
-    share = weight / np.where(total > 0, total, 1.0)[:, None]
+    total = histogram[:, 0].sum(axis=1)
+    enough = (total >= MIN_WEIGHT) & (episodes[:, 0] >= MIN_EPISODES)
+    out = np.ones((len(total), len(bands)))
+    if not enough.any():
+        return out
+    weight, ratios = histogram[enough, 0, ::-1], histogram[enough, 1, ::-1]  # highest bin first
+    share = weight / total[enough, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(weight > 0, ratios / weight, 0.0)
     below = np.cumsum(share, axis=1) - share  # the share above each bin
@@ -179,6 +183,7 @@ def band_ratios(
         """The sum of ratio × share over the top `part` of the ratios."""
         return (np.clip(part - below, 0.0, share) * means).sum(axis=1)
 
-    out = np.stack([(top(1 - low) - top(1 - high)) / (high - low) for low, high in bands], axis=1)
-    enough = (total >= MIN_WEIGHT) & (episodes[:, 0] >= MIN_EPISODES)
-    return np.where(enough[:, None], out, 1.0)
+    out[enough] = np.stack(
+        [(top(1 - low) - top(1 - high)) / (high - low) for low, high in bands], 1
+    )
+    return out
