@@ -139,9 +139,9 @@ def record(
     share = np.clip(overlap, 0.0, step_s) / np.maximum(window_s, 1.0)[:, None]
     held = (steps[:, slots] == window[None, :]) | (share == 0)
     complete = held.all(axis=1)
-    median, upper, z = (
-        np.nansum(share * np.where(held, predicted[:, i, slots], 0.0), axis=1) for i in (0, 1, 2)
-    )
+    median, upper, z = np.nansum(
+        share[:, None, :] * np.where(held[:, None, :], predicted[:, :, slots], 0.0), axis=2
+    ).T
     expected = np.where(complete, median, 0.0)
     usable = complete & (expected * window_s >= MIN_COUNT * np.maximum(z, 1.0))
     kept = np.exp2(-np.maximum(dt, 0.0) / HALF_LIFE_S)
