@@ -118,8 +118,10 @@ def rate_levels(
     levels = np.maximum(median[..., None] + rate_sd[..., None] * LEVEL_Z, 0.0)
     if surprises is not None:
         ratios = np.asarray(surprises, dtype=float)
-        for column, level in enumerate((2, 3)):  # the two levels of `SURPRISE_BANDS`
+        first = LEVEL_WEIGHTS.size - len(SURPRISE_BANDS)  # the bands raise the top levels
+        for column in range(len(SURPRISE_BANDS)):
             ratio = ratios[:, column, None] if median.ndim == 2 else ratios[:, column]
+            level = first + column
             levels[..., level] = np.maximum(levels[..., level], median * ratio)
     return levels, LEVEL_WEIGHTS
 

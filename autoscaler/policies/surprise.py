@@ -104,11 +104,12 @@ def remember(
         return predicted, steps
     ahead = np.floor(lead[rows] / step_s).astype(np.int64)
     fits = (ahead >= 0) & (ahead < RING - WINDOW_STEPS) & (ahead < p50.shape[1])
+    written = np.flatnonzero(fits)  # positions in `p50` and `p90`
     rows, ahead = rows[fits], ahead[fits]
     step = math.floor(now / step_s) + ahead
     slot = step % RING
-    predicted[rows, 0, slot] = p50[np.flatnonzero(fits), ahead]
-    predicted[rows, 1, slot] = p90[np.flatnonzero(fits), ahead]
+    predicted[rows, 0, slot] = p50[written, ahead]
+    predicted[rows, 1, slot] = p90[written, ahead]
     predicted[rows, 2, slot] = peakedness[rows]
     steps[rows, slot] = step
     return predicted, steps
