@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autoscaler.policies import leadtime_rows
+from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig, row_inputs
 from autoscaler.policy import Observation
@@ -30,7 +31,8 @@ def saturation_slots(observation: Observation, previous: float | None) -> float 
     """The rule's learned slots for one service (one row), as a number or None."""
     inputs = row_inputs(observation, LeadtimeConfig())
     before = np.array([np.nan if previous is None else previous])
-    learned, _ = leadtime_rows.learned_slots(inputs, before, np.array([np.nan]))
+    steady = np.array([True])
+    learned, _ = leadtime_rows.learned_slots(inputs, before, np.array([np.nan]), steady)
     return None if np.isnan(learned[0]) else float(learned[0])
 
 
@@ -76,6 +78,21 @@ def test_the_learned_slots_only_ever_lower_the_target_and_only_clearly():
     assert effective_target(8, 5.0) == pytest.approx(5.0)
 
 
+def test_seconds_from_before_replicas_became_ready_are_not_read():
+    # 2 replicas were full (16 in service, some queued); 2 more became ready since the last
+    # tick: 16 / 4 would read 4 slots where a replica has 8
+    policy = Leadtime(LeadtimeConfig(kpa=KpaConfig(container_concurrency=8)))
+    state = policy.initial_state(0.0, 2)
+    full = [17.0] * 300
+    _, state = policy.decide(observe(full, [1.0] * 300, ready=2), state)
+    _, state = policy.decide(observe(full, [1.0] * 300, ready=4, now=302.0), state)
+    assert np.isnan(state.rows.slots[0])
+    # with the four ready for the whole window, the same seconds are read: 4 slots each
+    later = 302.0 + SATURATION_WINDOW_S
+    _, state = policy.decide(observe(full, [1.0] * 300, ready=4, now=later), state)
+    assert state.rows.slots[0] == pytest.approx(4.0)
+
+
 def flat(rate, steps=18):
     values = np.full(steps, float(rate))
     return Forecast(values, {0.5: values, 0.9: values}, 10.0)
@@ -85,13 +102,17 @@ def test_leadtime_plans_with_the_learned_slots_when_containerconcurrency_is_unse
     # Knative's default: containerConcurrency 0 → a target of 70 in flight per pod
     policy = Leadtime(LeadtimeConfig(kpa=KpaConfig(), service_time_prior_s=2.0))
     state = policy.initial_state(0.0, 3)
+    state.rows.joined_at[:] = 0.0  # joined long ago: nothing is held for the join
     # 14/s x 2 s = 28 in service: 1 replica of 100 slots (Knative's default target)...
     quiet = observe([2.0] * 300, [0.0] * 300, ready=3, forecast=flat(14.0))
-    decision, _ = policy.decide(quiet, state)
+    decision, state = policy.decide(quiet, state)
     assert decision.desired == 1
     assert "100.0 slots/replica" in decision.detail
     # ...but once queued seconds show 8 slots per replica, 28 in service need more than 28 / 8
-    saturated = observe([34.0] * 300, [10.0] * 300, ready=3, arrivals=12.0, forecast=flat(14.0))
+    saturated = observe(
+        [34.0] * 300, [10.0] * 300, ready=3, arrivals=12.0, now=300.0 + SATURATION_WINDOW_S,
+        forecast=flat(14.0),
+    )  # fmt: skip
     decision, state = policy.decide(saturated, state)
     assert state.rows.slots[0] == pytest.approx(8.0)
     assert decision.desired >= 4

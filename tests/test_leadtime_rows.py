@@ -77,9 +77,9 @@ def test_starting_replicas_that_drain_the_queue_are_kept_as_far_as_the_queue_nee
     # two are kept: ceil((1 + 300 / 62) x 2 / 8); the third goes
     assert drains_within_lead(2, queue=300)
     policy = Leadtime(CONFIG)
-    decision, _ = policy.decide(
-        queued(300.0, ready=1, pending=2, queue=300), policy.initial_state(0.0, 1)
-    )
+    state = policy.initial_state(0.0, 1)
+    state.rows.joined_at[:] = 0.0  # joined long ago
+    decision, _ = policy.decide(queued(300.0, ready=1, pending=2, queue=300), state)
     assert decision.desired == 2
 
 
@@ -193,11 +193,35 @@ def test_a_service_missing_its_objective_keeps_its_last_replica(factor, busy_ago
     )
     state = leadtime_rows.RowState.empty(1, CONFIG.service_time_prior_s)
     state.log_factor[:] = math.log(factor)
+    state.joined_at[:] = 0.0  # joined long ago
     state.last_needed[0, 0] = now - busy_ago_s
     result = leadtime_rows.decide(CONFIG, row_inputs(idle, CONFIG), state)
     assert int(result.desired[0]) == kept
     if kept:
         assert leadtime_rows.REASONS[int(result.reason[0])] in ("holding", "fallback")
+
+
+# --- joining -------------------------------------------------------------------------------
+
+
+def test_the_replicas_running_when_a_service_joins_are_held_for_the_hold_then_released():
+    def light(now: float) -> Observation:
+        return Observation(
+            now=now,
+            concurrency=np.full(300, 2.0),
+            arrivals=np.full(300, 1.0),
+            queue=np.zeros(300),
+            ready=5,
+            pending=0,
+            desired=5,
+        )
+
+    first = decide_rows(light(300.0))
+    assert int(first.desired[0]) == 5  # the time in service and the slots are still priors
+    assert leadtime_rows.REASONS[int(first.reason[0])] in ("holding", "fallback")
+    after = 300.0 + float(first.keep_s[0]) + CONFIG.kpa.tick_s
+    later = leadtime_rows.decide(CONFIG, row_inputs(light(after), CONFIG), first.state)
+    assert int(later.desired[0]) < 5
 
 
 # --- bounds and missing data ----------------------------------------------------------------

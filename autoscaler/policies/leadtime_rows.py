@@ -19,7 +19,9 @@ every service in the steady regime at once. Each tick, per row:
    replicas will drain is not paid for again.
 6. **Release** (`release.py`): the count to keep is held per replica by ski-rental on the
    service's own gaps; a replica above it goes. A service missing its objective keeps its last
-   replica (the next request would otherwise wait a whole cold start).
+   replica (the next request would otherwise wait a whole cold start). For one break-even
+   after a row's first tick nothing running is released: its time in service and slots are
+   still priors.
 
 desired = max(to start, min(current, held)), within [min, max]. The reason is `predictive` when
 the forecast set the count, `reactive` when the safety net did, `holding` when ski-rental keeps
@@ -37,7 +39,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autoscaler.policies import queueing, release, steering, surprise
-from autoscaler.policies.capacity import SATURATION_QUEUE, SMOOTHING, TOLERANCE
+from autoscaler.policies.capacity import (
+    SATURATION_QUEUE,
+    SATURATION_WINDOW_S,
+    SMOOTHING,
+    TOLERANCE,
+)
 from autoscaler.policies.kpa import RPS
 from autoscaler.slo import MIN_WAIT_SHARE
 
@@ -131,6 +138,13 @@ class RowState:
     surprise_episodes: np.ndarray
     """The forecast's past predictions one lead time ahead and the record of how far the load
     outran them (`surprise.py`)."""
+    joined_at: np.ndarray
+    """When the row was first decided (NaN: not yet). For one break-even after it, nothing
+    running is released: time in service and slots are still priors, and a prior is no reason
+    to shed what serves. Not a need: it leaves no gap in the release histogram."""
+    ready_last: np.ndarray
+    ready_since: np.ndarray
+    """The ready count at the last tick, and since when it has been that (NaN: never seen)."""
 
     @classmethod
     def empty(cls, rows: int, service_time_s: float) -> RowState:
@@ -139,7 +153,7 @@ class RowState:
         return cls(
             np.full(rows, service_time_s), nan.copy(), nan.copy(), np.zeros(rows), nan.copy(),
             last_needed, gaps, nan.copy(), np.zeros((rows, len(SIZINGS)), np.int64),
-            *surprise.empty(rows),
+            *surprise.empty(rows), nan.copy(), nan.copy(), nan.copy(),
         )  # fmt: skip
 
     def take(self, rows: np.ndarray | slice) -> RowState:
@@ -197,8 +211,10 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     changed, the next state is returned."""
     now = inputs.now
     service = _service_time(cfg.service_time_window_s, inputs, state.service_time)
+    ready_since = _ready_since(inputs, state.ready_last, state.ready_since)
+    steady = now - ready_since >= SATURATION_WINDOW_S
     learned, slots_ready = (
-        learned_slots(inputs, state.slots, state.slots_ready)
+        learned_slots(inputs, state.slots, state.slots_ready, steady)
         if cfg.learn_capacity
         else (state.slots, state.slots_ready)
     )
@@ -251,6 +267,8 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
     keep_s = np.where(inputs.has_forecast, keep_s, np.maximum(keep_s, breakeven))
     held = np.maximum(release.held(last_needed, now, keep_s), keep)
     held = np.maximum(held, _last_replica(log_factor, last_needed, now))
+    joined_at = np.where(np.isnan(state.joined_at), now, state.joined_at)
+    held = np.maximum(held, np.where(now - joined_at < breakeven, inputs.current, 0))
     desired = np.maximum(start, np.minimum(inputs.current, held))
     desired = np.maximum(desired, cfg.kpa.min_scale)
     if cfg.kpa.max_scale:
@@ -278,6 +296,9 @@ def decide(cfg: LeadtimeConfig, inputs: RowInputs, state: RowState) -> RowDecisi
         predicted_step,
         surprises,
         episodes,
+        joined_at,
+        inputs.ready.astype(float),
+        ready_since,
     )
     return RowDecision(
         desired=desired.astype(np.int64),
@@ -496,11 +517,21 @@ def _service_time(window_s: float, inputs: RowInputs, previous: np.ndarray) -> n
     return np.where(seen, smoothed, previous)
 
 
+def _ready_since(inputs: RowInputs, last: np.ndarray, since: np.ndarray) -> np.ndarray:
+    """Since when each row's ready count has been what it is now (now if it changed)."""
+    return np.where(inputs.ready == last, since, inputs.now)
+
+
 def learned_slots(
-    inputs: RowInputs, previous: np.ndarray, lowered_at: np.ndarray
+    inputs: RowInputs, previous: np.ndarray, lowered_at: np.ndarray, steady: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Requests one ready replica serves at once while requests queue: the fullest saturated
     second per ready replica, smoothed (partly saturated seconds only ever read low).
+
+    Only rows whose ready count held over the seconds read (`steady`) take a sample: a second
+    from before replicas became ready, divided by today's count, reads a fraction of the real
+    slots (on `step-change` seed 2, 2 → 4 ready between ticks read 3.9 slots of 8 and doubled
+    the replicas planned for the rest of the run).
 
     A sample may lower the estimate only with no more ready replicas than when it was last
     lowered: if requests stay queued while replicas are added and those serve nothing more, the
@@ -510,7 +541,7 @@ def learned_slots(
     in_service = np.where(saturated, inputs.concurrency_tail - inputs.queue_tail, -np.inf)
     fullest = in_service.max(axis=1, initial=-np.inf)
     ready = inputs.ready.astype(float)
-    usable = (ready > 0) & saturated.any(axis=1)
+    usable = steady & (ready > 0) & saturated.any(axis=1)
     sample = np.where(usable, fullest / np.where(ready > 0, ready, 1.0), np.nan)
     usable &= np.isfinite(sample) & (sample > 0)
     first = np.isnan(previous)
