@@ -154,18 +154,22 @@ def test_an_unforecast_burst_gets_replicas_at_once(extra, reason):
     assert decision.reason == reason
 
 
-def test_the_same_load_without_the_burst_needs_one_replica():
-    steady = Observation(
-        now=300.0,
+def light(now: float, ready: int) -> Observation:
+    """1 req/s for 300 s, each 2 s in service, nothing queued, behind `ready` replicas."""
+    return Observation(
+        now=now,
         concurrency=np.full(300, 2.0),
         arrivals=np.full(300, 1.0),
         queue=np.zeros(300),
-        ready=1,
+        ready=ready,
         pending=0,
-        desired=1,
+        desired=ready,
     )
+
+
+def test_the_same_load_without_the_burst_needs_one_replica():
     policy = Leadtime(CONFIG)
-    decision, _ = policy.decide(steady, policy.initial_state(0.0, 1))
+    decision, _ = policy.decide(light(300.0, ready=1), policy.initial_state(0.0, 1))
     assert decision.desired == 1
 
 
@@ -205,22 +209,11 @@ def test_a_service_missing_its_objective_keeps_its_last_replica(factor, busy_ago
 
 
 def test_the_replicas_running_when_a_service_joins_are_held_for_the_hold_then_released():
-    def light(now: float) -> Observation:
-        return Observation(
-            now=now,
-            concurrency=np.full(300, 2.0),
-            arrivals=np.full(300, 1.0),
-            queue=np.zeros(300),
-            ready=5,
-            pending=0,
-            desired=5,
-        )
-
-    first = decide_rows(light(300.0))
+    first = decide_rows(light(300.0, ready=5))
     assert int(first.desired[0]) == 5  # the time in service and the slots are still priors
     assert leadtime_rows.REASONS[int(first.reason[0])] in ("holding", "fallback")
     after = 300.0 + float(first.keep_s[0]) + CONFIG.kpa.tick_s
-    later = leadtime_rows.decide(CONFIG, row_inputs(light(after), CONFIG), first.state)
+    later = leadtime_rows.decide(CONFIG, row_inputs(light(after, ready=5), CONFIG), first.state)
     assert int(later.desired[0]) < 5
 
 
