@@ -13,11 +13,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
 
+from autoscaler.cli.corpus import DEFAULT_TRACES_DIR, add_corpus_options
 from autoscaler.cli.options import add_workload_options, rate_series_from_args
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import align
@@ -63,6 +65,13 @@ def add_backtest_command(commands: argparse._SubParsersAction) -> None:
         help="treat runs of zeros longer than this as outages, not data (6h; 0 = off)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list")
+    add_corpus_options(
+        parser.add_argument_group("the forecasting corpus"),
+        corpus_help="every model on the fixed corpus (shared traces at four time scales, NASA "
+        "windows, synthetic families; tune and report halves) instead of one series, and a "
+        "summary per half",
+        jobs_help="with --corpus: cases",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="draw the forecasts of the models")
     source = parser.add_argument_group("history from Prometheus instead of a trace")
     source.add_argument("--prometheus", metavar="URL", help="a Prometheus HTTP API")
@@ -77,51 +86,73 @@ def add_backtest_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_backtest(args: argparse.Namespace) -> int:
+    if args.corpus:
+        from autoscaler.cli.backtest_corpus_cmd import run_backtest_corpus
+
+        return run_backtest_corpus(args)
+    if args.cases is not None or args.traces_dir != DEFAULT_TRACES_DIR:
+        raise InputError("--cases, --traces-dir: only with --corpus")
     step_s = _positive_duration(args.resolution, "--resolution")
     horizon = max(1, math.ceil(_positive_duration(args.horizon, "--horizon") / step_s))
-    names = _model_list(args.models)
+    names = model_list(args.models)
     if args.prometheus:
         label, y = _prometheus_series(args, step_s)
     else:
         label, y = rate_series_from_args(args, step_s)
-    mask = idle_mask(y, parse_duration(args.mask_idle_over, field="--mask-idle-over"), step_s)
-    if np.isnan(y).any():  # steps Prometheus had no sample for: missing, not zero
-        mask = np.isnan(y) if mask is None else mask | np.isnan(y)
+    mask = outage_mask(y, parse_duration(args.mask_idle_over, field="--mask-idle-over"), step_s)
     plan = _plan(args, y.size, horizon, step_s)
-    baseline_name = "seasonal_naive"
-    to_run = [baseline_name] + [n for n in names if n != baseline_name]
-    runs = {}
-    total = len(to_run) * plan.origins.size
     with progress_bar("backtest", enabled=not args.json and sys.stderr.isatty()) as update:
-        done = [0]
-
-        def tick(count: int) -> None:
-            done[0] += count
-            if update is not None:
-                update(done[0] / total)
-
-        for name in to_run:
-            runs[name] = backtest.run(
-                y,
-                partial(make_forecaster, name, horizon_steps=horizon),
-                plan,
-                step_s=step_s,
-                mask=mask,
-                name=name,
-                progress=tick,
-            )
-    actual = backtest.actuals(y, plan)
-    keep = backtest.scored_points(plan, mask)
-    rows = [
-        {"model": name, **backtest.score(actual, runs[name], runs[baseline_name], keep)}
-        for name in names
-    ]
+        rows, runs = score_models(y, step_s, plan, names, mask, update)
     _emit(args, label, rows, plan, step_s)
     if args.plot:
         from autoscaler.cli.plot import plot_backtest
 
         plot_backtest(y, plan, {name: runs[name] for name in names}, step_s, args.plot)
     return 0
+
+
+BASELINE = "seasonal_naive"
+"""MASE's reference forecast."""
+
+
+def score_models(
+    y: np.ndarray,
+    step_s: float,
+    plan: backtest.Plan,
+    names: list[str],
+    mask: np.ndarray | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[list[dict], dict[str, backtest.Run]]:
+    """One row of figures per model of `names` on the series `y` (and each model's run), every
+    model forecasting `plan.horizon` steps ahead from the same origins; `progress` gets the
+    share done."""
+    to_run = [BASELINE] + [name for name in names if name != BASELINE]
+    total = len(to_run) * plan.origins.size
+    done = [0]
+
+    def tick(count: int) -> None:
+        done[0] += count
+        if progress is not None:
+            progress(done[0] / total)
+
+    runs = {}
+    for name in to_run:
+        runs[name] = backtest.run(
+            y,
+            partial(make_forecaster, name, horizon_steps=plan.horizon),
+            plan,
+            step_s=step_s,
+            mask=mask,
+            name=name,
+            progress=tick,
+        )
+    actual = backtest.actuals(y, plan)
+    keep = backtest.scored_points(plan, mask)
+    rows = [
+        {"model": name, **backtest.score(actual, runs[name], runs[BASELINE], keep)}
+        for name in names
+    ]
+    return rows, runs
 
 
 def _prometheus_series(args: argparse.Namespace, step_s: float) -> tuple[str, np.ndarray]:
@@ -168,6 +199,15 @@ def _moment(text: str, flag: str) -> float:
     return moment.timestamp()
 
 
+def outage_mask(y: np.ndarray, longer_than_s: float, step_s: float) -> np.ndarray | None:
+    """The steps not to score: runs of zeros longer than `longer_than_s` (`idle_mask`) and
+    steps without a sample (NaN: Prometheus had none; missing, not zero)."""
+    mask = idle_mask(y, longer_than_s, step_s)
+    if np.isnan(y).any():
+        mask = np.isnan(y) if mask is None else mask | np.isnan(y)
+    return mask
+
+
 def idle_mask(y: np.ndarray, longer_than_s: float, step_s: float) -> np.ndarray | None:
     """True inside runs of zeros longer than `longer_than_s` (an outage in a busy series)."""
     if longer_than_s <= 0:
@@ -183,27 +223,43 @@ def idle_mask(y: np.ndarray, longer_than_s: float, step_s: float) -> np.ndarray 
 
 
 def _plan(args: argparse.Namespace, n: int, horizon: int, step_s: float) -> backtest.Plan:
-    default_eval = min(MAX_EVAL_S, EVAL_FRACTION * n * step_s)
-    eval_s = parse_duration(args.eval, field="--eval") if args.eval else default_eval
+    eval_s = parse_duration(args.eval, field="--eval") if args.eval else None
     refit_s = parse_duration(args.refit_every, field="--refit-every")
     if args.origins < 1:
         raise InputError("--origins: expected a whole number >= 1")
     try:
-        return backtest.plan_origins(
-            n,
-            horizon,
-            eval_steps=max(1, int(eval_s // step_s)),
-            max_origins=args.origins,
-            refit_every=int(refit_s // step_s) or None,
-            min_train=max(2, int(0.5 * n) if not args.eval else 2),
-        )
+        return plan_for(n, horizon, step_s, eval_s=eval_s, refit_s=refit_s, origins=args.origins)
     except ValueError as error:
         raise InputError(
             f"backtest: {error}; use a longer window or a finer --resolution"
         ) from None
 
 
-def _model_list(text: str) -> list[str]:
+def plan_for(
+    n: int,
+    horizon: int,
+    step_s: float,
+    *,
+    eval_s: float | None = None,
+    refit_s: float = DAY_S,
+    origins: int = DEFAULT_ORIGINS,
+) -> backtest.Plan:
+    """Origins over the scored tail: `eval_s` (default `EVAL_FRACTION` of the series, at most
+    `MAX_EVAL_S`, after at least half of it for training), refits every `refit_s` as the
+    service refits. Raises ValueError when the series is too short."""
+    default = eval_s is None
+    eval_s = min(MAX_EVAL_S, EVAL_FRACTION * n * step_s) if eval_s is None else eval_s
+    return backtest.plan_origins(
+        n,
+        horizon,
+        eval_steps=max(1, int(eval_s // step_s)),
+        max_origins=origins,
+        refit_every=int(refit_s // step_s) or None,
+        min_train=max(2, int(0.5 * n) if default else 2),
+    )
+
+
+def model_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in model_names()]
     if not names or unknown:
@@ -229,7 +285,7 @@ def _emit(
     step_s: float,
 ) -> None:
     if args.json:
-        json.dump([_finite(row) for row in rows], sys.stdout)
+        json.dump([finite(row) for row in rows], sys.stdout)
         sys.stdout.write("\n")
         return
     print(
@@ -251,7 +307,7 @@ def _cell(key: str, value: float) -> str:
     return f"{value:.4g}"
 
 
-def _finite(row: dict) -> dict:
+def finite(row: dict) -> dict:
     """JSON has no NaN: an undefined figure (e.g. MASE when the reference is perfect) is null."""
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()

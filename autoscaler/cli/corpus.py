@@ -20,13 +20,16 @@ its default length. The traces are read from `--traces-dir` (the repository's si
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from adapters.simulator.config import SimConfig
-from autoscaler.cli.runs import BenchRun, Source
+from autoscaler.cli.options import positive_int
+from autoscaler.cli.runs import BenchRun, Source, default_jobs
 from autoscaler.errors import InputError
 
 DAY = 86_400.0
@@ -122,7 +125,40 @@ def _shared_pool_cases() -> list[Case]:
     ]
 
 
-def select_cases(cases: list[Case], pattern: str | None) -> list[Case]:
+def add_corpus_options(group: argparse._ArgumentGroup, *, corpus_help: str, jobs_help: str) -> None:
+    """`--corpus`, `--cases`, `--traces-dir`, `--jobs`: how `bench` and `backtest` take a
+    corpus (`corpus_help` says what the corpus run does, `jobs_help` what runs at once)."""
+    group.add_argument("--corpus", action="store_true", help=corpus_help)
+    group.add_argument("--cases", metavar="PATTERN", help="with --corpus: a glob of case names")
+    group.add_argument(
+        "--traces-dir",
+        default=DEFAULT_TRACES_DIR,
+        metavar="DIR",
+        help="with --corpus: where the shared traces are (default %(default)s)",
+    )
+    group.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=default_jobs(),
+        metavar="N",
+        help=f"{jobs_help} at once, in processes (default: the cores, %(default)s)",
+    )
+
+
+class Named(Protocol):
+    """A case of a corpus: its name, and where its series come from."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sources(self) -> tuple[Source, ...]: ...
+
+
+C = TypeVar("C", bound=Named)
+
+
+def select_cases(cases: list[C], pattern: str | None) -> list[C]:
     """The cases whose name matches the glob `pattern` (all when None); none is an error."""
     if pattern is None:
         return cases
@@ -133,7 +169,7 @@ def select_cases(cases: list[Case], pattern: str | None) -> list[Case]:
     return chosen
 
 
-def check_traces(cases: list[Case]) -> None:
+def check_traces(cases: Sequence[Named]) -> None:
     """Fail at once, naming the flag, when a case's trace file is missing."""
     for case in cases:
         for source in case.sources:

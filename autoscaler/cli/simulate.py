@@ -15,16 +15,17 @@ import sys
 from typing import Any
 
 from adapters.simulator.results import SimResult
-from autoscaler.cli.corpus import DEFAULT_TRACES_DIR
+from autoscaler.cli.corpus import DEFAULT_TRACES_DIR, add_corpus_options
 from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows, wants_progress_bar
 from autoscaler.cli.options import (
     add_sim_options,
     add_workload_options,
     config_from_args,
+    non_negative_int,
     sources_from_args,
 )
 from autoscaler.cli.progress import progress_bar
-from autoscaler.cli.runs import BenchRun, Source, default_jobs, simulate_run
+from autoscaler.cli.runs import BenchRun, Source, simulate_run
 from autoscaler.cli.table import SummaryRow, render_results
 from autoscaler.errors import InputError
 from autoscaler.policies import POLICY_NAMES, parse_policy_list
@@ -76,26 +77,12 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
         "SLO on the scored window, or 'not met' with its best; leadtime takes T as its objective's "
         "target (default 0.99) and runs once, as the oracle does",
     )
-    tuning.add_argument(
-        "--corpus",
-        action="store_true",
-        help="run the fixed, seeded corpus of cases (shared traces, NASA windows, synthetic "
-        "families; tune and report halves) instead of --trace/--workload, and summarise "
-        "leadtime against each other policy per half",
-    )
-    tuning.add_argument("--cases", metavar="PATTERN", help="with --corpus: a glob of case names")
-    tuning.add_argument(
-        "--traces-dir",
-        default=DEFAULT_TRACES_DIR,
-        metavar="DIR",
-        help="with --corpus: where the shared traces are (default %(default)s)",
-    )
-    tuning.add_argument(
-        "--jobs",
-        type=_positive_int,
-        default=default_jobs(),
-        metavar="N",
-        help="replays at once, in processes (default: the cores, %(default)s)",
+    add_corpus_options(
+        tuning,
+        corpus_help="run the fixed, seeded corpus of cases (shared traces, NASA windows, "
+        "synthetic families; tune and report halves) instead of --trace/--workload, and "
+        "summarise leadtime against each other policy per half",
+        jobs_help="replays",
     )
     _add_output_options(parser)
     parser.set_defaults(handler=run_bench)
@@ -104,7 +91,7 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--container-concurrency",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="the containerConcurrency policies are configured with (default: the replica's "
         "real slots, --max-concurrency; 0: unset, Knative's default target of 70 in flight)",
@@ -118,23 +105,6 @@ def _attainment(text: str) -> float:
         value = -1.0
     if not 0.5 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a share of requests in [0.5, 1), got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
 
 

@@ -1,0 +1,103 @@
+"""`leadtime backtest --corpus`: run the forecasting corpus (`backtest_corpus`) and print it.
+
+A row per case (its best single model and that model's pinball-0.9 loss, then `auto`'s ratio to
+it and its 90 % coverage), then the summary per half and model. `--json` prints both as data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from autoscaler.cli.backtest import finite, model_list
+from autoscaler.cli.backtest_corpus import SINGLE, forecast_cases, run_cases, summarise
+from autoscaler.cli.corpus import check_traces, select_cases
+from autoscaler.cli.corpus_cmd import wants_progress_bar
+from autoscaler.cli.table import align
+from autoscaler.errors import InputError
+
+
+def run_backtest_corpus(args: argparse.Namespace) -> int:
+    if args.trace or args.workload or args.prometheus:
+        raise InputError("--corpus: the cases bring their own series; drop --trace/--workload")
+    models = tuple(model_list(args.models))
+    cases = select_cases(forecast_cases(args.traces_dir), args.cases)
+    check_traces(cases)
+    if wants_progress_bar(args):
+        from tqdm import tqdm
+
+        with tqdm(total=len(cases), desc="cases", unit="case", leave=False) as bar:
+            rows = run_cases(cases, models, args.jobs, lambda done: bar.update(done - bar.n))
+    else:
+        rows = run_cases(cases, models, args.jobs)
+    summary = summarise(rows)
+    if args.json:
+        json.dump(
+            {"cases": [finite(row) for row in rows], "summary": [finite(row) for row in summary]},
+            sys.stdout,
+        )
+        sys.stdout.write("\n")
+        return 0
+    print(render_cases(rows))
+    print()
+    print(render_summary(summary))
+    return 0
+
+
+def render_cases(rows: list[dict[str, Any]]) -> str:
+    """A row per case: its half, the best single model and its loss, `auto` against it."""
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_case.setdefault(row["case"], []).append(row)
+    header = ("case", "half", "best single", "pinball_90", "auto / best", "auto coverage_90")
+    table: list[tuple[str, ...]] = [header]
+    left_out = []
+    for name, models in by_case.items():
+        if "skipped" in models[0]:
+            left_out.append(f"left out: {name} ({models[0]['skipped']})")
+            continue
+        singles = [row for row in models if row["model"] != SINGLE]
+        best = min(singles, key=lambda row: row["pinball_90"]) if singles else None
+        auto = next((row for row in models if row["model"] == SINGLE), None)
+        ratio = (
+            auto["pinball_90"] / best["pinball_90"]
+            if auto and best and best["pinball_90"] > 0
+            else math.nan
+        )
+        table.append(
+            (
+                name,
+                models[0]["half"],
+                best["model"] if best else "-",
+                f"{best['pinball_90']:.4g}" if best else "-",
+                _number(ratio, "{:.3f}"),
+                _number(auto["coverage_90"], "{:.1%}") if auto else "-",
+            )
+        )
+    return "\n".join([*align(table), *left_out])
+
+
+def render_summary(summary: list[dict[str, Any]]) -> str:
+    """Per half and model: pinball-0.9 against each case's best single model, coverage."""
+    header = ("half", "model", "cases", "mean / best", "worst / best", "worst case", "coverage_90")
+    table: list[tuple[str, ...]] = [header]
+    for row in summary:
+        table.append(
+            (
+                row["half"],
+                row["model"],
+                str(row["cases"]),
+                _number(row["mean_ratio"], "{:.3f}"),
+                _number(row["worst_ratio"], "{:.3f}"),
+                row["worst_case"] or "-",
+                "–".join(_number(row[key], "{:.1%}") for key in ("coverage_min", "coverage_max")),
+            )
+        )
+    return "\n".join(align(table))
+
+
+def _number(value: float, pattern: str) -> str:
+    return pattern.format(value) if math.isfinite(value) else "-"
