@@ -19,7 +19,7 @@ from functools import partial
 
 import numpy as np
 
-from autoscaler.cli.corpus import DEFAULT_TRACES_DIR, add_corpus_options
+from autoscaler.cli.corpus import add_corpus_options, refuse_corpus_flags
 from autoscaler.cli.options import add_workload_options, rate_series_from_args
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import align
@@ -90,8 +90,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         from autoscaler.cli.backtest_corpus_cmd import run_backtest_corpus
 
         return run_backtest_corpus(args)
-    if args.cases is not None or args.traces_dir != DEFAULT_TRACES_DIR:
-        raise InputError("--cases, --traces-dir: only with --corpus")
+    refuse_corpus_flags(args)
     step_s = _positive_duration(args.resolution, "--resolution")
     horizon = max(1, math.ceil(_positive_duration(args.horizon, "--horizon") / step_s))
     names = model_list(args.models)

@@ -20,9 +20,8 @@ the range of its 90 % interval's coverage.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from autoscaler.cli.corpus import (
     SEEDS,
     TUNE,
 )
-from autoscaler.cli.runs import Source
+from autoscaler.cli.runs import Source, map_in_processes
 from autoscaler.durations import format_duration
 
 SCALES = ((10.0, 60.0), (60.0, 300.0), (300.0, 900.0), (600.0, 1800.0))
@@ -143,31 +142,11 @@ def run_case(case: ForecastCase, models: tuple[str, ...]) -> list[dict[str, Any]
 
 
 def run_cases(
-    cases: list[ForecastCase],
-    models: tuple[str, ...],
-    jobs: int,
-    on_done: Callable[[int], None] | None = None,
+    cases: list[ForecastCase], models: tuple[str, ...], jobs: int, *, bar: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every case's rows, in the order of `cases`, on `jobs` processes (1: in this one)."""
-    out: list[list[dict[str, Any]]] = [[] for _ in cases]
-    for done, (index, rows) in enumerate(_completed(cases, models, jobs), start=1):
-        out[index] = rows
-        if on_done is not None:
-            on_done(done)
-    return [row for rows in out for row in rows]
-
-
-def _completed(
-    cases: list[ForecastCase], models: tuple[str, ...], jobs: int
-) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    if jobs <= 1 or len(cases) <= 1:
-        for index, case in enumerate(cases):
-            yield index, run_case(case, models)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_case, case, models): i for i, case in enumerate(cases)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    """Every case's rows, in the order of `cases`, on `jobs` processes (`map_in_processes`)."""
+    per_case = map_in_processes(partial(run_case, models=models), cases, jobs, bar=bar)
+    return [row for rows in per_case for row in rows]
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -26,13 +26,7 @@ def run_backtest_corpus(args: argparse.Namespace) -> int:
     models = tuple(model_list(args.models))
     cases = select_cases(forecast_cases(args.traces_dir), args.cases)
     check_traces(cases)
-    if wants_progress_bar(args):
-        from tqdm import tqdm
-
-        with tqdm(total=len(cases), desc="cases", unit="case", leave=False) as bar:
-            rows = run_cases(cases, models, args.jobs, lambda done: bar.update(done - bar.n))
-    else:
-        rows = run_cases(cases, models, args.jobs)
+    rows = run_cases(cases, models, args.jobs, bar="case" if wants_progress_bar(args) else None)
     summary = summarise(rows)
     if args.json:
         json.dump(

@@ -145,6 +145,14 @@ def add_corpus_options(group: argparse._ArgumentGroup, *, corpus_help: str, jobs
     )
 
 
+def refuse_corpus_flags(args: argparse.Namespace) -> None:
+    """The corpus's own flags given without `--corpus`: an error naming the flag."""
+    if args.cases is not None:
+        raise InputError("--cases: only with --corpus")
+    if args.traces_dir != DEFAULT_TRACES_DIR:
+        raise InputError("--traces-dir: only with --corpus")
+
+
 class Named(Protocol):
     """A case of a corpus: its name, and where its series come from."""
 

@@ -39,7 +39,7 @@ def tuned_rows(
     """Each run's summary rows; with a `target`, each tunable baseline at its tuned setting."""
     expanded = [grid_runs(run) if target is not None else [run] for run in runs]
     flat = [setting for settings in expanded for setting in settings]
-    outcomes = _run_with_progress(flat, jobs, show_progress)
+    outcomes = run_all(flat, jobs, bar="replay" if show_progress else None)
     rows, position = [], 0
     for run, settings in zip(runs, expanded, strict=True):
         mine = outcomes[position : position + len(settings)]
@@ -51,17 +51,6 @@ def tuned_rows(
 def wants_progress_bar(args: argparse.Namespace) -> bool:
     """A progress bar on a terminal's stderr, never with --json."""
     return not args.json and sys.stderr.isatty()
-
-
-def _run_with_progress(
-    runs: list[BenchRun], jobs: int, show_progress: bool
-) -> list[list[dict[str, Any]]]:
-    if not show_progress:
-        return run_all(runs, jobs)
-    from tqdm import tqdm
-
-    with tqdm(total=len(runs), desc="replays", unit="run", leave=False) as bar:
-        return run_all(runs, jobs, on_done=lambda done: bar.update(done - bar.n))
 
 
 def run_corpus(args: argparse.Namespace) -> int:

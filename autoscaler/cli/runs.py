@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import ServiceSpec, service_config, simulate_services
@@ -23,6 +23,9 @@ from adapters.simulator.results import SimResult
 from adapters.simulator.sources import load_workload
 from adapters.simulator.workload import Workload
 from autoscaler.policies import make_policy
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -78,25 +81,39 @@ def summarise_run(run: BenchRun) -> list[dict[str, Any]]:
 
 
 def run_all(
-    runs: Sequence[BenchRun], jobs: int, on_done: Callable[[int], None] | None = None
+    runs: Sequence[BenchRun], jobs: int, *, bar: str | None = None
 ) -> list[list[dict[str, Any]]]:
-    """Every run's summaries, in the order of `runs`, on `jobs` processes (1: in this one).
-    `on_done` is called with the number of runs finished so far."""
-    out: list[list[dict[str, Any]]] = [[] for _ in runs]
-    for done, (index, summaries) in enumerate(_completed(runs, jobs), start=1):
-        out[index] = summaries
-        if on_done is not None:
-            on_done(done)
-    return out
+    """Every run's summaries, in the order of `runs`, on `jobs` processes (`map_in_processes`)."""
+    return map_in_processes(summarise_run, runs, jobs, bar=bar)
 
 
-def _completed(runs: Sequence[BenchRun], jobs: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    if jobs <= 1 or len(runs) <= 1:
-        for index, run in enumerate(runs):
-            yield index, summarise_run(run)
+def map_in_processes(
+    work: Callable[[T], R], items: Sequence[T], jobs: int, *, bar: str | None = None
+) -> list[R]:
+    """`work` of every item, in the order of `items`, on `jobs` processes (1: in this one).
+    `work` and the items must pickle. With `bar` (what an item is called), a progress bar on
+    stderr counts the items done."""
+    out: list[R | None] = [None] * len(items)
+    if bar is None:
+        for index, result in _completed(work, items, jobs):
+            out[index] = result
+        return cast(list[R], out)
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), desc=f"{bar}s", unit=bar, leave=False) as progress:
+        for index, result in _completed(work, items, jobs):
+            out[index] = result
+            progress.update(1)
+    return cast(list[R], out)
+
+
+def _completed(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[tuple[int, R]]:
+    if jobs <= 1 or len(items) <= 1:
+        for index, item in enumerate(items):
+            yield index, work(item)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(summarise_run, run): index for index, run in enumerate(runs)}
+        futures = {pool.submit(work, item): index for index, item in enumerate(items)}
         for future in as_completed(futures):
             yield futures[future], future.result()
 

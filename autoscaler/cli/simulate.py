@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from adapters.simulator.results import SimResult
-from autoscaler.cli.corpus import DEFAULT_TRACES_DIR, add_corpus_options
+from autoscaler.cli.corpus import add_corpus_options, refuse_corpus_flags
 from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows, wants_progress_bar
 from autoscaler.cli.options import (
     add_sim_options,
@@ -128,7 +128,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     if args.corpus:
         return run_corpus(args)
-    _refuse_corpus_flags(args)
+    refuse_corpus_flags(args)
     specs = parse_policy_list(args.policies or DEFAULT_BENCH_POLICIES)
     if args.slo_target is None:
         _emit(args, _run(args, specs), single=False)
@@ -140,13 +140,6 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     _emit_rows(args, rows)
     return 0
-
-
-def _refuse_corpus_flags(args: argparse.Namespace) -> None:
-    if args.cases is not None:
-        raise InputError("--cases: only with --corpus")
-    if args.traces_dir != DEFAULT_TRACES_DIR:
-        raise InputError("--traces-dir: only with --corpus")
 
 
 def _bench_runs(args: argparse.Namespace, specs: list[str]) -> list[BenchRun]:
