@@ -9,8 +9,10 @@ sends the new seconds of arrivals and gets forecasts back.
 The loop never waits: `submit` hands each idle shard one batch (everything that arrived for its
 services since its previous batch) and returns at once; results land through a callback when
 the worker is done, and meanwhile the previous forecasts keep serving. Fits are rationed per
-batch (`fits_per_batch`), rotating through the shard's services, so a burst of due fits (at
-start-up, or when a thousand histories double at once) is staggered and never starves updates.
+batch (`fit_budget_s` of fitting, then no new fit starts), rotating through the shard's
+services, so a burst of due fits (at start-up, or when a thousand histories double at once) is
+staggered and never starves updates; a service whose first fit waits is served by the shell's
+starter model meanwhile (`ForecastResult.starter`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ from forecasting.forecast import Forecast
 from forecasting.pool import ignore_sigint
 
 T = TypeVar("T")
+
+FIT_BUDGET_S = 1.0
+"""Seconds of fitting a batch may start new fits within (one fit may run past it). A batch is
+sent every tick (2 s) while the previous one is done, so fits take at most about half of a
+worker's time while many are due, and a batch's forecasts come back within a few seconds."""
 
 
 @dataclass(frozen=True)
@@ -61,37 +68,60 @@ class ForecastResult:
     """Wall time of a fit made in this batch, if one was."""
     mase: float = math.nan
     coverage: float = math.nan
+    starter: bool = False
+    """The forecast comes from the starter model: the service's own fit has not run yet."""
 
 
 # ------------------------------------------------------------------ worker process side
 _SHELLS: dict[str, ForecastShell] = {}
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One service's work in a batch."""
+
+    key: str
+    seconds: np.ndarray
+    origin: float
+    """Clock time of the first second the service ever fed."""
+    history: tuple[np.ndarray, float] | None
+    """A warm start's rates at the shell's step and the time its last step ends, if one came."""
+
+
 def _refresh(
-    settings: ShellSettings,
-    items: list[tuple[str, np.ndarray, float, float]],
-    fits_allowed: int,
+    settings: ShellSettings, items: list[_Item], now: float, fit_budget_s: float
 ) -> list[ForecastResult]:
-    """In a worker: feed each service its new seconds (first second at `origin`), forecast at
-    `now`, fitting at most `fits_allowed` of them."""
+    """In a worker: seed and feed each service, forecast at `now`; fits start while the batch's
+    fits so far took less than `fit_budget_s`."""
     results = []
-    for key, seconds, origin, now in items:
-        shell = _SHELLS.get(key)
+    fitting = 0.0
+    for item in items:
+        shell = _SHELLS.get(item.key)
         if shell is None:
-            shell = _SHELLS[key] = ForecastShell(**dataclasses.asdict(settings))
-        shell.feed(seconds, origin_s=origin)
-        allow = fits_allowed > 0
+            shell = _SHELLS[item.key] = ForecastShell(**dataclasses.asdict(settings))
+        if item.history is not None:
+            shell.seed(item.history[0], end_s=item.history[1])
+        shell.feed(item.seconds, origin_s=item.origin)
         fitted_before = shell.last_fit_s
         shell.last_fit_s = None
-        forecast, note = shell.forecast(now, allow_fit=allow)
+        forecast, note = shell.forecast(now, allow_fit=fitting < fit_budget_s)
         fit_s = shell.last_fit_s
         if fit_s is None:
             shell.last_fit_s = fitted_before
         else:
-            fits_allowed -= 1
+            fitting += fit_s
         quality = shell.quality
         results.append(
-            ForecastResult(key, forecast, note, now, fit_s, quality.mase, quality.coverage)
+            ForecastResult(
+                item.key,
+                forecast,
+                note,
+                now,
+                fit_s,
+                quality.mase,
+                quality.coverage,
+                shell.serving_starter,
+            )
         )
     return results
 
@@ -108,6 +138,7 @@ class _Shard:
     busy: Future | None = None
     queued: dict[str, list[np.ndarray]] = field(default_factory=dict)
     origins: dict[str, float] = field(default_factory=dict)
+    histories: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
     turn: int = 0
 
 
@@ -120,10 +151,10 @@ class ForecastPool:
         workers: int,
         on_result: Callable[[ForecastResult], object],
         *,
-        fits_per_batch: int = 1,
+        fit_budget_s: float = FIT_BUDGET_S,
     ) -> None:
         self.settings = settings
-        self.fits_per_batch = fits_per_batch
+        self.fit_budget_s = fit_budget_s
         self._on_result = on_result
         self._shards = [_Shard(self._new_executor()) for _ in range(max(1, workers))]
         self._fed: set[str] = set()
@@ -139,6 +170,23 @@ class ForecastPool:
 
     def _shard(self, key: str) -> _Shard:
         return self._shards[zlib.crc32(key.encode()) % len(self._shards)]
+
+    def seed(self, key: str, seconds: np.ndarray, end_s: float) -> None:
+        """Queue a warm start's history of a service that has fed nothing yet: per-second
+        arrivals, the last second ending at clock time `end_s` (new seconds follow). They
+        cross to the worker as rates at the shells' step, aligned to `end_s`: a day of
+        seconds is 691 kB per service, its 10 s steps a tenth of that."""
+        if key in self._fed:
+            return
+        width = max(1, int(self.settings.step_s))
+        values = np.asarray(seconds, dtype=float)
+        whole = values.size // width
+        rates = values[values.size - whole * width :].reshape(whole, width).sum(axis=1) / width
+        shard = self._shard(key)
+        shard.histories[key] = (rates, float(end_s))
+        shard.queued.setdefault(key, [])
+        shard.origins[key] = float(end_s)
+        self._fed.add(key)
 
     def feed(self, key: str, seconds: np.ndarray, origin_s: float) -> None:
         """Queue new per-second arrivals of a service; `origin_s` is the clock time of the
@@ -159,15 +207,21 @@ class ForecastPool:
             keys = keys[start:] + keys[:start]  # rotate so fits reach every service in turn
             shard.turn += 1
             items = [
-                (key, np.concatenate(shard.queued[key]), shard.origins.pop(key, 0.0), now)
+                _Item(
+                    key,
+                    np.concatenate([np.zeros(0), *shard.queued[key]]),
+                    shard.origins.pop(key, 0.0),
+                    shard.histories.pop(key, None),
+                )
                 for key in keys
             ]
             shard.queued.clear()
+            work = partial(_refresh, self.settings, items, now, self.fit_budget_s)
             try:
-                future = shard.executor.submit(_refresh, self.settings, items, self.fits_per_batch)
+                future = shard.executor.submit(work)
             except BrokenProcessPool:  # a worker died: start a fresh one; its models refit
                 shard.executor = self._new_executor()
-                future = shard.executor.submit(_refresh, self.settings, items, self.fits_per_batch)
+                future = shard.executor.submit(work)
             shard.busy = future
             future.add_done_callback(partial(self._done, shard, keys, now))
 
@@ -187,8 +241,13 @@ class ForecastPool:
     def forget(self, key: str) -> None:
         shard = self._shard(key)
         shard.queued.pop(key, None)
+        shard.histories.pop(key, None)
         self._fed.discard(key)
         shard.executor.submit(_forget, [key])
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (for CPU accounting; a shard not yet started has none)."""
+        return [pid for shard in self._shards for pid in (shard.executor._processes or {})]
 
     async def drain(self) -> None:
         """Wait for every batch in flight (tests and shutdown)."""

@@ -9,7 +9,9 @@ the policy's `now` — or no forecast and the reason (too little history, qualit
 Arrivals come in incrementally (`feed`), so the shell keeps no per-second history of its own.
 Fits take wall time, not virtual time: the simulator runs them inline, the service in worker
 processes (`autoscaler/forecast_pool.py`) that hold one shell per service; `allow_fit=False`
-lets a worker keep serving a stale model while fits are rationed.
+lets a worker keep serving a stale model while fits are rationed, and a service whose first fit
+is rationed away is served by `STARTER` meanwhile. A warm start hands the shell its history at
+`step_s` (`seed`), a tenth of the seconds it would otherwise carry at 10 s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ LEVELS = (0.05, 0.5, 0.9, 0.95, 0.99)
 MAX_SELECTION_HORIZON = 30
 """`auto` selects models for at most this many steps ahead (5 minutes at 10 s): longer
 validation horizons need more history before selection can start."""
+STARTER = "naive"
+"""The model that serves a service until its own model's first fit: the last value with the
+empirical spread of its k-step changes (a hundredth of `auto`'s fit time on a day of 10 s
+steps). A thousand services joining at once wait for their `auto` fits in turn (seconds of CPU
+each); without a starter they would have no forecast, and the policy only its safety net, for
+as long as the queue of fits takes."""
 REFIT_EVERY_S = 6 * 3600.0
 """How long a model serves at most before it is fitted again, `auto` re-selecting among all
 its candidates (the history doubling refits it sooner while it is young): the default of the
@@ -68,8 +76,11 @@ class ForecastShell:
     _carry: list[float] = field(default_factory=list)
     _seconds_fed: int = 0
     _origin_s: float = 0.0
+    _anchored: bool = False
+    """The clock time of the first second is set (by the first `feed` given one, or `seed`)."""
+    _starter: bool = False
     last_fit_s: float | None = None
-    """Wall time the most recent fit took (for telemetry)."""
+    """Wall time the most recent fit of `model` took (for telemetry; not the starter's)."""
 
     def at(self, arrivals_ps: np.ndarray, now: float) -> tuple[Forecast | None, str]:
         """The forecast for [now, now + horizon_s), from the visible per-second arrivals since
@@ -77,12 +88,32 @@ class ForecastShell:
         self.feed(arrivals_ps[self._seconds_fed :])
         return self.forecast(now)
 
+    def seed(self, rates: np.ndarray, *, end_s: float) -> None:
+        """Take a warm start's history as rates at `step_s`, the last step ending at `end_s`
+        (clock time); later `feed`s continue from there. Only a shell that was never fed takes
+        it; leading NaN steps are not history (the service was not there yet)."""
+        if self._anchored or self._seconds_fed:
+            return
+        values = np.asarray(rates, dtype=float).ravel()
+        observed = np.flatnonzero(~np.isnan(values))
+        values = values[observed[0] :] if observed.size else values[:0]
+        self._rates.extend(values.tolist())
+        self._seconds_fed = int(np.asarray(rates).size * self.step_s)
+        self._origin_s = float(end_s) - values.size * self.step_s
+        self._anchored = True
+
+    @property
+    def serving_starter(self) -> bool:
+        """Whether the forecasts come from `STARTER` while the shell's own model waits."""
+        return self._starter
+
     def feed(self, seconds: np.ndarray, *, origin_s: float | None = None) -> None:
         """Append the arrivals of the next whole seconds. `origin_s` (first call only) is the
         clock time of the first second, when it is not 0 (the service's wall clock)."""
         values = np.asarray(seconds, dtype=float)
-        if origin_s is not None and self._seconds_fed == 0:
+        if origin_s is not None and not self._anchored:
             self._origin_s = float(origin_s)
+            self._anchored = True
         self._seconds_fed += int(values.size)
         if not self._carry and not self._rates:
             # Seconds before the first observed one are not history: the service was not
@@ -112,8 +143,6 @@ class ForecastShell:
                 f"{steps * step:.0f}s of history, forecasting needs {self.min_history_s:.0f}s",
             )
         if steps != self._steps_seen or self._forecaster is None:
-            if self._forecaster is None and not allow_fit:
-                return None, "waiting for the first fit"
             self._advance(now, allow_fit)
         usable, why = self.quality.verdict()
         if not usable:
@@ -141,6 +170,7 @@ class ForecastShell:
                 self._pending = (self._pending[0] - drop, *self._pending[1:])
         if allow_fit and (
             self._forecaster is None
+            or self._starter
             or now - self._origin_s - self._fitted_at >= self.refit_every_s
             or len(rates) >= 2 * self._fitted_steps
         ):
@@ -150,6 +180,11 @@ class ForecastShell:
             self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
             self.last_fit_s = time.perf_counter() - started
             self._fitted_at, self._fitted_steps = now - self._origin_s, len(rates)
+            self._starter = False
+        elif self._forecaster is None:  # the first fit is rationed away: the starter serves
+            self._forecaster = make_forecaster(STARTER)
+            self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
+            self._starter = True
         else:
             assert self._forecaster is not None
             self._forecaster.update(np.asarray(rates[self._steps_seen :]))

@@ -486,7 +486,7 @@ class ControlLoop:
         finally:
             state.warming = False
         if arrivals.size and self.forecasts is not None and state.fed_until is None:
-            self.forecasts.feed(str(state.key), arrivals, float(end - int(arrivals.size)))
+            self.forecasts.seed(str(state.key), arrivals, float(end))
             state.fed_until = end
 
     async def _snapshot(

@@ -123,3 +123,64 @@ def test_leadtime_dominates_the_kpa_on_a_window_of_the_azure_trace(capsys, share
     assert leadtime["gpu_seconds"] <= kpa["gpu_seconds"]
     kpa_misses = 1 - kpa["slo_attainment"]
     assert 1 - leadtime["slo_attainment"] <= 0.5 * kpa_misses  # at least half fewer misses
+
+
+def test_a_warm_start_seeds_the_history_at_the_step_and_new_seconds_follow_it():
+    """The service's warm start hands the shell its history as 10 s rates ending at the pull's
+    end; seconds fed after it continue the same clock, so forecasts start at `now`."""
+    shell = ForecastShell(horizon_s=60.0, model="naive", min_history_s=60.0)
+    shell.seed(np.r_[np.full(30, np.nan), np.full(60, 2.0)], end_s=10_000.0)  # 5 min unobserved
+    shell.feed(np.full(25, 4.0), origin_s=10_000.0)  # 2 new steps, 5 s carried
+    forecast, note = shell.forecast(now=10_025.0)
+    assert note == "" and forecast is not None
+    assert abs(forecast.quantile(0.5)[0] - 4.0) < 0.5  # the new seconds are the latest steps
+    assert forecast.horizon_steps * forecast.step_s >= 60.0
+    assert shell.forecast(now=10_055.0)[0].horizon_steps == forecast.horizon_steps - 3
+
+
+def test_a_history_of_nothing_still_fixes_the_clock():
+    """A warm start of a service Prometheus never saw (all NaN) anchors the clock at its end:
+    a later `feed` that carries no origin must not move it."""
+    shell = ForecastShell(horizon_s=30.0, model="naive", min_history_s=30.0)
+    shell.seed(np.full(6, np.nan), end_s=1_000_000.0)
+    shell.feed(np.zeros(0), origin_s=1_000_000.0)
+    shell.feed(np.full(40, 1.0), origin_s=0.0)  # the pool sends the origin once, then 0
+    forecast, note = shell.forecast(now=1_000_040.0)
+    assert note == "" and forecast is not None and forecast.horizon_steps >= 3
+
+
+def test_a_rationed_first_fit_is_served_by_the_starter_until_the_model_fits():
+    shell = ForecastShell(horizon_s=60.0, model="ets", min_history_s=60.0)
+    shell.seed(np.full(360, 3.0) + np.tile([0.0, 1.0], 180), end_s=3600.0)
+    forecast, note = shell.forecast(now=3600.0, allow_fit=False)
+    assert note == "" and forecast is not None and forecast.model == "naive"
+    assert shell.serving_starter and shell.last_fit_s is None  # the starter is not a fit
+    shell.feed(np.full(10, 3.0), origin_s=3600.0)
+    forecast, _ = shell.forecast(now=3610.0, allow_fit=True)
+    assert forecast is not None and forecast.model == "ets"
+    assert not shell.serving_starter and shell.last_fit_s is not None
+
+
+async def test_the_pool_seeds_in_steps_and_says_when_the_starter_serves():
+    """Through the real worker process: a day of seconds crosses as 10 s rates, and with no
+    fitting budget the service gets the starter's forecast at once, marked as such."""
+    import asyncio
+
+    from autoscaler.forecast_pool import ForecastPool
+
+    results = []
+    pool = ForecastPool(
+        ShellSettings(horizon_s=60.0, model="auto"), 1, results.append, fit_budget_s=0.0
+    )
+    try:
+        day = np.tile(np.r_[np.full(300, 1.0), np.full(300, 3.0)], 144)
+        pool.seed("ns/svc", day, 86_400.0)
+        assert pool._shard("ns/svc").histories["ns/svc"][0].size == 8640  # steps, not seconds
+        pool.submit(86_400.0)
+        await asyncio.wait_for(pool.drain(), 60)
+        await asyncio.sleep(0.05)
+        (result,) = results
+        assert result.forecast is not None and result.starter and result.fit_s is None
+        assert result.forecast.model == "naive"
+    finally:
+        pool.close()
