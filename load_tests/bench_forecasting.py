@@ -1,4 +1,7 @@
-"""Forecasting at fleet scale: fit time for many series, and predict time per call.
+"""Forecasting at fleet scale: fit time for many series, and predict time per call; with
+`--services N`, the service's own forecasting path at N services instead (see `fleet`).
+
+Per model (the default):
 
 1. Builds N synthetic request-rate series (default 1,000) of 7 days at 1-minute resolution:
    the NASA-calibrated diurnal/weekly profile of the `web-diurnal` workload, a per-series
@@ -10,6 +13,7 @@
    fitted models, in this process.
 
     python load_tests/bench_forecasting.py [--series 1000] [--days 7] [--models ets,sarimax]
+    python load_tests/bench_forecasting.py --services 10000 [--history-h 24] [--ready-s 600]
 """
 
 from __future__ import annotations
@@ -59,7 +63,19 @@ def main() -> None:
         "--models", default=",".join(name for name in model_names() if name != "auto")
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--services", type=int, help="the fleet path at this many services (see fleet.py)"
+    )
+    parser.add_argument("--history-h", type=float, default=24.0)
+    parser.add_argument("--ready-s", type=float, default=600.0)
+    parser.add_argument("--steady-services", type=int, default=200)
+    parser.add_argument("--steady-h", type=float, default=1.0)
     args = parser.parse_args()
+    if args.services:
+        from fleet import run_fleet
+
+        run_fleet(args)
+        return
     series = make_series(args.series, args.days, args.seed)
     print(
         f"{args.series} series x {args.days} days at 1-minute resolution "
