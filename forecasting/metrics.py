@@ -11,10 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def pinball_losses(actual: np.ndarray, predicted: np.ndarray, level: float) -> np.ndarray:
+    """Quantile (pinball) loss of `predicted` as the `level` quantile of `actual`, per point."""
+    diff = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
+    return np.maximum(level * diff, (level - 1) * diff)
+
+
 def pinball_loss(actual: np.ndarray, predicted: np.ndarray, level: float) -> float:
     """Mean quantile (pinball) loss of `predicted` as the `level` quantile of `actual`."""
-    diff = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
-    return float(np.mean(np.maximum(level * diff, (level - 1) * diff)))
+    return float(np.mean(pinball_losses(actual, predicted, level)))
 
 
 def mean_absolute_error(actual: np.ndarray, predicted: np.ndarray) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 from forecasting import backtest
 from forecasting.base import Forecaster, Quantiles, RawForecast
 from forecasting.hygiene import CleanSeries
+from forecasting.metrics import pinball_losses
 
 CALIBRATED_TAILS = (0.05, 0.95)
 """Levels calibrated online besides the policy's: the 90 % interval's ends."""
@@ -114,8 +115,7 @@ class AutoForecaster(Forecaster):
         """Mean pinball loss at the policy's quantiles per origin (NaN where nothing scored)."""
         total = np.zeros(actual.shape[0])
         for q in self.quantiles:
-            error = actual - forecasts[q]
-            total += np.where(keep, np.maximum(q * error, (q - 1) * error), 0.0).sum(axis=1)
+            total += np.where(keep, pinball_losses(actual, forecasts[q], q), 0.0).sum(axis=1)
         scored = keep.sum(axis=1) * len(self.quantiles)
         return np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
 
