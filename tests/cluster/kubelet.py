@@ -255,7 +255,10 @@ class FakeKubelet:
                 for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
             ],
         }
-        for _attempt in range(20):
+        # Until it lands, as a kubelet keeps syncing: an API server restart can outlast a fixed
+        # 20 tries of 0.5 s (it did in CI, and the pod never became ready). `stop()` cancels
+        # the task.
+        for attempt in itertools.count():
             try:
                 await self._core.patch_namespaced_pod_status(
                     pod.metadata.name, pod.metadata.namespace, {"status": status}
@@ -264,7 +267,8 @@ class FakeKubelet:
             except ApiException as error:
                 if error.status == 404:
                     return  # deleted while it was starting
-                await asyncio.sleep(0.5)
             except Exception:
-                await asyncio.sleep(0.5)  # API server restarting
-        log.warning("could not mark %s ready", pod.metadata.name)
+                pass  # API server restarting
+            if attempt == 20:
+                log.warning("still cannot mark %s ready; retrying", pod.metadata.name)
+            await asyncio.sleep(min(0.5 * 1.5**attempt, 5.0))
