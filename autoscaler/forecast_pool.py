@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from autoscaler.forecasts import REFIT_EVERY_S, ForecastShell
+from autoscaler.forecasts import REFIT_EVERY_S, ForecastShell, step_rates
 from forecasting.forecast import Forecast
 from forecasting.pool import ignore_sigint
 
@@ -178,10 +178,9 @@ class ForecastPool:
         seconds is 691 kB per service, its 10 s steps a tenth of that."""
         if key in self._fed:
             return
-        width = max(1, int(self.settings.step_s))
         values = np.asarray(seconds, dtype=float)
-        whole = values.size // width
-        rates = values[values.size - whole * width :].reshape(whole, width).sum(axis=1) / width
+        aligned = values[values.size % int(self.settings.step_s) :]  # whole steps up to end_s
+        rates = step_rates(aligned, self.settings.step_s)
         shard = self._shard(key)
         shard.histories[key] = (rates, float(end_s))
         shard.queued.setdefault(key, [])

@@ -130,12 +130,10 @@ class ForecastShell:
         """The forecast for [now, now + horizon_s) from what was fed; None and why without one.
         With `allow_fit=False` a due fit waits and the current model keeps serving."""
         step = self.step_s
-        width = int(step)
-        whole = len(self._carry) // width
-        if whole:
-            block = np.asarray(self._carry[: whole * width]).reshape(-1, width)
-            self._rates.extend((block.sum(axis=1) / step).tolist())
-            del self._carry[: whole * width]
+        rates = step_rates(np.asarray(self._carry), step)
+        if rates.size:
+            self._rates.extend(rates.tolist())
+            del self._carry[: rates.size * int(step)]
         steps = len(self._rates)
         if steps * step < self.min_history_s:
             return (
@@ -206,6 +204,15 @@ class ForecastShell:
         index, median, low, high, reference = self._pending
         self.quality.record(float(rates[index]), median, low, high, reference)
         self._pending = None
+
+
+def step_rates(seconds: np.ndarray, step_s: float) -> np.ndarray:
+    """The rate (per second) of each whole step of `step_s` seconds of per-second arrivals,
+    from the first second on; a partial step at the end is left out. A second without a sample
+    (NaN) makes its step NaN: missing, not zero."""
+    width = int(step_s)
+    whole = seconds.size // width
+    return seconds[: whole * width].reshape(whole, width).sum(axis=1) / step_s
 
 
 def shift_forecast(forecast: Forecast, steps: int) -> Forecast:
