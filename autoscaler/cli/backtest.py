@@ -23,12 +23,14 @@ from autoscaler.cli.corpus import add_corpus_options, refuse_corpus_flags
 from autoscaler.cli.options import add_workload_options, rate_series_from_args
 from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.table import align
-from autoscaler.durations import parse_duration
+from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
 from forecasting import backtest
 from forecasting.registry import make_forecaster, model_names
 from forecasting.seasonality import DAY_S
 
+OUTAGE_S = 6 * 3600.0
+"""Runs of zeros longer than this are outages, not data (`--mask-idle-over`'s default)."""
 EVAL_FRACTION = 0.3
 """Share of the series scored by default, capped at `MAX_EVAL_S`: the rest trains."""
 MAX_EVAL_S = 7 * DAY_S
@@ -60,9 +62,9 @@ def add_backtest_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--mask-idle-over",
-        default="6h",
+        default=format_duration(OUTAGE_S),
         metavar="D",
-        help="treat runs of zeros longer than this as outages, not data (6h; 0 = off)",
+        help="treat runs of zeros longer than this as outages, not data (%(default)s; 0 = off)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     add_corpus_options(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.simulator.sources import load_rate_series
-from autoscaler.cli.backtest import outage_mask, plan_for, score_models
+from autoscaler.cli.backtest import OUTAGE_S, outage_mask, plan_for, score_models
 from autoscaler.cli.corpus import (
     AZURE,
     DAY,
@@ -66,8 +66,6 @@ fits most of the corpus's time and say little the week at 1 min does not."""
 ORIGINS = 200
 MIN_ORIGINS = 12
 """Fewer scored origins than this say nothing: the case is left out (an hour at 10 minutes)."""
-OUTAGE_S = 6 * 3600.0
-"""Runs of zeros longer than this are outages, not data (the backtest's default)."""
 SINGLE = "auto"
 """The model that is compared with the others' best, not counted in it."""
 
