@@ -140,8 +140,8 @@ class ForecastShell:
                 None,
                 f"{steps * step:.0f}s of history, forecasting needs {self.min_history_s:.0f}s",
             )
-        if steps != self._steps_seen or self._forecaster is None:
-            self._advance(now, allow_fit)
+        if steps != self._steps_seen or self._forecaster is None or (self._starter and allow_fit):
+            self._advance(now, allow_fit)  # a starter is replaced as soon as fits are allowed
         usable, why = self.quality.verdict()
         if not usable:
             return None, f"quality: {why}"
