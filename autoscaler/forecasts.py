@@ -44,14 +44,15 @@ simulator's shells and of `forecast_pool.ShellSettings`; the service's workers t
 `forecasting.refit_every` from its config (`ForecastingConfig.refit_every_s`). Between fits
 every model is `update`d with each new step, so a fit renews parameters and the choice.
 
-Why six hours and not one: a fit of `auto` backtests all nine candidates, 2-3 s of CPU on a
-day of 10 s steps (the gradient boosting's six quantile models over half of it), and its
-validation window is the last 40 % of the history, so an hourly fit re-scores mostly the data
-the previous one did. On the simulator's NASA Monday (x10), hourly fits took 44 of the
-shell's 56 s; six-hourly, 8 fits instead of 25 (12 s), and the forecasts the policy reads
-2-2.5 minutes ahead had a p90 pinball loss 0.5-1.5 % higher (Thursday 1.4-1.5 %,
-web-diurnal none): a small price for a simulator that iterates and a service that fits six
-times as many services per worker."""
+Why six hours and not one: when this was chosen a fit of `auto` took 2-3 s of CPU on a day of
+10 s steps (the per-series gradient boosting, since dropped from its candidates, was two thirds
+of it), and its validation window is the last 40 % of the history, so an hourly fit re-scores
+mostly the data the previous one did. On the simulator's NASA Monday (x10), hourly fits took
+44 of the shell's 56 s; six-hourly, 8 fits instead of 25 (12 s), and the forecasts the policy
+reads 2-2.5 minutes ahead had a p90 pinball loss 0.5-1.5 % higher (Thursday 1.4-1.5 %,
+web-diurnal none). A fit now takes ~0.25 s, and hourly refits are affordable where that
+half-percent matters (`load_tests/bench_forecasting.py --services N --refit-h 1` measures the
+fleet's cost either way)."""
 
 
 @dataclass
@@ -66,7 +67,9 @@ class ForecastShell:
     min_history_s: float = 60.0
     max_history_s: float = 86_400.0
     quality: LiveQuality = field(default_factory=lambda: LiveQuality(window=360))
-    _rates: list[float] = field(default_factory=list)
+    _rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Rates at `step_s`, up to two days of them: an array, 8 bytes a value where a list of
+    floats takes 32 (a day of 10 s steps is 69 kB a service, 5,000 services a worker)."""
     _forecaster: Forecaster | None = None
     _fitted_at: float = -math.inf
     _fitted_steps: int = 0
@@ -97,7 +100,7 @@ class ForecastShell:
         values = np.asarray(rates, dtype=float).ravel()
         observed = np.flatnonzero(~np.isnan(values))
         values = values[observed[0] :] if observed.size else values[:0]
-        self._rates.extend(values.tolist())
+        self._rates = values.copy()
         self._seconds_fed = int(np.asarray(rates).size * self.step_s)
         self._origin_s = float(end_s) - values.size * self.step_s
         self._anchored = True
@@ -115,7 +118,7 @@ class ForecastShell:
             self._origin_s = float(origin_s)
             self._anchored = True
         self._seconds_fed += int(values.size)
-        if not self._carry and not self._rates:
+        if not self._carry and not self._rates.size:
             # Seconds before the first observed one are not history: the service was not
             # there (or not scraped) yet. A warm start pulls hours of them from Prometheus for
             # a new service; counted, they let the first fit happen on nothing, and that
@@ -132,9 +135,9 @@ class ForecastShell:
         step = self.step_s
         rates = step_rates(np.asarray(self._carry), step)
         if rates.size:
-            self._rates.extend(rates.tolist())
+            self._rates = np.concatenate([self._rates, rates])
             del self._carry[: rates.size * int(step)]
-        steps = len(self._rates)
+        steps = self._rates.size
         if steps * step < self.min_history_s:
             return (
                 None,
@@ -157,9 +160,9 @@ class ForecastShell:
         rates = self._rates
         self._score(rates)
         keep = int(self.max_history_s // self.step_s)
-        if len(rates) > 2 * keep:  # bounded memory: the model never reads further back
-            drop = len(rates) - keep
-            del rates[:drop]
+        if rates.size > 2 * keep:  # bounded memory: the model never reads further back
+            drop = rates.size - keep
+            self._rates = rates = rates[drop:].copy()
             self._fitted_steps = max(0, self._fitted_steps - drop)
             self._steps_seen -= drop
             self._origin_s += drop * self.step_s
@@ -175,17 +178,17 @@ class ForecastShell:
             selection_horizon = min(self._horizon_steps, MAX_SELECTION_HORIZON)
             self._forecaster = make_forecaster(self.model, horizon_steps=selection_horizon)
             started = time.perf_counter()
-            self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
+            self._forecaster.fit(rates[-keep:], step_s=self.step_s)
             self.last_fit_s = time.perf_counter() - started
             self._fitted_at, self._fitted_steps = now - self._origin_s, len(rates)
             self._starter = False
         elif self._forecaster is None:  # the first fit is rationed away: the starter serves
             self._forecaster = make_forecaster(STARTER)
-            self._forecaster.fit(np.asarray(rates[-keep:]), step_s=self.step_s)
+            self._forecaster.fit(rates[-keep:], step_s=self.step_s)
             self._starter = True
         else:
             assert self._forecaster is not None
-            self._forecaster.update(np.asarray(rates[self._steps_seen :]))
+            self._forecaster.update(rates[self._steps_seen :])
         self._steps_seen = len(rates)
         self._last = self._forecaster.predict(self._horizon_steps + 2, LEVELS)
         first = self._last
@@ -197,7 +200,7 @@ class ForecastShell:
             float(rates[-1]),
         )
 
-    def _score(self, rates: list[float]) -> None:
+    def _score(self, rates: np.ndarray) -> None:
         """Record how the last one-step forecast did, against the naive reference."""
         if self._pending is None or self._pending[0] >= len(rates):
             return
