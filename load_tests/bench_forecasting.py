@@ -14,6 +14,7 @@ Per model (the default):
 
     python load_tests/bench_forecasting.py [--series 1000] [--days 7] [--models ets,sarimax]
     python load_tests/bench_forecasting.py --services 10000 [--history-h 24] [--ready-s 600]
+        [--steady-services 200] [--steady-h H] [--refit-h 6]
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def main() -> None:
     parser.add_argument("--history-h", type=float, default=24.0)
     parser.add_argument("--ready-s", type=float, default=600.0)
     parser.add_argument("--steady-services", type=int, default=200)
-    parser.add_argument("--steady-h", type=float, default=1.0)
+    parser.add_argument("--steady-h", type=float, default=None)
+    parser.add_argument("--refit-h", type=float, default=None, help="refit interval (6 h)")
     args = parser.parse_args()
     if args.services:
         from fleet import run_fleet

@@ -9,11 +9,11 @@ control loop feeds them.
    every one has its own model (`auto`: its selection fitted), or how many had it when
    `--ready-s` ran out and the time all would take at the rate they came.
 2. **Steady state.** `--steady-services` services (a sample: the cost is per service) in a new
-   pool, every one fitted, then `--steady-h` hours of new data fed as fast as the workers take
-   it, one 10 s step per batch. The workers' CPU time (from /proc) over it is the cost of
-   updates and forecasts; a fit's CPU time (measured at the start) times the refits an hour
-   (`ShellSettings.refit_every_s`) is the cost of refits. Printed per service-hour, and as the
-   cores N services would keep busy.
+   pool, every one fitted, then `--steady-h` hours of new data (by default one refit period,
+   `ShellSettings.refit_every_s` or `--refit-h`, and a quarter of an hour, so every service
+   refits once) fed as fast as the workers take it, one 10 s step per batch. The workers' CPU
+   time (from /proc) over it is the cost of updates, forecasts and refits, all measured, none
+   estimated. Printed per service-hour, and as the cores N services would keep busy.
 
 The fleet: a third each of web-like diurnal series, on/off bursty LLM-like series and flat
 Poisson series, scales log-uniform over 0.05-50 requests/s (seeded).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,16 @@ def worker_cpu_s(pool: ForecastPool) -> float:
     return total
 
 
+def worker_rss_gb(pool: ForecastPool) -> list[float]:
+    """Resident memory of each of the pool's worker processes, in GB."""
+    sizes = []
+    for pid in pool.worker_pids():
+        with open(f"/proc/{pid}/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        sizes.append(kb / 1e6)
+    return sizes
+
+
 def start_pool(
     count: int, settings: ShellSettings, workers: int, history_s: int, seed: int
 ) -> tuple[ForecastPool, Tally]:
@@ -143,22 +154,25 @@ async def start_phase(args: argparse.Namespace, settings: ShellSettings) -> None
                 f"{fits.size:,} fits: median {np.median(fits):.2f}s, p90 "
                 f"{np.percentile(fits, 90):.2f}s; workers' CPU {cpu:.0f}s in {elapsed:.0f}s"
             )
+        memory = ", ".join(f"{gb:.2f}" for gb in worker_rss_gb(pool))
+        print(f"workers' resident memory: {memory} GB")
     finally:
         pool.close()
 
 
 async def steady_phase(args: argparse.Namespace, settings: ShellSettings) -> None:
     count, history_s = args.steady_services, int(args.history_h * 3600)
+    hours = args.steady_h or settings.refit_every_s / 3600 + 0.25  # one refit each, by default
     pool, tally = start_pool(count, settings, args.workers, history_s, args.seed + 1)
     try:
         _, now, _ = await tick_until(
             pool, tally, count, float(history_s), 3600.0, lambda t: len(t.own) == count
         )
-        fit_cpu = float(np.mean(tally.fit_s)) if tally.fit_s else 0.0  # one thread: CPU time
-        steps = int(args.steady_h * 3600 / STEP_S)
+        await pool.drain()
+        fits_before = len(tally.fit_s)
         step = np.zeros(int(STEP_S))
         cpu_before = worker_cpu_s(pool)
-        for _ in range(steps):
+        for _ in range(int(hours * 3600 / STEP_S)):
             for index in range(count):
                 pool.feed(f"fleet/svc-{index}", step + (index % 5), now)
             now += STEP_S
@@ -167,20 +181,20 @@ async def steady_phase(args: argparse.Namespace, settings: ShellSettings) -> Non
         cpu = worker_cpu_s(pool) - cpu_before
     finally:
         pool.close()
-    per_hour = cpu / (count * args.steady_h)
-    refits = fit_cpu * 3600.0 / settings.refit_every_s
-    total = per_hour + refits
+    per_hour = cpu / (count * hours)
+    refits = len(tally.fit_s) - fits_before
     print(
-        f"steady state on {count} services, {args.steady_h:g} h of 10 s steps: "
-        f"updates and forecasts {per_hour:.3f} CPU-s per service-hour; "
-        f"refits every {settings.refit_every_s / 3600:g} h at {fit_cpu:.2f} CPU-s each: "
-        f"{refits:.3f}; total {total:.3f} CPU-s per service-hour = "
-        f"{total * args.services / 3600:.2f} cores at {args.services:,} services"
+        f"steady state on {count} services, {hours:g} h of 10 s steps with {refits} refits "
+        f"(every {settings.refit_every_s / 3600:g} h): updates, forecasts and refits "
+        f"{per_hour:.3f} CPU-s per service-hour = "
+        f"{per_hour * args.services / 3600:.2f} cores at {args.services:,} services"
     )
 
 
 def run_fleet(args: argparse.Namespace) -> None:
     settings = ShellSettings(horizon_s=HORIZON_S, step_s=STEP_S)
+    if args.refit_h:
+        settings = dataclasses.replace(settings, refit_every_s=args.refit_h * 3600)
     print(
         f"{args.services:,} services, {settings.model} on {STEP_S:g} s steps "
         f"{HORIZON_S:g} s ahead, {args.workers} worker processes"

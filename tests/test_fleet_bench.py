@@ -30,13 +30,20 @@ def test_the_fleet_is_a_third_each_diurnal_bursty_and_flat():
 @pytest.mark.slow
 def test_both_phases_run_through_the_pool_and_report(capsys):
     args = argparse.Namespace(
-        services=6, history_h=1.0, ready_s=60.0, steady_services=2, steady_h=0.02, workers=1, seed=0
+        services=6,
+        history_h=1.0,
+        ready_s=60.0,
+        steady_services=2,
+        steady_h=0.25,
+        refit_h=None,
+        workers=1,
+        seed=0,
     )
     fleet.run_fleet(args)
     out = capsys.readouterr().out
     assert re.search(r"every service has a forecast after \d+s", out), out
     assert re.search(r"every service has its own auto after \d+s", out), out
     cores = re.search(r"= ([\d.]+) cores at 6 services", out)
-    per_hour = re.search(r"updates and forecasts ([\d.]+) CPU-s per service-hour", out)
+    per_hour = re.search(r"updates, forecasts and refits ([\d.]+) CPU-s per service-hour", out)
     assert cores and per_hour, out
     assert float(per_hour.group(1)) > 0
