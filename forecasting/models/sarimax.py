@@ -59,7 +59,7 @@ class Sarimax(Forecaster):
         daily_harmonics: int = 8,
         weekly_harmonics: int = 3,
         transform: str = "sqrt",
-        max_arma_points: int = 10_080,
+        max_arma_points: int = 2_000,
     ) -> None:
         self.order = order
         self.daily_harmonics = daily_harmonics
@@ -164,7 +164,13 @@ class Sarimax(Forecaster):
     def _fit_arma(self, errors: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact Gaussian MLE of the ARIMA on the latest `max_arma_points` regression errors,
         missing points left to the Kalman filter. Returns the AR polynomial with the difference
-        folded in, and the MA polynomial (both in the lag operator, leading 1)."""
+        folded in, and the MA polynomial (both in the lag operator, leading 1).
+
+        Why 2,000 points: three parameters are well determined by them, and the filter's cost
+        is linear in the points (it was 40 % of `auto`'s fit on a day of 10 s steps). Chosen on
+        the forecasting corpus's tune half: `sarimax`'s pinball-0.9 at 10,080 / 2,000 / 1,000
+        points, mean ratio 1 / 1.0008 / 1.0007, worst case 1 / 1.012 / 1.018; `auto`'s fit
+        0.26 / 0.20 / 0.18 s of CPU on the fleet bench's series."""
         p, d, q = self.order
         params = self._arma_mle(np.where(valid, errors, np.nan)) if p + q else np.zeros(0)
         ar_poly = np.r_[1.0, -params[:p]]
