@@ -50,7 +50,7 @@ the mean pinball-0.9 ratio to each case's best single model (`gbm` still among t
 was 1.040 with it and 1.041 without, 29 of 50 cases within 1.02 either way; on the report
 half 1.040 with and 1.031 without. Where the boosting's lags and calendar terms win, `ridge`
 (the same features, one linear fit) and `sarimax` are in the combination. `gbm` stays a model
-of its own (`--model gbm`)."""
+of its own (`forecasting.model: gbm`, `leadtime backtest --models gbm`)."""
 
 
 class AutoForecaster(Forecaster):
