@@ -98,10 +98,10 @@ class ForecastShell:
         if self._anchored or self._seconds_fed:
             return
         values = np.asarray(rates, dtype=float).ravel()
+        self._seconds_fed = int(values.size * self.step_s)
         observed = np.flatnonzero(~np.isnan(values))
         values = values[observed[0] :] if observed.size else values[:0]
         self._rates = values.copy()
-        self._seconds_fed = int(np.asarray(rates).size * self.step_s)
         self._origin_s = float(end_s) - values.size * self.step_s
         self._anchored = True
 

@@ -55,7 +55,8 @@ def timed_calls(models, call) -> tuple[float, float]:
     return float(np.median(samples) * 1000), float(np.percentile(samples, 99) * 1000)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (the fleet test parses its own arguments with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--days", type=int, default=7)
@@ -72,7 +73,11 @@ def main() -> None:
     parser.add_argument("--steady-services", type=int, default=200)
     parser.add_argument("--steady-h", type=float, default=None)
     parser.add_argument("--refit-h", type=float, default=None, help="refit interval (6 h)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.services:
         from fleet import run_fleet
 

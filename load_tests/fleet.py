@@ -174,19 +174,18 @@ async def steady_phase(args: argparse.Namespace, settings: ShellSettings) -> Non
         await pool.drain()
         await asyncio.sleep(0)
         step = np.zeros(int(STEP_S))
-        batches = []  # (workers' CPU seconds, refits) per batch
+        readings = [(worker_cpu_s(pool), len(tally.fit_s))]  # after each batch: CPU s, fits
         for _ in range(int(hours * 3600 / STEP_S)):
-            fits, cpu = len(tally.fit_s), worker_cpu_s(pool)
             for index in range(count):
                 pool.feed(f"fleet/svc-{index}", step + (index % 5), now)
             now += STEP_S
             pool.submit(now)
             await pool.drain()
             await asyncio.sleep(0)  # the results' callbacks
-            batches.append((worker_cpu_s(pool) - cpu, len(tally.fit_s) - fits))
+            readings.append((worker_cpu_s(pool), len(tally.fit_s)))
     finally:
         pool.close()
-    cpu, refits = np.array(batches).T
+    cpu, refits = np.diff(np.array(readings), axis=0).T
     update_s = float(cpu[refits == 0].mean()) if (refits == 0).any() else 0.0
     refit_s = float((cpu[refits > 0] - update_s).sum() / refits.sum()) if refits.any() else 0.0
     updates = update_s * 3600 / STEP_S / count

@@ -4,7 +4,6 @@ the benchmark's figures are for the run by hand (README)."""
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load_tests"))
 
+import bench_forecasting
 import fleet
 
 
@@ -29,15 +29,15 @@ def test_the_fleet_is_a_third_each_diurnal_bursty_and_flat():
 
 @pytest.mark.slow
 def test_both_phases_run_through_the_pool_and_report(capsys):
-    args = argparse.Namespace(
-        services=6,
-        history_h=1.0,
-        ready_s=60.0,
-        steady_services=2,
-        steady_h=0.25,
-        refit_h=None,
-        workers=1,
-        seed=0,
+    args = bench_forecasting.build_parser().parse_args(
+        [
+            "--services=6",
+            "--history-h=1",
+            "--ready-s=60",
+            "--steady-services=2",
+            "--steady-h=0.25",
+            "--workers=1",
+        ]
     )
     fleet.run_fleet(args)
     out = capsys.readouterr().out
