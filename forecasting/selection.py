@@ -6,8 +6,9 @@ p90). The combination is the best candidate and every other one the validation c
 from it (see `_choose`), averaged with equal weights quantile by quantile. The candidates are
 not fitted twice: each was fitted before the validation window and has been `update`d through
 it, exactly as it would have run live, so the chosen ones go on from there. The levels are
-then calibrated online, as outcomes arrive (`_adapt_spread`). Re-selection is a new `fit`,
-which the service runs periodically in the background.
+then calibrated per step ahead as outcomes arrive (`forecasting.calibration`), from where the
+validation's outcomes left them. Re-selection is a new `fit`, which the service runs
+periodically in the background.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from forecasting import backtest
 from forecasting.base import Forecaster, Quantiles, RawForecast
+from forecasting.calibration import QuantileCalibrator
 from forecasting.hygiene import CleanSeries
 from forecasting.metrics import pinball_losses
 
@@ -109,8 +111,7 @@ class AutoForecaster(Forecaster):
         self.scores_ = {name: _mean(loss) for name, loss in losses.items()}
         block = -(-h // int(np.median(np.diff(plan.origins)))) if plan.origins.size > 1 else 1
         self.choice_, self.weights_ = self._choose(losses, block)
-        self.spread_ = dict.fromkeys(sorted({*self.quantiles, *CALIBRATED_TAILS} - {0.5}), 1.0)
-        self.last_step_: tuple[int, dict[float, float]] | None = None
+        self.calibrator_ = self._calibrator(runs, actual, keep)
         tail = np.where(missing, np.nan, values)[plan.origins[-1] :]
         self.members_ = []
         for name, weight in self.weights_.items():
@@ -149,47 +150,68 @@ class AutoForecaster(Forecaster):
                 members.append(name)
         return "+".join(members), {name: 1.0 / len(members) for name in members}
 
-    def _spread_for(self, level: float) -> float:
-        """The factor of the nearest calibrated level on the same side of the median."""
-        side = [q for q in self.spread_ if (q > 0.5) == (level > 0.5)]
-        if level == 0.5 or not side:
-            return 1.0
-        return self.spread_[min(side, key=lambda q: abs(q - level))]
+    def _calibrator(
+        self, runs: dict[str, backtest.Run], actual: np.ndarray, keep: np.ndarray
+    ) -> QuantileCalibrator:
+        """Online calibration of the combination, started on its validation forecasts.
+
+        Why started there: the members' validation forecasts were made exactly as they will
+        be live, so their average over the chosen members is what the combination would have
+        forecast, and its misses say how far off its spread is from the first tick. On the
+        corpus's tune half (`leadtime backtest --corpus`; pinball-0.9 relative to each case's
+        best single model, and the cases whose 90 % interval covers 85-95 %):
+
+        | calibration | mean | worst | covered |
+        |---|---|---|---|
+        | one factor for all steps, from 1 | 1.041 | 1.39 | 40 of 50 |
+        | one factor, warmed | 1.039 | 1.33 | 40 |
+        | per step, from 1 | 1.042 | 1.41 | 39 |
+        | per step, warmed | 1.038 | 1.33 | 41 |
+
+        The policy's levels keep the one rate `adapt_rate` (0.02): letting them choose their
+        rate too gave a mean of 1.047, with 19 cases within 1.02 of the best (31 here)."""
+        levels = sorted({*self.quantiles, *CALIBRATED_TAILS} - {0.5})
+        calibrator = QuantileCalibrator(
+            levels, self.horizon_steps, fixed=self.quantiles, fixed_rate=self.adapt_rate
+        )
+        medians = sum(w * runs[name].quantiles[0.5] for name, w in self.weights_.items())
+        raw = np.stack(
+            [sum(w * runs[name].quantiles[q] for name, w in self.weights_.items()) for q in levels],
+            axis=2,
+        )
+        calibrator.replay(np.asarray(medians), raw, actual, keep)
+        return calibrator
+
+    def _nearest_calibrated(self, levels: np.ndarray) -> np.ndarray:
+        """For each level, the column of the nearest calibrated level on the same side of the
+        median, or -1 (the median, or no calibrated level on its side: left as it is)."""
+        calibrated = self.calibrator_.levels
+        distance = np.abs(levels[:, None] - calibrated[None, :])
+        same_side = (levels[:, None] > 0.5) == (calibrated[None, :] > 0.5)
+        distance = np.where(same_side & (levels[:, None] != 0.5), distance, np.inf)
+        nearest = distance.argmin(axis=1)
+        return np.where(np.isfinite(distance.min(axis=1)), nearest, -1)
 
     def _update(self, values: np.ndarray) -> None:
-        self._adapt_spread(values)
+        self.calibrator_.observe(self.n_seen_ - values.size, values)
         for _, member in self.members_:
             member.update(values)
 
-    def _adapt_spread(self, values: np.ndarray) -> None:
-        """Adaptive conformal calibration (Gibbs & Candès, NeurIPS 2021), per level: when the
-        value that just arrived fell outside the last one-step-ahead quantile, widen that
-        level's spread; when inside, narrow it a little. At equilibrium each level is exceeded
-        at its nominal rate, even after the series has drifted from the validation window."""
-        last = self.last_step_
-        self.last_step_ = None
-        if last is None or last[0] != self.n_seen_ - values.size:
-            return  # no forecast was made right before these values
-        outcome = float(values[0])
-        for level, predicted in last[1].items():
-            missed = outcome > predicted if level > 0.5 else outcome < predicted
-            nominal = 1 - level if level > 0.5 else level
-            factor = np.exp(self.adapt_rate * (float(missed) - nominal))
-            self.spread_[level] = float(np.clip(self.spread_[level] * factor, *SPREAD_LIMITS))
-
     def _forecast(self, horizon: int, quantiles: Quantiles) -> RawForecast:
-        levels = sorted({*quantiles, *self.spread_})
-        mean, median = np.zeros(horizon), np.zeros(horizon)
-        mixed = {q: np.zeros(horizon) for q in levels}
+        calibrator = self.calibrator_
+        levels = sorted({0.5, *quantiles, *calibrator.levels.tolist()})
+        mean, table = np.zeros(horizon), np.zeros((len(levels), horizon))
         for weight, member in self.members_:
             forecast = member.predict(horizon, levels)
             mean += weight * forecast.mean
-            median += weight * forecast.quantile(0.5)
-            for q in levels:
-                mixed[q] += weight * forecast.quantile(q)
-        calibrated = {q: median + self._spread_for(q) * (v - median) for q, v in mixed.items()}
-        self.last_step_ = (self.n_seen_, {q: float(calibrated[q][0]) for q in self.spread_})
-        return mean, {q: calibrated[q] for q in quantiles}
+            table += weight * np.stack([forecast.quantiles[q] for q in levels])
+        median = table[levels.index(0.5)]
+        rows = np.searchsorted(levels, calibrator.levels)
+        calibrator.record(self.n_seen_, median, table[rows].T)
+        columns = self._nearest_calibrated(np.asarray(levels))
+        spread = np.where(columns[:, None] >= 0, calibrator.factors(horizon).T[columns], 1.0)
+        calibrated = median + spread * (table - median)
+        return mean, {q: calibrated[levels.index(q)] for q in quantiles}
 
 
 def _mean(losses: np.ndarray) -> float:

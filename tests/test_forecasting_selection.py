@@ -76,7 +76,8 @@ def test_auto_forecasts_follow_the_season_and_are_calibrated_levels():
     forecast = auto.predict(DAY // 2, quantiles=(0.05, 0.5, 0.9, 0.95))
     truth = 20 + 15 * np.sin(2 * np.pi * np.arange(11 * DAY + 1, 11 * DAY + 1 + DAY // 2) / DAY)
     assert np.mean(np.abs(forecast.quantile(0.5) - truth)) < 3.0
-    assert all(0.5 <= c <= 2.0 for c in auto.spread_.values())
+    factors = auto.calibrator_.factors(DAY // 2)
+    assert ((factors >= 0.5) & (factors <= 2.0)).all()
     inside = (y[11 * DAY : 11 * DAY + DAY // 2] >= forecast.quantile(0.05)) & (
         y[11 * DAY : 11 * DAY + DAY // 2] <= forecast.quantile(0.95)
     )
@@ -102,21 +103,22 @@ def test_online_calibration_widens_a_level_that_is_exceeded_too_often():
     y = daily_series(6, seed=5)
     auto = AutoForecaster(candidates=("seasonal_naive", "ets"), horizon_steps=3)
     auto.fit(y, step_s=STEP_S)
-    before = auto.spread_[0.95]
+    p95 = list(auto.calibrator_.levels).index(0.95)
+    before = auto.calibrator_.factors(1)[0, p95]
     for _ in range(30):  # every new value lands far above the last p95
         upper = auto.predict(1, quantiles=(0.95,)).quantile(0.95)[0]
         auto.update([upper * 3 + 10])
-    widened = auto.spread_[0.95]
+    widened = auto.calibrator_.factors(1)[0, p95]
     assert widened > before
     for _ in range(300):  # then every value sits on the median: the spread narrows again
         median = auto.predict(1, quantiles=(0.5,)).quantile(0.5)[0]
         auto.update([median])
-    assert auto.spread_[0.95] < widened
+    assert auto.calibrator_.factors(1)[0, p95] < widened
 
 
-def test_values_not_right_after_a_forecast_do_not_move_the_calibration():
+def test_values_no_forecast_predicted_do_not_move_the_calibration():
     auto = AutoForecaster(candidates=("seasonal_naive", "ets"), horizon_steps=3)
     auto.fit(daily_series(6), step_s=STEP_S)
-    spread = dict(auto.spread_)
+    factors = auto.calibrator_.factors(3)
     auto.update([1e6])  # no forecast was made before it
-    assert auto.spread_ == spread
+    assert np.array_equal(auto.calibrator_.factors(3), factors)
