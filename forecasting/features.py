@@ -105,7 +105,10 @@ def design(
     """
     origins = np.asarray(origins, dtype=np.intp)
     horizons = np.asarray(horizons, dtype=np.intp)
-    recent, anchor = _origin_block(values, origins, scale)
+    # training samples several steps ahead from each origin: its block is computed once
+    unique, row = np.unique(origins, return_inverse=True)
+    recent, anchor = _origin_block(values, unique, scale)
+    recent, anchor = recent[row], anchor[row]
     target = _target_block(values, origins, horizons, anchor, spec, scale, start_s, first_index)
     return np.hstack([recent, target]), anchor
 

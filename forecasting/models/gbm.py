@@ -20,11 +20,11 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
 
 from forecasting.base import Forecaster, Quantiles, RawForecast
 from forecasting.features import FeatureSpec, forecast_design, series_scale, training_set
 from forecasting.hygiene import CleanSeries
+from forecasting.threads import one_thread
 
 DEFAULT_LEVELS = (0.05, 0.5, 0.9, 0.95, 0.99)
 
@@ -141,7 +141,7 @@ class Boosters:
             raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {levels}")
         losses = [{"loss": "squared_error"}] + [{"loss": "quantile", "quantile": q} for q in levels]
         probe = features[:256]
-        with threadpool_limits(1):
+        with one_thread():
             models = [params.regressor(**loss).fit(features, target) for loss in losses]
             expected = [model.predict(probe) for model in models]
         forest = FlatForest.compile(models)

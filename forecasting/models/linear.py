@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from forecasting.base import RESIDUAL_LEVELS, Quantiles, RawForecast
 from forecasting.features import forecast_design
 from forecasting.hygiene import CleanSeries
 from forecasting.models.gbm import FeatureForecaster, interpolate_levels
+from forecasting.threads import one_thread
 
 SPREAD_FLOOR = 0.1
 """Spread is never taken from a forecast below this share of the series' scale, so a
@@ -49,7 +49,7 @@ class RidgeForecaster(FeatureForecaster):
         self.random_state = random_state
 
     def _fit(self, series: CleanSeries) -> None:
-        with threadpool_limits(1):  # see `gbm`: threads on busy cores slow fits severalfold
+        with one_thread():
             self._fit_buckets(series)
 
     def _fit_buckets(self, series: CleanSeries) -> None:

@@ -36,11 +36,11 @@ import numpy as np
 from scipy.signal import lfilter, lfiltic
 from scipy.special import ndtr
 from statsmodels.tsa.statespace.sarimax import SARIMAX
-from threadpoolctl import threadpool_limits
 
 from forecasting.base import RESIDUAL_LEVELS, Forecaster, Quantiles, RawForecast, residual_quantile
 from forecasting.hygiene import CleanSeries
 from forecasting.seasonality import DAY_S, WEEK_S
+from forecasting.threads import one_thread
 
 TRANSFORMS = ("sqrt", "none")
 SETTLED = 1e-3
@@ -75,7 +75,7 @@ class Sarimax(Forecaster):
         """Fit with BLAS on one thread: its matrices are tiny (a 2 × 2 Kalman state), and
         OpenBLAS waking threads for each made a 7-day fit four times slower (1.9 s vs 0.5 s on
         two cores). The autoscaler fits many services in parallel processes instead."""
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_thread("blas"):
             self._fit_series(series)
 
     def _fit_series(self, series: CleanSeries) -> None:
