@@ -34,6 +34,8 @@ import numpy as np
 from autoscaler.forecasts import REFIT_EVERY_S, ForecastShell, step_rates
 from forecasting.forecast import Forecast
 from forecasting.pool import ignore_sigint
+from forecasting.registry import import_models
+from forecasting.threads import one_thread_for_good
 
 T = TypeVar("T")
 
@@ -74,6 +76,15 @@ class ForecastResult:
 
 # ------------------------------------------------------------------ worker process side
 _SHELLS: dict[str, ForecastShell] = {}
+
+
+def _start_worker(model: str) -> None:
+    """A worker's initializer: Ctrl-C is the parent's (`ignore_sigint`), and with its models'
+    libraries loaded, every thread pool runs on one thread (`one_thread_for_good`: a worker is
+    one core's worth of fits and updates)."""
+    ignore_sigint()
+    import_models(model)
+    one_thread_for_good()
 
 
 @dataclass(frozen=True)
@@ -159,13 +170,13 @@ class ForecastPool:
         self._shards = [_Shard(self._new_executor()) for _ in range(max(1, workers))]
         self._fed: set[str] = set()
 
-    @staticmethod
-    def _new_executor() -> ProcessPoolExecutor:
+    def _new_executor(self) -> ProcessPoolExecutor:
         # spawn: a forked child would inherit the event loop's threads and locks
         return ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=ignore_sigint,
+            initializer=_start_worker,
+            initargs=(self.settings.model,),
         )
 
     def _shard(self, key: str) -> _Shard:
