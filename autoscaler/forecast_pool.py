@@ -72,6 +72,8 @@ class ForecastResult:
     coverage: float = math.nan
     starter: bool = False
     """The forecast comes from the starter model: the service's own fit has not run yet."""
+    quick: bool = False
+    """The forecast comes from the quick first model of a warm start (`QUICK_SERVES_S`)."""
 
 
 # ------------------------------------------------------------------ worker process side
@@ -132,6 +134,7 @@ def _refresh(
                 quality.mase,
                 quality.coverage,
                 shell.serving_starter,
+                shell.serving_quick,
             )
         )
     return results

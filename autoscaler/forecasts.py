@@ -11,7 +11,8 @@ Fits take wall time, not virtual time: the simulator runs them inline, the servi
 processes (`autoscaler/forecast_pool.py`) that hold one shell per service; `allow_fit=False`
 lets a worker keep serving a stale model while fits are rationed, and a service whose first fit
 is rationed away is served by `STARTER` meanwhile. A warm start hands the shell its history at
-`step_s` (`seed`), a tenth of the seconds it would otherwise carry at 10 s.
+`step_s` (`seed`), a tenth of the seconds it would otherwise carry at 10 s, and makes its first
+fit a quick one (`QUICK_SERVES_S`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ empirical spread of its k-step changes (a hundredth of `auto`'s fit time on a da
 steps). A thousand services joining at once wait for their `auto` fits in turn (seconds of CPU
 each); without a starter they would have no forecast, and the policy only its safety net, for
 as long as the queue of fits takes."""
+QUICK_SERVES_S = 3600.0
+"""How long a warm-started service's first model, `auto` among its quick candidates
+(`selection.QUICK_CANDIDATES`), serves before the full selection replaces it. Why a quick
+first fit: 10,000 services starting at once from Prometheus history each need a fit on a day
+of steps; among every candidate that is ~0.18 s of CPU each, and the last service waited ~40
+minutes behind the others on the starter's naive forecast. The quick fits take a third of
+that, and the full ones follow an hour later, spread as the first ones were. A shell that
+grew its own history (the simulator's) fits the full selection from the first minute, when
+a fit is cheap."""
 REFIT_EVERY_S = 6 * 3600.0
 """How long a model serves at most before it is fitted again, `auto` re-selecting among all
 its candidates (the history doubling refits it sooner while it is young): the default of the
@@ -82,6 +92,10 @@ class ForecastShell:
     _anchored: bool = False
     """The clock time of the first second is set (by the first `feed` given one, or `seed`)."""
     _starter: bool = False
+    _quick_next: bool = False
+    """The next fit is the first on a warm start's history: quick (`QUICK_SERVES_S`)."""
+    _quick: bool = False
+    """The model serving is that quick one."""
     last_fit_s: float | None = None
     """Wall time the most recent fit of `model` took (for telemetry; not the starter's)."""
 
@@ -104,11 +118,17 @@ class ForecastShell:
         self._rates = values.copy()
         self._origin_s = float(end_s) - values.size * self.step_s
         self._anchored = True
+        self._quick_next = True
 
     @property
     def serving_starter(self) -> bool:
         """Whether the forecasts come from `STARTER` while the shell's own model waits."""
         return self._starter
+
+    @property
+    def serving_quick(self) -> bool:
+        """Whether the forecasts come from the quick first model (`QUICK_SERVES_S`)."""
+        return self._quick
 
     def feed(self, seconds: np.ndarray, *, origin_s: float | None = None) -> None:
         """Append the arrivals of the next whole seconds. `origin_s` (first call only) is the
@@ -169,19 +189,23 @@ class ForecastShell:
             self._fitted_at -= drop * self.step_s
             if self._pending is not None:
                 self._pending = (self._pending[0] - drop, *self._pending[1:])
+        serves = min(self.refit_every_s, QUICK_SERVES_S) if self._quick else self.refit_every_s
         if allow_fit and (
             self._forecaster is None
             or self._starter
-            or now - self._origin_s - self._fitted_at >= self.refit_every_s
+            or now - self._origin_s - self._fitted_at >= serves
             or len(rates) >= 2 * self._fitted_steps
         ):
             selection_horizon = min(self._horizon_steps, MAX_SELECTION_HORIZON)
-            self._forecaster = make_forecaster(self.model, horizon_steps=selection_horizon)
+            self._forecaster = make_forecaster(
+                self.model, horizon_steps=selection_horizon, quick=self._quick_next
+            )
             started = time.perf_counter()
             self._forecaster.fit(rates[-keep:], step_s=self.step_s)
             self.last_fit_s = time.perf_counter() - started
             self._fitted_at, self._fitted_steps = now - self._origin_s, len(rates)
             self._starter = False
+            self._quick, self._quick_next = self._quick_next, False
         elif self._forecaster is None:  # the first fit is rationed away: the starter serves
             self._forecaster = make_forecaster(STARTER)
             self._forecaster.fit(rates[-keep:], step_s=self.step_s)

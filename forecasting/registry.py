@@ -42,17 +42,22 @@ def import_models(name: str) -> None:
         import_module(MODELS[name][0])
 
 
-def make_forecaster(name: str, *, horizon_steps: int | None = None) -> Forecaster:
+def make_forecaster(
+    name: str, *, horizon_steps: int | None = None, quick: bool = False
+) -> Forecaster:
     """A new, unfitted forecaster; unknown names raise ValueError listing the known ones.
 
-    `horizon_steps` tells `auto` which horizon to select for (other models forecast any).
+    `horizon_steps` tells `auto` which horizon to select for (other models forecast any);
+    `quick` makes `auto` choose among its cheaper candidates only (the others are as quick as
+    they come).
     """
     if name == "auto":
-        from forecasting.selection import AutoForecaster
+        from forecasting.selection import DEFAULT_CANDIDATES, QUICK_CANDIDATES, AutoForecaster
 
+        candidates = QUICK_CANDIDATES if quick else DEFAULT_CANDIDATES
         if horizon_steps is None:
-            return AutoForecaster()
-        return AutoForecaster(horizon_steps=horizon_steps)
+            return AutoForecaster(candidates)
+        return AutoForecaster(candidates, horizon_steps=horizon_steps)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
     module, cls = MODELS[name]

@@ -55,6 +55,15 @@ half 1.040 with and 1.031 without. Where the boosting's lags and calendar terms 
 of its own (`forecasting.model: gbm`, `leadtime backtest --models gbm`)."""
 
 
+QUICK_CANDIDATES = ("naive", "seasonal_naive", "ets", "phpa_hw", "croston", "tsb")
+"""`auto`'s candidates for a warm-started service's first fit (`ForecastShell.seed`), which
+the full selection replaces within the hour: every candidate but the two dearest, `sarimax`
+and `ridge`. A fit on a day of 10 s steps takes 0.058 s of CPU instead of 0.18. On the
+forecasting corpus (`auto` alone, restricted to these) the mean pinball-0.9 ratio to each
+case's best single model is 1.047 on the tune half and 1.099 on the report half, against the
+full selection's 1.038 and 1.027 and the starter's (`naive`) 1.155 and 1.507."""
+
+
 class AutoForecaster(Forecaster):
     """Automatic per-series model selection by backtest; see the module docstring."""
 

@@ -6,12 +6,14 @@ control loop feeds them.
    start from Prometheus: per-second arrivals, seeded into the pool). Every tick (2 s of wall
    time, as the loop's) each service gets its new 2 seconds and the pool a `submit`. Printed:
    the time until every service has a forecast (the starter's or its own model's), and until
-   every one has its own model (`auto`: its selection fitted), or how many had it when
+   every one has its own model (`auto`: its selection fitted; a warm start's first fit chooses
+   among the quick candidates, `autoscaler.forecasts.QUICK_SERVES_S`), or how many had it when
    `--ready-s` ran out and the time all would take at the rate they came.
 2. **Steady state.** `--steady-services` services (a sample: the cost is per service) in a new
    pool, every one fitted, then `--steady-h` hours of new data (by default one refit period,
    `ShellSettings.refit_every_s` or `--refit-h`, and a quarter of an hour: every service
-   refits once in it, the fits rationed as in the service) fed as fast as the workers take
+   refits once in it, the full selection replacing the quick first one after at most an
+   hour, the fits rationed as in the service) fed as fast as the workers take
    it, one 10 s step per batch. The workers' CPU time (from /proc) is read around every batch:
    the batches without a refit give the cost of updates and forecasts, the others less that
    give a refit's, which comes once a refit period. Printed per service-hour, and as the
@@ -65,6 +67,8 @@ class Tally:
 
     forecast: set[str] = field(default_factory=set)
     own: set[str] = field(default_factory=set)
+    """Services served by their own model: the quick first selection or the full one."""
+    full: set[str] = field(default_factory=set)
     fit_s: list[float] = field(default_factory=list)
 
     def record(self, result: ForecastResult) -> None:
@@ -72,6 +76,8 @@ class Tally:
             self.forecast.add(result.key)
             if not result.starter:
                 self.own.add(result.key)
+                if not result.quick:
+                    self.full.add(result.key)
         if result.fit_s is not None:
             self.fit_s.append(result.fit_s)
 
@@ -141,14 +147,18 @@ async def start_phase(args: argparse.Namespace, settings: ShellSettings) -> None
             pool, tally, count, now, max(0.0, args.ready_s - first), lambda t: len(t.own) == count
         )
         elapsed = first + rest
-        own = len(tally.own)
+        own, full = len(tally.own), len(tally.full)
         if own == count:
-            print(f"every service has its own {settings.model} after {elapsed:.0f}s")
+            print(
+                f"every service has its own {settings.model} after {elapsed:.0f}s "
+                f"({full:,} the full selection, the others the quick one)"
+            )
         else:
             projected = elapsed * count / max(own, 1)
             print(
-                f"{own:,} of {count:,} have their own {settings.model} after {elapsed:.0f}s; "
-                f"all would at that rate after ~{projected / 60:.0f} min"
+                f"{own:,} of {count:,} have their own {settings.model} after {elapsed:.0f}s "
+                f"({full:,} the full selection); all would at that rate after "
+                f"~{projected / 60:.0f} min"
             )
         fits = np.asarray(tally.fit_s)
         if fits.size:

@@ -175,6 +175,38 @@ def test_the_starter_gives_way_at_the_first_allowed_fit_not_at_the_next_step():
     assert not shell.serving_starter
 
 
+def test_a_warm_start_fits_the_quick_selection_first_and_the_full_one_an_hour_later():
+    """10,000 services starting from Prometheus history each need a fit on a day of steps:
+    the first chooses among `auto`'s quick candidates, and the full selection replaces it
+    `QUICK_SERVES_S` later; a shell that grew its own history fits the full one from the
+    start (the simulator's)."""
+    from autoscaler.forecasts import QUICK_SERVES_S
+    from forecasting.selection import DEFAULT_CANDIDATES, QUICK_CANDIDATES
+
+    assert set(QUICK_CANDIDATES) < set(DEFAULT_CANDIDATES)
+    day = np.tile(np.r_[np.full(30, 1.0), np.full(30, 3.0)], 144)  # 10 s steps, 10 min cycle
+    shell = ForecastShell(horizon_s=60.0, model="auto", min_history_s=60.0)
+    shell.seed(day, end_s=86_400.0)
+    now = 86_400.0
+    shell.forecast(now)
+    assert shell.serving_quick and shell.last_fit_s is not None
+    assert shell._forecaster.candidates == QUICK_CANDIDATES
+    refits = []
+    while now < 86_400.0 + QUICK_SERVES_S + 60:
+        now += 10.0
+        shell.feed(np.full(10, 2.0), origin_s=86_400.0)
+        shell.last_fit_s = None
+        shell.forecast(now)
+        if shell.last_fit_s is not None:
+            refits.append(now - 86_400.0)
+    assert refits == [QUICK_SERVES_S]
+    assert not shell.serving_quick and shell._forecaster.candidates == DEFAULT_CANDIDATES
+    grown = ForecastShell(horizon_s=60.0, model="auto", min_history_s=60.0)
+    grown.feed(day[:100].repeat(10), origin_s=0.0)
+    grown.forecast(1000.0)
+    assert not grown.serving_quick and grown._forecaster.candidates == DEFAULT_CANDIDATES
+
+
 async def test_the_pool_seeds_in_steps_and_says_when_the_starter_serves():
     """Through the real worker process: a day of seconds crosses as 10 s rates, and with no
     fitting budget the service gets the starter's forecast at once, marked as such."""
