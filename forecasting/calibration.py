@@ -25,6 +25,7 @@ The state is plain numpy arrays; `observe` is one vectorised pass per arriving v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,6 +78,9 @@ class QuantileCalibrator:
         self.lengths_ = np.zeros(self.horizon, dtype=np.int64)
         self.medians_ = np.zeros((self.horizon, self.horizon))
         self.raw_ = np.zeros((self.horizon, self.horizon, self.levels.size))
+        self.due_ = 0
+        """One past the last position a kept forecast predicts."""
+        self.grid = (np.arange(self.horizon)[:, None], np.arange(self.levels.size)[None, :])
 
     def record(self, origin: int, median: np.ndarray, raw: np.ndarray) -> None:
         """Keep a forecast made with `origin` values seen, to score as outcomes arrive: its
@@ -87,18 +91,18 @@ class QuantileCalibrator:
         self.lengths_[slot] = steps
         self.medians_[slot, :steps] = median[:steps]
         self.raw_[slot, :steps] = raw[:steps]
+        self.due_ = max(self.due_, origin + steps)
 
     def observe(self, first: int, values: np.ndarray) -> None:
         """Score the kept forecasts against the values at positions first, first + 1, ...
         (missing values, NaN, score nothing)."""
-        due = int((self.origins_ + self.lengths_).max()) - first
-        for position, value in enumerate(values[: max(0, due)].tolist(), start=first):
-            ahead = position - self.origins_
-            slots = np.flatnonzero((self.origins_ >= 0) & (ahead >= 0) & (ahead < self.lengths_))
-            if slots.size and np.isfinite(value):
+        for position in range(first, min(first + values.size, self.due_)):
+            value = float(values[position - first])
+            ahead = position - self.origins_  # an empty slot's length is 0: never in range
+            slots = np.flatnonzero((ahead >= 0) & (ahead < self.lengths_))
+            if slots.size and math.isfinite(value):
                 steps = ahead[slots]
-                outcome = np.full(slots.size, value)
-                self._learn(steps, self.medians_[slots, steps], self.raw_[slots, steps], outcome)
+                self._learn(steps, self.medians_[slots, steps], self.raw_[slots, steps], value)
 
     def replay(
         self, medians: np.ndarray, raw: np.ndarray, outcomes: np.ndarray, scored: np.ndarray
@@ -113,10 +117,10 @@ class QuantileCalibrator:
             self._learn(due, medians[origin, due], raw[origin, due], outcomes[origin, due])
 
     def _learn(
-        self, steps: np.ndarray, median: np.ndarray, raw: np.ndarray, outcome: np.ndarray
+        self, steps: np.ndarray, median: np.ndarray, raw: np.ndarray, outcome: np.ndarray | float
     ) -> None:
         """Outcomes against forecasts of them made `steps` ahead (distinct steps): medians and
-        outcomes (n,), quantiles (n, levels)."""
+        outcomes (n,) (or one outcome for all), quantiles (n, levels)."""
         factors = self.factors_[steps]
         spread = (raw - median[:, None])[:, :, None]
         error = (outcome - median)[:, None, None] - factors * spread
@@ -131,5 +135,5 @@ class QuantileCalibrator:
         """(steps, levels): each level's factor at each step ahead, from its rate with the
         lowest recent loss; beyond `horizon`, the last step's."""
         best = np.where(self.allowed, self.losses_, np.inf).argmin(axis=2)
-        chosen = np.take_along_axis(self.factors_, best[:, :, None], axis=2)[:, :, 0]
+        chosen = self.factors_[(*self.grid, best)]
         return chosen[np.minimum(np.arange(steps), self.horizon - 1)]

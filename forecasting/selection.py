@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -191,16 +191,6 @@ class AutoForecaster(Forecaster):
         calibrator.replay(np.asarray(medians), raw, actual, keep)
         return calibrator
 
-    def _nearest_calibrated(self, levels: np.ndarray) -> np.ndarray:
-        """For each level, the column of the nearest calibrated level on the same side of the
-        median, or -1 (the median, or no calibrated level on its side: left as it is)."""
-        calibrated = self.calibrator_.levels
-        distance = np.abs(levels[:, None] - calibrated[None, :])
-        same_side = (levels[:, None] > 0.5) == (calibrated[None, :] > 0.5)
-        distance = np.where(same_side & (levels[:, None] != 0.5), distance, np.inf)
-        nearest = distance.argmin(axis=1)
-        return np.where(np.isfinite(distance.min(axis=1)), nearest, -1)
-
     def _update(self, values: np.ndarray) -> None:
         self.calibrator_.observe(self.n_seen_ - values.size, values)
         for _, member in self.members_:
@@ -217,10 +207,24 @@ class AutoForecaster(Forecaster):
         median = table[levels.index(0.5)]
         rows = np.searchsorted(levels, calibrator.levels)
         calibrator.record(self.n_seen_, median, table[rows].T)
-        columns = self._nearest_calibrated(np.asarray(levels))
+        columns = np.asarray(_nearest_calibrated(tuple(levels), tuple(calibrator.levels.tolist())))
         spread = np.where(columns[:, None] >= 0, calibrator.factors(horizon).T[columns], 1.0)
         calibrated = median + spread * (table - median)
         return mean, {q: calibrated[levels.index(q)] for q in quantiles}
+
+
+@lru_cache(maxsize=64)
+def _nearest_calibrated(
+    levels: tuple[float, ...], calibrated: tuple[float, ...]
+) -> tuple[int, ...]:
+    """For each level, the index of the nearest calibrated level on the same side of the
+    median, or -1 (the median, or no calibrated level on its side: left as it is). Cached: a
+    service asks for the same levels every step."""
+    wanted, known = np.asarray(levels)[:, None], np.asarray(calibrated)[None, :]
+    same_side = ((wanted > 0.5) == (known > 0.5)) & (wanted != 0.5)
+    distance = np.where(same_side, np.abs(wanted - known), np.inf)
+    nearest = np.where(np.isfinite(distance.min(axis=1)), distance.argmin(axis=1), -1)
+    return tuple(int(i) for i in nearest)
 
 
 def _mean(losses: np.ndarray) -> float:
