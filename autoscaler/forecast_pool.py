@@ -43,11 +43,6 @@ FIT_BUDGET_S = 1.0
 """Seconds of fitting a batch may start new fits within (one fit may run past it). A batch is
 sent every tick (2 s) while the previous one is done, so fits take at most about half of a
 worker's time while many are due, and a batch's forecasts come back within a few seconds."""
-STARTING_BUDGET = 1.7
-"""The budget's multiple in a batch where a service still waits for its first model of its
-own (served by the starter): at start-up every service does, and the worker's time is better
-spent on their first fits than idle between ticks (batches then come back every ~2 s, a
-tick, instead of within one)."""
 
 
 @dataclass(frozen=True)
@@ -110,12 +105,9 @@ def _refresh(
     settings: ShellSettings, items: list[_Item], now: float, fit_budget_s: float
 ) -> list[ForecastResult]:
     """In a worker: seed and feed each service, forecast at `now`; fits start while the batch's
-    fits so far took less than `fit_budget_s` (`STARTING_BUDGET` times that while one of its
-    services waits for its first model)."""
+    fits so far took less than `fit_budget_s`."""
     results = []
     fitting = 0.0
-    if any(item.key not in _SHELLS or _SHELLS[item.key].serving_starter for item in items):
-        fit_budget_s *= STARTING_BUDGET
     for item in items:
         shell = _SHELLS.get(item.key)
         if shell is None:
