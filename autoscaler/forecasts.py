@@ -60,9 +60,10 @@ of it), and its validation window is the last 40 % of the history, so an hourly 
 mostly the data the previous one did. On the simulator's NASA Monday (x10), hourly fits took
 44 of the shell's 56 s; six-hourly, 8 fits instead of 25 (12 s), and the forecasts the policy
 reads 2-2.5 minutes ahead had a p90 pinball loss 0.5-1.5 % higher (Thursday 1.4-1.5 %,
-web-diurnal none). A fit now takes ~0.25 s, and hourly refits are affordable where that
-half-percent matters (`load_tests/bench_forecasting.py --services N --refit-h 1` measures the
-fleet's cost either way)."""
+web-diurnal none). A fit now takes ~0.17 s, and hourly refits are affordable where that
+half-percent matters: 0.72-0.85 cores at 10,000 services against 0.43 at six hours
+(`load_tests/bench_forecasting.py --services N --refit-h 1` measures the fleet's cost either
+way); what they are worth to the policy is not measured on the bench corpus yet."""
 
 
 @dataclass
