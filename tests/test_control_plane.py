@@ -320,7 +320,10 @@ async def test_an_aggregated_api_is_reached_through_the_front_proxy(kube, contro
             _return_http_data_only=False,
         )
         assert status == 200 and body["resources"][0]["kind"] == "Probe"
-        assert seen_users == ["admin"]  # who asked, as the API server authenticated them
+        # who asked, as the API server authenticated them (the controller manager's discovery
+        # of every API group may reach the server in the same moment, as itself)
+        assert "admin" in seen_users
+        assert all(user == "admin" or user.startswith("system:") for user in seen_users)
     finally:
         if name is not None:
             await client.ApiregistrationV1Api(kube).delete_api_service(name)
