@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from autoscaler.cli import main
 from autoscaler.cli.backtest_corpus import (
+    PICKED_ON_FIRST_HALF,
+    PICKED_ON_OTHER_TENTHS,
     SCALES,
+    YARDSTICKS,
     ForecastCase,
     forecast_cases,
     run_case,
+    selection_yardsticks,
     summarise,
 )
 from autoscaler.cli.corpus import REPORT, TUNE, corpus_cases
@@ -43,8 +48,31 @@ def test_a_case_too_short_for_its_scale_is_left_out_and_says_why(shared_traces):
 def test_a_case_scores_every_model_on_the_same_origins():
     case = ForecastCase("sparse/seed-1/1m-5m", "sparse", REPORT, Source(None, "sparse", 1), 60, 300)
     rows = run_case(case, ("naive", "ets", "auto"))
-    assert [row["model"] for row in rows] == ["naive", "ets", "auto"]
-    assert all(row["pinball_90"] >= 0 and 0 <= row["coverage_90"] <= 1 for row in rows)
+    assert [row["model"] for row in rows] == ["naive", "ets", "auto", *YARDSTICKS]
+    models, yardsticks = rows[:3], rows[3:]
+    assert all(row["pinball_90"] >= 0 and 0 <= row["coverage_90"] <= 1 for row in models)
+    assert all(row["ratio"] >= 1 for row in yardsticks)  # never better than the best
+
+
+def test_the_first_half_selector_pays_for_a_change_of_regime_the_interleaved_one_does_not():
+    origins = 40
+    steady = np.full((origins, 3), 1.0)
+    changing = np.full((origins, 3), 0.5)
+    changing[origins // 2 :] = 4.0  # best, then worst from the middle on
+    ratios = selection_yardsticks({"steady": steady, "changing": changing})
+    assert ratios[PICKED_ON_FIRST_HALF] == pytest.approx(4.0)
+    # the other tenths hold both regimes, as the tenths scored do: `steady` (1.0 against 2.25)
+    # is picked and is the best where it is scored
+    assert ratios[PICKED_ON_OTHER_TENTHS] == 1.0
+
+
+def test_a_yardstick_skips_unscored_points_and_is_undefined_where_nothing_is_lost():
+    lossy = np.full((20, 2), 2.0)
+    lossy[:, 1] = np.nan  # the second step ahead never scored
+    ratios = selection_yardsticks({"a": lossy, "b": np.full((20, 2), 1.0)})
+    assert ratios[PICKED_ON_FIRST_HALF] == 1.0
+    perfect = selection_yardsticks({"a": np.zeros((20, 2)), "b": np.zeros((20, 2))})
+    assert all(math.isnan(ratio) for ratio in perfect.values())
 
 
 def _row(case: str, half: str, model: str, loss: float, coverage: float) -> dict:
@@ -63,6 +91,8 @@ def test_the_summary_compares_each_model_with_each_case_s_best_single_model():
         _row("c", TUNE, "ets", 0.0, 1.0),
         {"case": "d", "half": TUNE, "skipped": "too short"},
         _row("e", REPORT, "naive", 1.0, 0.9),
+        {"case": "a", "half": TUNE, "model": PICKED_ON_FIRST_HALF, "ratio": 1.25},
+        {"case": "b", "half": TUNE, "model": PICKED_ON_FIRST_HALF, "ratio": 1.0},
     ]
     summary = {(row["half"], row["model"]): row for row in summarise(rows)}
     auto = summary[(TUNE, "auto")]
@@ -70,6 +100,10 @@ def test_the_summary_compares_each_model_with_each_case_s_best_single_model():
     assert auto["mean_ratio"] == pytest.approx((0.5 + 1.5) / 2)
     assert (auto["worst_ratio"], auto["worst_case"]) == (pytest.approx(1.5), "b")
     assert (auto["coverage_min"], auto["coverage_max"]) == (0.88, 0.95)
+    assert (auto["within_ratio_target"], auto["within_coverage_target"]) == (1, 2)
+    picked = summary[(TUNE, PICKED_ON_FIRST_HALF)]
+    assert (picked["cases"], picked["mean_ratio"], picked["worst_case"]) == (2, 1.125, "a")
+    assert picked["within_ratio_target"] == 1 and math.isnan(picked["coverage_min"])
     ets = summary[(TUNE, "ets")]
     assert ets["mean_ratio"] == pytest.approx((1.0 + 2.0) / 2)
     assert (ets["coverage_min"], ets["coverage_max"]) == (0.90, 1.0)
@@ -83,11 +117,14 @@ def test_backtest_corpus_runs_the_chosen_cases_and_prints_the_summary(shared_tra
     payload = json.loads(capsys.readouterr().out)
     ran = [row for row in payload["cases"] if "skipped" not in row]
     assert {row["case"] for row in ran} == {"azure-code/10s-1m", "azure-code/1m-5m"}
-    assert {row["model"] for row in ran} == {"naive", "tsb", "auto"}
+    assert {row["model"] for row in ran} == {"naive", "tsb", "auto", *YARDSTICKS}
     skipped = {row["case"] for row in payload["cases"] if "skipped" in row}
     assert skipped == {"azure-code/5m-15m", "azure-code/10m-30m"}
     (auto,) = [row for row in payload["summary"] if row["model"] == "auto"]
     assert auto["half"] == TUNE and auto["cases"] == 2 and math.isfinite(auto["mean_ratio"])
+    yardsticks = [row for row in payload["summary"] if row["model"] in YARDSTICKS]
+    assert [row["model"] for row in yardsticks] == [PICKED_ON_FIRST_HALF, PICKED_ON_OTHER_TENTHS]
+    assert all(row["cases"] == 2 and row["mean_ratio"] >= 1 for row in yardsticks)
     assert main([*argv, "--models", "naive,auto", "--jobs", "1"]) == 0
     text = capsys.readouterr().out
     assert "azure-code/10s-1m" in text and "left out: azure-code/10m-30m" in text

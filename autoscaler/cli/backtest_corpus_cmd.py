@@ -1,7 +1,8 @@
 """`leadtime backtest --corpus`: run the forecasting corpus (`backtest_corpus`) and print it.
 
 A row per case (its best single model and that model's pinball-0.9 loss, then `auto`'s ratio to
-it and its 90 % coverage), then the summary per half and model. `--json` prints both as data.
+it and its 90 % coverage), then the summary per half and model, and of the two selectors that
+see the outcomes (`backtest_corpus.YARDSTICKS`). `--json` prints both as data.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import sys
 from typing import Any
 
 from autoscaler.cli.backtest import finite, model_list
-from autoscaler.cli.backtest_corpus import SINGLE, forecast_cases, run_cases, summarise
+from autoscaler.cli.backtest_corpus import (
+    COVERAGE_TARGET,
+    RATIO_TARGET,
+    SINGLE,
+    YARDSTICKS,
+    forecast_cases,
+    run_cases,
+    summarise,
+)
 from autoscaler.cli.corpus import check_traces, select_cases
 from autoscaler.cli.corpus_cmd import wants_progress_bar
 from autoscaler.cli.table import align
@@ -53,7 +62,7 @@ def render_cases(rows: list[dict[str, Any]]) -> str:
         if "skipped" in models[0]:
             left_out.append(f"left out: {name} ({models[0]['skipped']})")
             continue
-        singles = [row for row in models if row["model"] != SINGLE]
+        singles = [row for row in models if row["model"] not in (SINGLE, *YARDSTICKS)]
         best = min(singles, key=lambda row: row["pinball_90"]) if singles else None
         auto = next((row for row in models if row["model"] == SINGLE), None)
         ratio = (
@@ -76,9 +85,21 @@ def render_cases(rows: list[dict[str, Any]]) -> str:
 
 def render_summary(summary: list[dict[str, Any]]) -> str:
     """Per half and model: pinball-0.9 against each case's best single model, coverage."""
-    header = ("half", "model", "cases", "mean / best", "worst / best", "worst case", "coverage_90")
+    low, high = COVERAGE_TARGET
+    header = (
+        "half",
+        "model",
+        "cases",
+        "mean / best",
+        "worst / best",
+        "worst case",
+        f"≤ {RATIO_TARGET:g}",
+        "coverage_90",
+        f"in {low:.0%}–{high:.0%}",
+    )
     table: list[tuple[str, ...]] = [header]
     for row in summary:
+        covered = math.isfinite(row["coverage_min"])
         table.append(
             (
                 row["half"],
@@ -87,7 +108,11 @@ def render_summary(summary: list[dict[str, Any]]) -> str:
                 _number(row["mean_ratio"], "{:.3f}"),
                 _number(row["worst_ratio"], "{:.3f}"),
                 row["worst_case"] or "-",
-                "–".join(_number(row[key], "{:.1%}") for key in ("coverage_min", "coverage_max")),
+                str(row["within_ratio_target"]),
+                "–".join(_number(row[key], "{:.1%}") for key in ("coverage_min", "coverage_max"))
+                if covered
+                else "-",
+                str(row["within_coverage_target"]) if covered else "-",
             )
         )
     return "\n".join(align(table))
