@@ -290,3 +290,13 @@ def test_several_replicas_need_leader_election_and_never_serve_the_metrics_api()
         assert "leaderElection.enabled cannot go with adapters.hpa.metricsApi" in str(refused.value)
     # Leader election with a single replica is allowed (a standby can be added later).
     assert of_kind(render({"leaderElection": {"enabled": True}}), "Role")
+
+
+def test_a_single_decider_is_replaced_never_doubled():
+    """Without leader election a rolling update would run two deciders for a while, both
+    scaling every service: the old pod goes first. With it, the Leases keep replicas apart."""
+    (single,) = of_kind(render({}), "Deployment")
+    assert single["spec"]["strategy"] == {"type": "Recreate"}
+    sharded = render({"replicaCount": 2, "leaderElection": {"enabled": True, "buckets": 2}})
+    (rolling,) = of_kind(sharded, "Deployment")
+    assert "strategy" not in rolling["spec"]  # Kubernetes' RollingUpdate
