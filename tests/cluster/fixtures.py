@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import sys
+import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -31,8 +33,10 @@ from tests.cluster.control_plane import (
 from tests.cluster.knative import Activator, serve_sks_status
 from tests.cluster.kubelet import FakeKubelet
 from tests.cluster.objects import eventually
+from tests.cluster.pod_process import Image, image_from_dockerfile
 
-KNATIVE_CRDS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "knative-crds"
+ROOT = Path(__file__).resolve().parents[2]
+KNATIVE_CRDS = ROOT.parent / "shared" / "reference" / "knative-crds"
 KNATIVE_CRD_FILES = (
     "podautoscaler.yaml",
     "serverlessservice.yaml",
@@ -181,9 +185,25 @@ def control_plane() -> Iterator[ControlPlane]:
         plane.stop()
 
 
+PYTHON_IMAGE = "leadtime.test/python"
+"""An image whose entrypoint is this Python, for tests of the stand-in itself."""
+
+
+def stand_in_images() -> dict[str, Image]:
+    """The images process pods may use. Leadtime's, as the chart names it, runs from the
+    installed package: its ENTRYPOINT, CMD and ENV from the Dockerfile, its programs from this
+    interpreter's scripts folder."""
+    values = yaml.safe_load((ROOT / "charts" / "leadtime" / "values.yaml").read_text())
+    programs = Path(sysconfig.get_path("scripts"))
+    return {
+        values["image"]["repository"]: image_from_dockerfile(ROOT / "Dockerfile", programs),
+        PYTHON_IMAGE: Image((sys.executable,), (), {"PATH": f"{programs}:/usr/bin:/bin"}),
+    }
+
+
 @pytest.fixture(scope="session")
 def kubelet(control_plane: ControlPlane) -> Iterator[FakeKubelet]:
-    stand_in = FakeKubelet(client_configuration(control_plane))
+    stand_in = FakeKubelet(client_configuration(control_plane), images=stand_in_images())
     stand_in.start()
     yield stand_in
     stand_in.stop()

@@ -12,10 +12,14 @@ What it emulates, through the real API server only (as a kubelet would):
 - Deletion: a pod marked for deletion on one of its nodes is removed at once (grace period 0),
   as a kubelet does once the containers have stopped — so scale-downs and preemptions finish.
 
-What it does not emulate: containers, images, probes (readiness is the delay), resource limits
-and eviction, restarts and crash loops, logs/exec, volumes, networking (pod IPs are made up and
-nothing listens on them), node leases, and the kubelet's own API. Pods on nodes it does not own are
-left alone.
+- Pods annotated `leadtime.test/run-process: "true"` whose image it is given (`images`) are run
+  for real instead: their container as a local process, with its environment, volumes, probes
+  and restart policy (`tests/cluster/pod_process.py` says what that does and does not emulate).
+
+What it does not emulate for the other pods: containers, images, probes (readiness is the
+delay), resource limits and eviction, restarts and crash loops, logs/exec, volumes, networking
+(pod IPs are made up and nothing listens on them). For every pod: node leases and the kubelet's
+own API. Pods on nodes it does not own are left alone.
 
 It runs on its own event loop in a daemon thread, so tests on any event loop (or none) can share
 one session-wide instance; the public methods are synchronous.
@@ -33,6 +37,14 @@ from typing import Any
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
+
+from tests.cluster.pod_process import (
+    RUN_PROCESS_ANNOTATION,
+    Image,
+    PodProcess,
+    address_of,
+    machine_address,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +76,18 @@ class FakeKubelet:
         configuration: client.Configuration,
         cold_start_s: float = 1.0,
         heartbeat_s: float = 10.0,
+        images: dict[str, Image] | None = None,
     ) -> None:
         self.configuration = configuration
         self.cold_start_s = cold_start_s
         self.heartbeat_s = heartbeat_s
+        self.images = images or {}
+        """Images (by repository) whose opted-in pods run as processes."""
         self.nodes: set[str] = set()
+        self.processes: dict[str, PodProcess] = {}
+        """Running process pods, by "namespace/name"."""
+        self._process_tasks: dict[str, asyncio.Task] = {}
+        """Their supervising tasks, by pod UID."""
         self._starting: set[str] = set()
         self._ips = (f"10.244.{i // 250}.{i % 250 + 2}" for i in itertools.count())
         self._loop = asyncio.new_event_loop()
@@ -102,6 +121,15 @@ class FakeKubelet:
     def remove_node(self, name: str) -> None:
         self._call(self._remove_node(name))
 
+    def kill(self, namespace: str, name: str) -> None:
+        """SIGKILL a process pod's process, as when it crashes: its restart policy follows."""
+        self._loop.call_soon_threadsafe(self.processes[f"{namespace}/{name}"].kill)
+
+    def log_of(self, namespace: str, name: str) -> str:
+        """What a process pod's process has printed so far."""
+        process = self.processes.get(f"{namespace}/{name}")
+        return process.log_file.read_text(errors="replace") if process else ""
+
     # -- inside the loop -------------------------------------------------------------------------
 
     def _call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
@@ -121,6 +149,8 @@ class FakeKubelet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for process in self.processes.values():
+            process.cleanup()
         if self._api is not None:
             await self._api.close()
 
@@ -200,11 +230,49 @@ class FakeKubelet:
         elif pod.status.phase == "Pending" and key not in self._starting:
             self._starting.add(key)
             # Kept until done, so the event loop cannot drop the task and stop() can cancel it.
-            task = asyncio.create_task(self._run(pod))
+            if self._runs(pod):
+                task = asyncio.create_task(self._run_process(pod))
+                self._process_tasks[key] = task
+            else:
+                task = asyncio.create_task(self._run(pod))
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
 
+    def _runs(self, pod: client.V1Pod) -> bool:
+        """Whether the pod opted in to run as a process (and its image is known)."""
+        annotations = pod.metadata.annotations or {}
+        return annotations.get(RUN_PROCESS_ANNOTATION) == "true"
+
+    async def _run_process(self, pod: client.V1Pod) -> None:
+        image = pod.spec.containers[0].image
+        path, _, last = image.split("@")[0].rpartition("/")
+        repository = f"{path}/{last.split(':')[0]}" if path else last.split(":")[0]
+        known = self.images.get(repository)
+        process = PodProcess(
+            self._core,
+            pod,
+            known or Image((), (), {}),
+            address_of(self.configuration),
+            await asyncio.to_thread(machine_address),
+        )
+        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        self.processes[key] = process
+        try:
+            if known is None:
+                await process.fail(f"image {image} is not one the kubelet stand-in runs")
+                return
+            await process.run()
+        finally:
+            await process.stop()
+
     async def _finish_deletion(self, pod: client.V1Pod) -> None:
+        process = self.processes.pop(f"{pod.metadata.namespace}/{pod.metadata.name}", None)
+        running = self._process_tasks.pop(pod.metadata.uid, None)
+        if process is not None and running is not None:
+            process.pod = pod  # its grace period
+            running.cancel()  # stops the process (SIGTERM, then SIGKILL after the grace)
+            await asyncio.gather(running, return_exceptions=True)
+            process.cleanup()
         try:
             await self._core.delete_namespaced_pod(
                 pod.metadata.name,
