@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio import client, watch
 
-from tests.cluster.aggregation import register_api_service, server_tls
+from tests.cluster.aggregation import LISTEN, register_api_service, server_tls
 from tests.cluster.certificates import FRONT_PROXY_CLIENT
 from tests.cluster.objects import eventually, gpu_deployment, pods_by_phase
 from tests.conftest import free_port
@@ -304,7 +304,7 @@ async def test_an_aggregated_api_is_reached_through_the_front_proxy(kube, contro
     await runner.setup()
     port = free_port()
     await web.TCPSite(
-        runner, "127.0.0.1", port, ssl_context=server_tls(control_plane, "probe", namespace)
+        runner, LISTEN, port, ssl_context=server_tls(control_plane, "probe", namespace)
     ).start()
     name = None
     try:

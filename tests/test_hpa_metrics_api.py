@@ -29,7 +29,7 @@ from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import Access, metrics_app
 from autoscaler.forecast_pool import ForecastResult
 from forecasting.forecast import Forecast
-from tests.cluster.aggregation import register_api_service, server_tls
+from tests.cluster.aggregation import LISTEN, register_api_service, server_tls
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, make_client_certificate
 from tests.cluster.fixtures import service_account_token
 from tests.cluster.objects import eventually, gpu_deployment
@@ -129,7 +129,7 @@ async def test_the_real_hpa_controller_follows_leadtimes_metric(
     port = free_port()
     await web.TCPSite(
         runner,
-        "127.0.0.1",
+        LISTEN,
         port,
         ssl_context=server_tls(control_plane, "leadtime-metrics", namespace),
     ).start()
@@ -247,7 +247,7 @@ async def test_only_the_front_proxy_and_users_allowed_by_rbac_read_the_metrics(
     await runner.setup()
     port = free_port()
     tls = server_tls(control_plane, "leadtime-metrics", namespace)
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    await web.TCPSite(runner, LISTEN, port, ssl_context=tls).start()
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{DESIRED_REPLICAS}"
     registration = None
     try:

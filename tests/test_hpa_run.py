@@ -81,7 +81,6 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
                     "enabled": True,
                     "kubeconfig": str(control_plane.kubeconfig),
                     "metrics_api_port": metrics_port,
-                    "metrics_api_host": "127.0.0.1",
                     "tls_cert_file": str(cert),
                     "tls_key_file": str(key),
                     "client_ca_file": str(control_plane.certificates.front_proxy_ca),

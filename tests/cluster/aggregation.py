@@ -1,10 +1,15 @@
 """Registering a server that runs in the test process as an aggregated API of the control plane,
 as a metrics adapter is registered on a real cluster: a Service, an `APIService` with the CA that
 signed the server's certificate, and TLS on both legs (the API server presents the front-proxy
-client certificate; the server presents a certificate for `<service>.<namespace>.svc`)."""
+client certificate; the server presents a certificate for `<service>.<namespace>.svc`).
+
+The API server reaches aggregated APIs through their Service's Endpoints (there is no Service
+network), and Endpoints refuse loopback addresses: the Service here has no selector and its
+Endpoints name this machine's own address, so the server must listen there too (`LISTEN`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 
@@ -13,6 +18,10 @@ from kubernetes_asyncio import client
 from tests.cluster.certificates import make_serving_certificate
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.objects import eventually
+from tests.cluster.pod_process import machine_address
+
+LISTEN = "0.0.0.0"
+"""Where a registered server listens: this machine's address (the aggregator's) and loopback."""
 
 
 def server_tls(plane: ControlPlane, service: str, namespace: str) -> ssl.SSLContext:
@@ -40,18 +49,20 @@ async def register_api_service(
     namespace: str,
     port: int,
 ) -> str:
-    """Point `<version>.<group>` at https://localhost:<port> and wait until the aggregator marks
-    it Available and proxies to it (the proxy is installed a moment after Available). Returns
-    the APIService's name (cluster-scoped: delete it when done)."""
-    await client.CoreV1Api(api).create_namespaced_service(
+    """Point `<version>.<group>` at this machine's address, port `port`, and wait until the
+    aggregator marks it Available and proxies to it (the proxy is installed a moment after
+    Available). Returns the APIService's name (cluster-scoped: delete it when done)."""
+    core = client.CoreV1Api(api)
+    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
+    await core.create_namespaced_service(
+        namespace, {"metadata": {"name": service}, "spec": {"ports": ports}}
+    )
+    address = await asyncio.to_thread(machine_address)
+    await core.create_namespaced_endpoints(
         namespace,
         {
             "metadata": {"name": service},
-            "spec": {
-                "type": "ExternalName",
-                "externalName": "localhost",
-                "ports": [{"name": "https", "port": port, "targetPort": port}],
-            },
+            "subsets": [{"addresses": [{"ip": address}], "ports": ports}],
         },
     )
     name = f"{version}.{group}"

@@ -261,9 +261,11 @@ class ControlPlane:
             "--requestheader-username-headers=X-Remote-User",
             "--requestheader-group-headers=X-Remote-Group",
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            # Aggregated APIs are reached by their Service's cluster address; an ExternalName
-            # Service naming `localhost` (Endpoints may not hold loopback addresses) lets an
-            # APIService point at a server the test runs on this machine.
+            # Aggregated APIs are reached through their Service's Endpoints (there is no
+            # Service network to reach a cluster IP): a pod the kubelet stand-in runs as a
+            # process, or a server a test registers (tests/cluster/aggregation.py), is at this
+            # machine's address.
+            "--enable-aggregator-routing=true",
             "--v=1",
         ]
 
