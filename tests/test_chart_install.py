@@ -34,7 +34,7 @@ from tests.cluster.control_plane import ControlPlane
 from tests.cluster.fixtures import ROOT
 from tests.cluster.knative import create_revision
 from tests.cluster.kubelet import FakeKubelet
-from tests.cluster.objects import eventually, gpu_deployment
+from tests.cluster.objects import create_external_metric_hpa, eventually, gpu_deployment
 from tests.cluster.pod_process import RUN_PROCESS_ANNOTATION
 from tests.conftest import free_port
 from tests.prometheus_fixture import serve_exporter, start_prometheus
@@ -342,41 +342,11 @@ async def _serve_the_hpa_controller(kube, namespace, gpu_pool, release, promethe
 
     # A second Deployment whose HPA follows chat's decision through the aggregated API.
     await apps.create_namespaced_deployment(namespace, gpu_deployment("mirror", 1, pool=pool))
-    await kube.call_api(
-        f"/apis/autoscaling/v2beta2/namespaces/{namespace}/horizontalpodautoscalers",
-        "POST",
-        body=mirror_hpa(),
-        auth_settings=["BearerToken"],
-        response_types_map={201: "object"},
+    await create_external_metric_hpa(
+        kube, namespace, "mirror", DESIRED_REPLICAS, "chat", max_replicas=16
     )
 
     async def mirrored():
         return await scale_of(kube, namespace, "mirror") == await scale_of(kube, namespace, "chat")
 
     await eventually(mirrored, timeout_s=90, what="the HPA controller reading chat's decision")
-
-
-def mirror_hpa() -> dict:
-    return {
-        "apiVersion": "autoscaling/v2beta2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "mirror"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "mirror"},
-            "minReplicas": 1,
-            "maxReplicas": 16,
-            "metrics": [
-                {
-                    "type": "External",
-                    "external": {
-                        "metric": {
-                            "name": DESIRED_REPLICAS,
-                            "selector": {"matchLabels": {"service": "chat"}},
-                        },
-                        "target": {"type": "AverageValue", "averageValue": "1"},
-                    },
-                }
-            ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-        },
-    }

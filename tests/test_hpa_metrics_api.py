@@ -32,7 +32,7 @@ from forecasting.forecast import Forecast
 from tests.cluster.aggregation import LISTEN, register_api_service, server_tls
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, make_client_certificate
 from tests.cluster.fixtures import service_account_token
-from tests.cluster.objects import eventually, gpu_deployment
+from tests.cluster.objects import create_external_metric_hpa, eventually, gpu_deployment
 from tests.conftest import free_port
 from tests.test_loop import CHAT, make_loop, run_for, two_services
 
@@ -145,35 +145,8 @@ async def test_the_real_hpa_controller_follows_leadtimes_metric(
         )
         version = await hpa_group_version(kube)
         assert version == "autoscaling/v2beta2"  # Kubernetes 1.20 serves no autoscaling/v2
-        hpa = {
-            "apiVersion": version,
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "chat"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
-                "minReplicas": 1,
-                "maxReplicas": 8,
-                "metrics": [
-                    {
-                        "type": "External",
-                        "external": {
-                            "metric": {
-                                "name": DESIRED_REPLICAS,
-                                "selector": {"matchLabels": {"service": "chat"}},
-                            },
-                            "target": {"type": "AverageValue", "averageValue": "1"},
-                        },
-                    }
-                ],
-                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-            },
-        }
-        await kube.call_api(
-            f"/apis/{version}/namespaces/{namespace}/horizontalpodautoscalers",
-            "POST",
-            body=hpa,
-            auth_settings=["BearerToken"],
-            response_types_map={201: "object"},
+        await create_external_metric_hpa(
+            kube, namespace, "chat", DESIRED_REPLICAS, "chat", max_replicas=8, version=version
         )
 
         async def replicas(wanted: int):

@@ -211,3 +211,14 @@ async def test_what_the_stand_in_does_not_emulate_fails_the_pod_and_says_what(
 
     status = await eventually(failed, what="the pod Failed")
     assert status.message == "not emulated by the kubelet stand-in: exec probes"
+
+    foreign = pod("foreign", gpu_pool(gpus=0), "pass", free_port())
+    foreign["spec"]["containers"][0]["image"] = "example.invalid/other:1"
+    await client.CoreV1Api(kube).create_namespaced_pod(namespace, foreign)
+
+    async def refused():
+        status = await pod_status(kube, namespace, "foreign")
+        return status.phase == "Failed" and status.message
+
+    message = await eventually(refused, what="the pod of an unknown image Failed")
+    assert "image example.invalid/other:1 is not one the kubelet stand-in runs" in message

@@ -195,9 +195,14 @@ def stand_in_images() -> dict[str, Image]:
     interpreter's scripts folder."""
     values = yaml.safe_load((ROOT / "charts" / "leadtime" / "values.yaml").read_text())
     programs = Path(sysconfig.get_path("scripts"))
+    python = tuple(dict.fromkeys((sys.base_prefix, sys.prefix)))
     return {
-        values["image"]["repository"]: image_from_dockerfile(ROOT / "Dockerfile", programs),
-        PYTHON_IMAGE: Image((sys.executable,), (), {"PATH": f"{programs}:/usr/bin:/bin"}),
+        values["image"]["repository"]: image_from_dockerfile(
+            ROOT / "Dockerfile", programs, (*python, str(ROOT))
+        ),
+        PYTHON_IMAGE: Image(
+            (sys.executable,), (), {"PATH": f"{programs}:/usr/bin:/bin"}, files=python
+        ),
     }
 
 

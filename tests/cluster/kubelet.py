@@ -244,24 +244,23 @@ class FakeKubelet:
         return annotations.get(RUN_PROCESS_ANNOTATION) == "true"
 
     async def _run_process(self, pod: client.V1Pod) -> None:
+        """Run the pod as a process; whatever stops that (an unknown image, no address, no
+        `unshare`) fails the pod with the reason, where the test waiting on it will read it."""
         image = pod.spec.containers[0].image
         path, _, last = image.split("@")[0].rpartition("/")
         repository = f"{path}/{last.split(':')[0]}" if path else last.split(":")[0]
         known = self.images.get(repository)
         process = PodProcess(
-            self._core,
-            pod,
-            known or Image((), (), {}),
-            address_of(self.configuration),
-            await asyncio.to_thread(machine_address),
+            self._core, pod, known or Image((), (), {}), address_of(self.configuration), ""
         )
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
-        self.processes[key] = process
+        self.processes[f"{pod.metadata.namespace}/{pod.metadata.name}"] = process
         try:
             if known is None:
-                await process.fail(f"image {image} is not one the kubelet stand-in runs")
-                return
+                raise RuntimeError(f"image {image} is not one the kubelet stand-in runs")
+            process.pod_ip = await asyncio.to_thread(machine_address)
             await process.run()
+        except Exception as error:
+            await process.fail(f"the kubelet stand-in cannot run it: {error}")
         finally:
             await process.stop()
 

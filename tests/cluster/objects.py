@@ -85,3 +85,47 @@ async def pods_by_phase(api: client.ApiClient, namespace: str, app: str) -> dict
         ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
         counts["Ready"] = counts.get("Ready", 0) + int(ready)
     return counts
+
+
+async def create_external_metric_hpa(
+    api: client.ApiClient,
+    namespace: str,
+    deployment: str,
+    metric: str,
+    service: str,
+    *,
+    max_replicas: int,
+    version: str = "autoscaling/v2beta2",
+) -> None:
+    """An HPA holding Deployment `deployment` at one replica per unit of the external metric
+    `metric` for `service` (as Leadtime's desired replicas are read), scaling down at once."""
+    hpa = {
+        "apiVersion": version,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": deployment},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicas": 1,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {
+                            "name": metric,
+                            "selector": {"matchLabels": {"service": service}},
+                        },
+                        "target": {"type": "AverageValue", "averageValue": "1"},
+                    },
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+        },
+    }
+    await api.call_api(
+        f"/apis/{version}/namespaces/{namespace}/horizontalpodautoscalers",
+        "POST",
+        body=hpa,
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )

@@ -79,12 +79,16 @@ class Image:
     cmd: tuple[str, ...]
     env: dict[str, str]
     working_dir: str = "/"
+    files: tuple[str, ...] = ()
+    """This machine's folders that stand for the image's own files (the interpreter, the
+    installed package): kept in sight above the pod's volumes, as an image's files are, so an
+    emptyDir on /tmp cannot hide a package that lives under /tmp here."""
 
 
-def image_from_dockerfile(dockerfile: Path, programs: Path) -> Image:
+def image_from_dockerfile(dockerfile: Path, programs: Path, files: tuple[str, ...] = ()) -> Image:
     """The final stage's ENTRYPOINT, CMD, ENV and WORKDIR of `dockerfile` (exec-form JSON arrays,
     `KEY=value` ENV pairs), with the image's own virtualenv on PATH replaced by `programs`, the
-    folder where the installed package's programs are here."""
+    folder where the installed package's programs are here; `files` as `Image.files`."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
     stage = re.split(r"(?m)^FROM\s", text)[-1]
     found: dict[str, str] = {}
@@ -105,6 +109,7 @@ def image_from_dockerfile(dockerfile: Path, programs: Path) -> Image:
         cmd=tuple(json.loads(found.get("CMD", "[]"))),
         env=env,
         working_dir=found.get("WORKDIR", "/"),
+        files=files,
     )
 
 
@@ -391,6 +396,7 @@ class PodProcess:
             "env": env,
             "argv": argv,
             "working_dir": container.working_dir or self.image.working_dir,
+            "image_files": list(self.image.files),
         }
         (self.folder / "scratch").mkdir()
         path = self.folder / "spec.json"
@@ -500,11 +506,8 @@ class PodProcess:
         }
         ready = "True" if state.ready else "False"
         now = _now()
-        body = {
+        body: dict[str, Any] = {
             "phase": phase,
-            "hostIP": self.pod_ip,
-            "podIP": self.pod_ip,
-            "podIPs": [{"ip": self.pod_ip}],
             "containerStatuses": [status],
             "conditions": [
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -513,6 +516,8 @@ class PodProcess:
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
             ],
         }
+        if self.pod_ip:  # none when the pod failed before it had one
+            body.update(hostIP=self.pod_ip, podIP=self.pod_ip, podIPs=[{"ip": self.pod_ip}])
         if message:
             body["message"] = message
         for attempt in range(60):
