@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import subprocess
 import sys
 import sysconfig
 import uuid
@@ -185,6 +186,20 @@ def control_plane() -> Iterator[ControlPlane]:
         plane.stop()
 
 
+def installed_package() -> str:
+    """Where the installed package's code is, as its programs find it (an editable install's
+    checkout, or site-packages): asked of an isolated interpreter, not of this process, whose
+    own checkout may be another."""
+    where = subprocess.run(
+        [sys.executable, "-I", "-c", "import autoscaler; print(autoscaler.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    return str(Path(where.stdout.strip()).parents[1])
+
+
 PYTHON_IMAGE = "leadtime.test/python"
 """An image whose entrypoint is this Python, for tests of the stand-in itself."""
 
@@ -198,7 +213,7 @@ def stand_in_images() -> dict[str, Image]:
     python = tuple(dict.fromkeys((sys.base_prefix, sys.prefix)))
     return {
         values["image"]["repository"]: image_from_dockerfile(
-            ROOT / "Dockerfile", programs, (*python, str(ROOT))
+            ROOT / "Dockerfile", programs, (*python, installed_package())
         ),
         PYTHON_IMAGE: Image(
             (sys.executable,), (), {"PATH": f"{programs}:/usr/bin:/bin"}, files=python
