@@ -33,9 +33,9 @@ import yaml
 
 from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecasts import REFIT_EVERY_S
+from autoscaler.forecast_shell import REFIT_EVERY_S
 from autoscaler.policies.kpa import CONCURRENCY, RPS, TARGET_UTILIZATION_DEFAULT, KpaConfig
-from autoscaler.policies.leadtime import LeadtimeConfig
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.sharding import (
     LEASE_DURATION_S,
     RENEW_DEADLINE_S,
@@ -596,11 +596,18 @@ def _names(item: _Parser, allowed: str) -> _Parser:
     return parse
 
 
-def _workload_names() -> Sequence[str]:
-    # Imported here: the simulator is an adapter (docs/architecture.md §1); only its names matter.
-    from adapters.simulator.synthetic import WORKLOADS
+WORKLOAD_NAMES: list[str] = []
+"""The built-in workloads `simulator.workloads` may name, as the simulator registers them
+(`register_workloads`): the core imports no adapter, so it learns the names from it."""
 
-    return list(WORKLOADS)
+
+def register_workloads(names: Iterable[str]) -> None:
+    """Let `simulator.workloads` name these (the simulator calls this as it is imported)."""
+    WORKLOAD_NAMES.extend(name for name in names if name not in WORKLOAD_NAMES)
+
+
+def _workload_names() -> Sequence[str]:
+    return WORKLOAD_NAMES
 
 
 def _seconds_text(seconds: float) -> str | float:

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from autoscaler.fleet_ring import FleetRing
-from autoscaler.forecasts import shift_forecast
+from autoscaler.forecast_shell import shift_forecast
 from autoscaler.policies import keepalive, leadtime_rows
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.leadtime import Leadtime, LeadtimeState
+from autoscaler.policies.leadtime_config import lead_times
 from autoscaler.policy import Decision
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 from forecasting.forecast import Forecast
@@ -162,7 +163,7 @@ class Fleet:
         arrivals = ring.recent(window)[1]
         tail = self._tail(SATURATION_WINDOW_S)
         # the forecast as far as the rule reads it: the longest lead time plus the horizon
-        longest = leadtime_rows.lead_times(cfg, cold_start[:n]).max(initial=0.0)
+        longest = lead_times(cfg, cold_start[:n]).max(initial=0.0)
         reach = int(math.ceil((longest + cfg.horizon_s) / self.step_s)) + 1
         p50, p90, usable = self.forecast_rows(now, min(reach, FORECAST_STEPS))
         inputs = leadtime_rows.RowInputs(

@@ -8,7 +8,7 @@ scores its one-step forecasts with `LiveQuality`, and hands the policy a forecas
 the policy's `now` — or no forecast and the reason (too little history, quality bad).
 Arrivals come in incrementally (`feed`), so the shell keeps no per-second history of its own.
 Fits take wall time, not virtual time: the simulator runs them inline, the service in worker
-processes (`autoscaler/forecast_pool.py`) that hold one shell per service; `allow_fit=False`
+processes (`autoscaler/forecast_workers.py`) that hold one shell per service; `allow_fit=False`
 lets a worker keep serving a stale model while fits are rationed, and a service whose first fit
 is rationed away is served by `STARTER` meanwhile. A warm start hands the shell its history at
 `step_s` (`seed`), a tenth of the seconds it would otherwise carry at 10 s, and makes its first
@@ -50,7 +50,7 @@ a fit is cheap."""
 REFIT_EVERY_S = 6 * 3600.0
 """How long a model serves at most before it is fitted again, `auto` re-selecting among all
 its candidates (the history doubling refits it sooner while it is young): the default of the
-simulator's shells and of `forecast_pool.ShellSettings`; the service's workers take
+simulator's shells and of `forecast_workers.ShellSettings`; the service's workers take
 `forecasting.refit_every` from its config (`ForecastingConfig.refit_every_s`). Between fits
 every model is `update`d with each new step, so a fit renews parameters and the choice.
 

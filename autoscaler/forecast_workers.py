@@ -31,9 +31,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from autoscaler.forecasts import REFIT_EVERY_S, ForecastShell, step_rates
+from autoscaler.forecast_shell import REFIT_EVERY_S, ForecastShell, step_rates
+from forecasting.batch_fit import ignore_sigint
 from forecasting.forecast import Forecast
-from forecasting.pool import ignore_sigint
 from forecasting.registry import import_models
 from forecasting.threads import one_thread_for_good
 

@@ -6,7 +6,7 @@ Each tick: one `MetricsSource.snapshot` for all services, written into one fleet
 (`policies/leadtime_rows.py`), the others one by one by `Leadtime.decide` (the same rule, one
 row), with the forecast
 each service's worker last produced; and `Actuator.apply` for the decisions that change a
-replica count. Forecasting runs in worker processes (`forecast_pool.py`); a tick hands them
+replica count. Forecasting runs in worker processes (`forecast_workers.py`); a tick hands them
 the new seconds and never waits for them.
 
 Safety rules live here, around the pure policy, because they are about the data, not the policy:
@@ -33,8 +33,8 @@ import numpy as np
 
 from autoscaler.config import Config, PolicyConfig
 from autoscaler.fleet import Fleet
-from autoscaler.forecast_pool import ForecastPool, ForecastResult
-from autoscaler.forecasts import shift_forecast
+from autoscaler.forecast_shell import shift_forecast
+from autoscaler.forecast_workers import ForecastPool, ForecastResult
 from autoscaler.policies import keepalive, leadtime_rows
 from autoscaler.policies.leadtime import Leadtime, detail
 from autoscaler.policy import Decision, Observation

@@ -24,6 +24,7 @@ from forecasting.base import Forecaster, Quantiles, RawForecast
 from forecasting.calibration import QuantileCalibrator
 from forecasting.hygiene import CleanSeries
 from forecasting.metrics import pinball_losses
+from forecasting.models import make_model
 
 CALIBRATED_TAILS = (0.05, 0.95)
 """Levels calibrated online besides the policy's: the 90 % interval's ends."""
@@ -94,8 +95,6 @@ class AutoForecaster(Forecaster):
         return 4 * self.horizon_steps + 8
 
     def _fit(self, series: CleanSeries) -> None:
-        from forecasting.registry import make_forecaster
-
         values, missing = series.values, ~series.valid
         n, h = values.size, self.horizon_steps
         plan = backtest.plan_origins(
@@ -111,7 +110,7 @@ class AutoForecaster(Forecaster):
         for name in self.candidates:
             runs[name] = backtest.run(
                 values,
-                partial(make_forecaster, name),
+                partial(make_model, name),
                 plan,
                 step_s=self.step_s_,
                 start_s=self.start_s_,

@@ -6,7 +6,7 @@ Per model (the default):
 1. Builds N synthetic request-rate series (default 1,000) of 7 days at 1-minute resolution:
    the NASA-calibrated diurnal/weekly profile of the `web-diurnal` workload, a per-series
    scale (log-uniform, 0.05–50 requests/s), slow multiplicative noise and Poisson counts.
-2. For each model, fits every series through a process pool (`forecasting.pool.fit_many`,
+2. For each model, fits every series through a process pool (`forecasting.batch_fit.fit_many`,
    2 workers on this 2-core machine) and reports the wall time; the global gradient-boosted
    model is trained once across all series instead.
 3. Reports the median and p99 time of `predict(60)` and of `update(one value)` per model on
@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from adapters.simulator.synthetic import diurnal_profile
-from forecasting.pool import fit_many
+from forecasting.batch_fit import fit_many
 from forecasting.registry import model_names
 
 STEP_S = 60.0

@@ -29,7 +29,7 @@ import numpy as np
 
 from autoscaler.clock import ManualClock
 from autoscaler.config import load_config
-from autoscaler.forecast_pool import ForecastResult
+from autoscaler.forecast_workers import ForecastResult
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import MetricsChunk, NoData, ReplicaStatus, ServiceKey
 from forecasting.forecast import Forecast

@@ -17,7 +17,7 @@ from adapters.simulator.engine import simulate
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.sources import load_workload
 from autoscaler.durations import parse_duration
-from autoscaler.policies import make_policy, parse_policy_list
+from autoscaler.policies.catalog import make_policy, parse_policy_list
 
 
 def main() -> None:

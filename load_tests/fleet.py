@@ -7,7 +7,7 @@ control loop feeds them.
    time, as the loop's) each service gets its new 2 seconds and the pool a `submit`. Printed:
    the time until every service has a forecast (the starter's or its own model's), and until
    every one has its own model (`auto`: its selection fitted; a warm start's first fit chooses
-   among the quick candidates, `autoscaler.forecasts.QUICK_SERVES_S`), or how many had it when
+   among the quick candidates, `autoscaler.forecast_shell.QUICK_SERVES_S`), or how many had it when
    `--ready-s` ran out and the time all would take at the rate they came.
 2. **Steady state.** `--steady-services` services (a sample: the cost is per service) in a new
    pool, every one fitted, then `--steady-h` hours of new data (by default one refit period,
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters.simulator.synthetic import diurnal_profile
-from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings, to_loop
+from autoscaler.forecast_workers import ForecastPool, ForecastResult, ShellSettings, to_loop
 
 TICK_S = 2.0
 STEP_S = 10.0

@@ -35,7 +35,7 @@ from adapters.prometheus.source import PrometheusSource
 from autoscaler.clock import ManualClock, WallClock
 from autoscaler.config import Config, config_from_mapping, load_config
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ShellSettings
+from autoscaler.forecast_workers import ForecastPool, ShellSettings
 from autoscaler.loop import HOLD, WARMUP, ControlLoop
 from autoscaler.ports import ReplicaStatus, ServiceKey
 from forecasting.forecast import Forecast

@@ -6,10 +6,10 @@ import numpy as np
 
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import simulate
-from adapters.simulator.forecasts import ForecastShell, shell_for
+from adapters.simulator.forecast_shells import ForecastShell, shell_for
 from adapters.simulator.synthetic import generate
-from autoscaler.forecast_pool import ShellSettings
-from autoscaler.policies import PolicyContext, make_policy
+from autoscaler.forecast_workers import ShellSettings
+from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policies.kpa import Kpa
 from autoscaler.policies.leadtime import Leadtime
 
@@ -80,7 +80,7 @@ def test_a_shell_for_the_simulator_imports_its_models_before_the_replay_starts()
     script = (
         "import sys\n"
         "from adapters.simulator.config import SimConfig\n"
-        "from adapters.simulator.forecasts import shell_for\n"
+        "from adapters.simulator.forecast_shells import shell_for\n"
         "from autoscaler.policies.leadtime import Leadtime\n"
         "assert 'statsmodels' not in sys.modules\n"
         "shell_for(Leadtime(), SimConfig())\n"
@@ -180,7 +180,7 @@ def test_a_warm_start_fits_the_quick_selection_first_and_the_full_one_an_hour_la
     the first chooses among `auto`'s quick candidates, and the full selection replaces it
     `QUICK_SERVES_S` later; a shell that grew its own history fits the full one from the
     start (the simulator's)."""
-    from autoscaler.forecasts import QUICK_SERVES_S
+    from autoscaler.forecast_shell import QUICK_SERVES_S
     from forecasting.selection import DEFAULT_CANDIDATES, QUICK_CANDIDATES
 
     assert set(QUICK_CANDIDATES) < set(DEFAULT_CANDIDATES)
@@ -212,7 +212,7 @@ async def test_the_pool_seeds_in_steps_and_says_when_the_starter_serves():
     fitting budget the service gets the starter's forecast at once, marked as such."""
     import asyncio
 
-    from autoscaler.forecast_pool import ForecastPool
+    from autoscaler.forecast_workers import ForecastPool
 
     results = []
     pool = ForecastPool(
@@ -237,7 +237,7 @@ def test_a_worker_runs_its_thread_pools_on_one_thread():
     call cost a fit of `auto` 60 % more CPU than its work."""
     from threadpoolctl import threadpool_info
 
-    from autoscaler.forecast_pool import ForecastPool
+    from autoscaler.forecast_workers import ForecastPool
 
     pool = ForecastPool(ShellSettings(horizon_s=60.0, model="auto"), 1, lambda _: None)
     try:

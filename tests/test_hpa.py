@@ -14,7 +14,7 @@ from functools import partial
 import pytest
 
 from autoscaler.errors import InputError
-from autoscaler.policies import POLICY_NAMES, PolicyContext, make_policy
+from autoscaler.policies.catalog import POLICY_NAMES, PolicyContext, make_policy
 from autoscaler.policies.hpa import (
     Hpa,
     HpaConfig,

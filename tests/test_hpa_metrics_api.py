@@ -27,7 +27,7 @@ from adapters.hpa.metrics_api import (
 )
 from adapters.hpa.provider import loop_provider
 from adapters.hpa.server import Access, metrics_app
-from autoscaler.forecast_pool import ForecastResult
+from autoscaler.forecast_workers import ForecastResult
 from forecasting.forecast import Forecast
 from tests.cluster.aggregation import LISTEN, register_api_service, server_tls
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, make_client_certificate

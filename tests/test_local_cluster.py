@@ -39,8 +39,8 @@ from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.synthetic import generate
 from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas
 from autoscaler.clock import VirtualClock
-from autoscaler.forecast_pool import to_loop
-from autoscaler.policies import PolicyContext, make_policy
+from autoscaler.forecast_workers import to_loop
+from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus
 from tests.prometheus_fixture import serve_exporter

@@ -13,7 +13,7 @@ from adapters.simulator.live import LiveCluster
 from adapters.simulator.workload import Workload
 from autoscaler.clock import ManualClock
 from autoscaler.config import load_config
-from autoscaler.forecast_pool import ForecastPool, ForecastResult, ShellSettings
+from autoscaler.forecast_workers import ForecastPool, ForecastResult, ShellSettings
 from autoscaler.loop import HOLD, WARMUP, ControlLoop
 from autoscaler.ports import NoData, ServiceKey
 from forecasting.forecast import Forecast

@@ -39,7 +39,7 @@ import numpy as np
 
 from adapters.simulator.cluster import EV_READY, GpuCluster
 from adapters.simulator.config import SimConfig
-from adapters.simulator.forecasts import ForecastShell
+from adapters.simulator.forecast_shells import ForecastShell
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.results import SimResult, TickLog, combine, summarise
 from adapters.simulator.workload import Workload

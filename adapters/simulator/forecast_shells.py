@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.simulator.config import SimConfig
-from autoscaler.forecasts import ForecastShell
+from autoscaler.forecast_shell import ForecastShell
 from forecasting.registry import import_models
 
 __all__ = ["ForecastShell", "shell_for"]

@@ -38,7 +38,7 @@ import numpy as np
 from adapters.simulator.config import SimConfig
 from adapters.simulator.requests import build_requests
 from adapters.simulator.workload import Workload
-from autoscaler.policies import PolicyContext
+from autoscaler.policies.catalog import PolicyContext
 from autoscaler.slo import wait_budget
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -16,7 +16,29 @@ from autoscaler.slo import met_slo
 
 if TYPE_CHECKING:
     from adapters.simulator.cluster import GpuCluster
-    from adapters.simulator.engine import _Run
+
+
+class RunRecord(Protocol):
+    """What `summarise` reads of one service's simulation (the engine's run state): when each
+    request started and ended, which were dropped or met a cold start, the replicas' grant and
+    release times, and the per-second series. A protocol, so the results need not import the
+    engine that fills it."""
+
+    scored_from: float
+    end_time: float
+    start: list[float]
+    end: list[float]
+    dropped: bytearray
+    cold: bytearray
+    rep_granted: list[float]
+    rep_gone: list[float]
+    ready_area: float
+    scale_events: int
+    arrivals_ps: np.ndarray
+    concurrency_ps: np.ndarray
+    queue_ps: np.ndarray
+    ticks: TickLog
+
 
 RESULT_KEYS = (
     "requests",
@@ -87,7 +109,7 @@ def summarise(
     policy_name: str,
     config: SimConfig,
     requests: Requests,
-    run: _Run,
+    run: RunRecord,
     cluster: GpuCluster | None,
     *,
     wall_s: float,
@@ -186,7 +208,7 @@ def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
-def _gpu_seconds(run: _Run, end_time: float, gpus: int) -> float:
+def _gpu_seconds(run: RunRecord, end_time: float, gpus: int) -> float:
     """A replica costs from the moment it holds its GPUs until it is gone (or the run ends),
     counted within the scored window."""
     granted = np.asarray(run.rep_granted)

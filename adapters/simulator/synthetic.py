@@ -126,6 +126,7 @@ import numpy as np
 from adapters.simulator.counts import spread_counts
 from adapters.simulator.requests import MAX_PROMPT_TOKENS
 from adapters.simulator.workload import Workload
+from autoscaler.config import register_workloads
 from autoscaler.errors import InputError
 
 Draw = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -510,6 +511,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         ),
     )
 }
+register_workloads(WORKLOADS)  # `simulator.workloads` in the config may name them
 
 
 def describe(workload: Workload) -> dict[str, int | float | None]:

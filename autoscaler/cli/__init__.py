@@ -12,6 +12,7 @@ from autoscaler.errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from autoscaler.cli.backtest import add_backtest_command
+    from autoscaler.cli.backtest_corpus_cmd import run_backtest_corpus
     from autoscaler.cli.config_cmd import add_config_command
     from autoscaler.cli.loadtest import add_loadtest_command
     from autoscaler.cli.run import add_run_command
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_command(commands)
     add_bench_command(commands)
     add_trace_info_command(commands)
-    add_backtest_command(commands)
+    add_backtest_command(commands, corpus=run_backtest_corpus)
     add_loadtest_command(commands)
     add_config_command(commands)
     return parser

@@ -38,7 +38,11 @@ DEFAULT_ORIGINS = 500
 COLUMNS = ("mase", "smape", "pinball_50", "pinball_90", "coverage_90", "fit_s", "predict_ms")
 
 
-def add_backtest_command(commands: argparse._SubParsersAction) -> None:
+def add_backtest_command(
+    commands: argparse._SubParsersAction, corpus: Callable[[argparse.Namespace], int]
+) -> None:
+    """`backtest`; with `--corpus` it runs `corpus` (`backtest_corpus_cmd`, which builds on
+    this module's scoring: given here, so that this module does not import it back)."""
     parser = commands.add_parser("backtest", help="rolling-origin evaluation of the forecasters")
     add_workload_options(parser)
     parser.add_argument("--resolution", default="1m", metavar="D", help="step (default 1m)")
@@ -84,14 +88,12 @@ def add_backtest_command(commands: argparse._SubParsersAction) -> None:
         "--start", metavar="T", help="Unix seconds or ISO 8601 (default: --end minus 7 days)"
     )
     source.add_argument("--end", metavar="T", help="Unix seconds or ISO 8601 (default: now)")
-    parser.set_defaults(handler=run_backtest)
+    parser.set_defaults(handler=partial(run_backtest, corpus=corpus))
 
 
-def run_backtest(args: argparse.Namespace) -> int:
+def run_backtest(args: argparse.Namespace, corpus: Callable[[argparse.Namespace], int]) -> int:
     if args.corpus:
-        from autoscaler.cli.backtest_corpus_cmd import run_backtest_corpus
-
-        return run_backtest_corpus(args)
+        return corpus(args)
     refuse_corpus_flags(args)
     step_s = _positive_duration(args.resolution, "--resolution")
     horizon = max(1, math.ceil(_positive_duration(args.horizon, "--horizon") / step_s))

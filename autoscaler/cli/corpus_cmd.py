@@ -26,7 +26,7 @@ from autoscaler.cli.runs import BenchRun, run_all, simulate_run
 from autoscaler.cli.table import align
 from autoscaler.cli.tuning import grid_runs, pick
 from autoscaler.errors import InputError
-from autoscaler.policies import parse_policy_list
+from autoscaler.policies.catalog import parse_policy_list
 
 CORPUS_POLICIES = "kpa,hpa,hpa-behavior,ray-serve,keda,aibrix-apa,dynamo-planner,leadtime,oracle"
 VERSUS = "leadtime"

@@ -49,9 +49,9 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import config_from_mapping
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, to_loop
+from autoscaler.forecast_workers import ForecastPool, to_loop
 from autoscaler.loop import ControlLoop
-from autoscaler.policies import PolicyContext, make_policy
+from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation, Policy
 from autoscaler.ports import MetricsChunk
 from autoscaler.slo import met_slo

@@ -30,7 +30,7 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ShellSettings, to_loop
+from autoscaler.forecast_workers import ForecastPool, ShellSettings, to_loop
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey

@@ -35,7 +35,7 @@ from autoscaler.clock import WallClock
 from autoscaler.composite import CompositeAdapter
 from autoscaler.config import Config, HpaConfig
 from autoscaler.errors import InputError
-from autoscaler.forecast_pool import ForecastPool, ShellSettings, to_loop
+from autoscaler.forecast_workers import ForecastPool, ShellSettings, to_loop
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey

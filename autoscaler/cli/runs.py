@@ -17,12 +17,12 @@ from typing import Any, TypeVar, cast
 
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import ServiceSpec, service_config, simulate_services
-from adapters.simulator.forecasts import shell_for
+from adapters.simulator.forecast_shells import shell_for
 from adapters.simulator.oracle import policy_context
 from adapters.simulator.results import SimResult
 from adapters.simulator.sources import load_workload
 from adapters.simulator.workload import Workload
-from autoscaler.policies import make_policy
+from autoscaler.policies.catalog import make_policy
 
 T = TypeVar("T")
 R = TypeVar("R")

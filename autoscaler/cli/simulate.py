@@ -28,7 +28,7 @@ from autoscaler.cli.progress import progress_bar
 from autoscaler.cli.runs import BenchRun, Source, simulate_run
 from autoscaler.cli.table import SummaryRow, render_results
 from autoscaler.errors import InputError
-from autoscaler.policies import POLICY_NAMES, parse_policy_list
+from autoscaler.policies.catalog import POLICY_NAMES, parse_policy_list
 
 DEFAULT_POLICY = "leadtime"
 DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"

@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from autoscaler.cli.runs import BenchRun
-from autoscaler.policies import CONTAINER_CONCURRENCY_TARGET_DEFAULT
 from autoscaler.policies.knobs import KNOBS, TUNING_SHARES
+from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT
 
 
 def grid_runs(run: BenchRun) -> list[BenchRun]:

@@ -34,7 +34,6 @@ activator's poke): `leaves_regime` marks rows the fleet path hands back to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,10 +45,8 @@ from autoscaler.policies.capacity import (
     TOLERANCE,
 )
 from autoscaler.policies.kpa import RPS
+from autoscaler.policies.leadtime_config import LeadtimeConfig, lead_times
 from autoscaler.slo import MIN_WAIT_SHARE
-
-if TYPE_CHECKING:
-    from autoscaler.policies.leadtime import LeadtimeConfig
 
 PREDICTIVE, REACTIVE, HOLDING, FALLBACK = 0, 1, 2, 3
 REASONS = ("predictive", "reactive", "holding", "fallback")
@@ -395,13 +392,6 @@ def sizing_model(
     wait = np.full(len(service), cfg.slo_ttft_s * MIN_WAIT_SHARE)
     budget = (1.0 - cfg.slo_target) * np.exp(log_factor)
     return slots, service, wait, budget, peakedness
-
-
-def lead_times(cfg: LeadtimeConfig, cold_start: np.ndarray) -> np.ndarray:
-    """From asking for a replica to its serving, per row: the measured cold start (the prior
-    where none was measured, NaN) plus the actuation delay."""
-    measured = np.where(np.isnan(cold_start), cfg.cold_start_prior_s, cold_start)
-    return measured + cfg.actuation_delay_s
 
 
 def peakedness(inputs: RowInputs) -> np.ndarray:
