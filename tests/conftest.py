@@ -19,7 +19,7 @@ import pytest
 
 from adapters.local.replicas import free_port
 
-pytest_plugins = ["tests.cluster.fixtures"]
+pytest_plugins = ["tests.cluster.fixtures", "tests.helpers.knative"]
 
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 

@@ -28,7 +28,7 @@ from autoscaler.policies.aibrix_apa import (
     make,
 )
 from autoscaler.policy import Observation
-from tests.observations import steady_observation
+from tests.helpers.observations import steady_observation
 
 APA = AibrixApa(AibrixApaConfig(target_value=30))
 ONE_SAMPLE = AibrixApaConfig(target_value=30, observe_window_seconds=1)

@@ -12,8 +12,8 @@ from autoscaler.ports import ServiceKey
 from autoscaler.service_state import ServiceState
 from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S, Attainment
 from autoscaler.telemetry import Telemetry
-from tests.test_http import build, ticked
-from tests.test_loop import CHAT, CODE
+from tests.helpers.http import build, ticked
+from tests.helpers.loop import CHAT, CODE
 
 SOURCE = "vllm:time_to_first_token_seconds le=1 (SLO 2s)"
 

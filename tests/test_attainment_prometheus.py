@@ -20,7 +20,7 @@ from adapters.prometheus.signals import KNATIVE, VLLM, SignalSet
 from adapters.prometheus.source import PrometheusSource
 from autoscaler.ports import MetricsChunk, ServiceKey
 from autoscaler.slo import Attainment
-from tests.prometheus_fixture import serve_exporter, start_prometheus
+from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytestmark = pytest.mark.prometheus
 

@@ -19,7 +19,7 @@ from adapters.hpa import rbac as hpa_rbac
 from adapters.knative import rbac as knative_rbac
 from adapters.kubernetes import lease
 from autoscaler.config import config_from_mapping
-from tests.test_loop import make_loop, two_services
+from tests.helpers.loop import make_loop, two_services
 
 pytestmark = [pytest.mark.helm]
 

@@ -37,9 +37,9 @@ from tests.cluster.kubelet import FakeKubelet
 from tests.cluster.objects import create_external_metric_hpa, eventually, gpu_deployment
 from tests.cluster.pod_process import RUN_PROCESS_ANNOTATION
 from tests.conftest import free_port
-from tests.prometheus_fixture import serve_exporter, start_prometheus
-from tests.test_hpa_run import AppExporter
-from tests.test_knative_loop import FAST, prometheus_with_exporter  # noqa: F401 (a fixture)
+from tests.helpers.exporters import AppExporter
+from tests.helpers.knative import FAST
+from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytestmark = [pytest.mark.helm, pytest.mark.kubernetes, pytest.mark.prometheus]
 
@@ -218,7 +218,7 @@ async def test_the_installed_chart_runs_leadtime_and_scales_a_knative_revision(
     kubelet,
     gpu_pool,
     release,
-    prometheus_with_exporter,  # noqa: F811
+    prometheus_with_exporter,
     activator,
     sks_status,
 ):

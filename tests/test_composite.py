@@ -10,7 +10,7 @@ from adapters.simulator.live import LiveCluster
 from autoscaler.composite import CompositeAdapter
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
-from tests.test_loop import steady
+from tests.helpers.loop import steady
 
 A, B, SHARED = ServiceKey("a", "one"), ServiceKey("b", "two"), ServiceKey("a", "both")
 OWN = dataclasses.replace(PolicyConfig(), max_scale=3)

@@ -39,7 +39,7 @@ from autoscaler.forecast_workers import ForecastPool, ShellSettings
 from autoscaler.loop import HOLD, WARMUP, ControlLoop
 from autoscaler.ports import ReplicaStatus, ServiceKey
 from forecasting.forecast import Forecast
-from tests.prometheus_fixture import Exporter, serve_exporter, start_prometheus
+from tests.helpers.prometheus import Exporter, serve_exporter, start_prometheus
 
 pytestmark = pytest.mark.faults
 
@@ -362,7 +362,7 @@ def _prometheus_and_exporter():
 
 @pytest.fixture(scope="module")
 def real_prometheus():
-    """Debian's Prometheus scraping the test exporter every second (tests/prometheus_fixture)."""
+    """Debian's Prometheus scraping the test exporter every second (tests/helpers/prometheus.py)."""
     yield from _prometheus_and_exporter()
 
 

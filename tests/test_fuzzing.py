@@ -47,8 +47,8 @@ from adapters.simulator.workload import Workload
 from autoscaler.config import Config, PolicyConfig, config_from_mapping, config_to_mapping
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
-from tests.test_http import TOKEN, build
-from tests.test_prometheus import TEST_SIGNALS
+from tests.helpers.exporters import TEST_SIGNALS
+from tests.helpers.http import TOKEN, build
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALLOWED_WORDS = re.compile(

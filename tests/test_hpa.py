@@ -24,7 +24,7 @@ from autoscaler.policies.hpa import (
     default_scale_down,
     default_scale_up,
 )
-from tests.observations import steady_observation
+from tests.helpers.observations import steady_observation
 
 HPA = Hpa(HpaConfig(target_per_pod=10))
 HPA_BEHAVIOR = Hpa(

@@ -34,7 +34,7 @@ from tests.cluster.certificates import FRONT_PROXY_CLIENT, make_client_certifica
 from tests.cluster.fixtures import service_account_token
 from tests.cluster.objects import create_external_metric_hpa, eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.test_loop import CHAT, make_loop, run_for, two_services
+from tests.helpers.loop import CHAT, make_loop, run_for, two_services
 
 STAMP = "2026-11-29T00:00:00Z"
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 
 import pytest
 import yaml
@@ -20,27 +18,10 @@ from tests.cluster.aggregation import register_api_service
 from tests.cluster.certificates import make_serving_certificate
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.prometheus_fixture import serve_exporter, start_prometheus
+from tests.helpers.exporters import AppExporter
+from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.hpa, pytest.mark.prometheus]
-
-
-@dataclass
-class AppExporter:
-    """An application's own request series, labelled by namespace and service."""
-
-    in_flight: dict[tuple[str, str], float] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-
-    def text(self) -> str:
-        lines = []
-        for (namespace, service), value in self.in_flight.items():
-            labels = f'namespace="{namespace}",service="{service}"'
-            lines += [
-                f"app_in_flight{{{labels}}} {value}",
-                f"app_requests_total{{{labels}}} {time.time() - self.started}",
-            ]
-        return "\n".join(lines) + "\n"
 
 
 async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_hpas(

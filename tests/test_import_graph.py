@@ -119,6 +119,21 @@ def test_the_core_imports_no_adapter():
     assert layer_imports(import_graph(), CORE, "adapters") == {}
 
 
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/helpers/ (and tests/cluster/); a test module is read alone."""
+    tests = ROOT / "tests"
+    modules = {module_name(path): path for path in tests.rglob("*.py")}
+    offenders = {
+        name: sorted(found for found in imports_of(path, name, modules) if _is_test(found))
+        for name, path in modules.items()
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def _is_test(module: str) -> bool:
+    return module.rpartition(".")[2].startswith("test_")
+
+
 def test_forecasting_is_a_library_of_its_own():
     graph = import_graph()
     assert layer_imports(graph, "forecasting", CORE) == {}

@@ -28,7 +28,7 @@ from autoscaler.policies.keda import (
     KedaState,
     make,
 )
-from tests.observations import steady_observation
+from tests.helpers.observations import steady_observation
 
 KEDA = Keda(KedaConfig(threshold=10))
 

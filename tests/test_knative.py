@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from adapters.knative.adapter import KnativeAdapter
 from adapters.knative.annotations import RevisionSettings
 from adapters.knative.names import (
     HPA_CLASS,
@@ -21,9 +20,6 @@ from adapters.knative.names import (
     PA_VERSION,
     PROXY,
     SERVE,
-    SKS_GROUP,
-    SKS_PLURAL,
-    SKS_VERSION,
 )
 from adapters.knative.pods import PodCounts
 from adapters.knative.rbac import RULES
@@ -31,15 +27,11 @@ from adapters.knative.reconciler import Reconciler, ReconcileSettings, RevisionM
 from autoscaler.config import PolicyConfig
 from autoscaler.ports import ServiceKey
 from tests.cluster.fixtures import bound_service_account
-from tests.cluster.knative import Activator, create_revision, ready_pods, serve_sks_status
+from tests.cluster.knative import create_revision, ready_pods, serve_sks_status
 from tests.cluster.objects import eventually
+from tests.helpers.knative import condition, make_adapter, read_pa, read_sks, replicas, wait_ready
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.knative]
-
-
-def make_adapter(api: client.ApiClient, activator: Activator, **kwargs) -> KnativeAdapter:
-    settings = ReconcileSettings(grace_s=1.0, probe_url_template=activator.url_template)
-    return KnativeAdapter(api, PolicyConfig(), settings=settings, resync_s=2.0, **kwargs)
 
 
 @pytest.fixture
@@ -48,43 +40,6 @@ async def adapter(kube, activator, sks_status):
     await running.start()
     yield running
     await running.stop()
-
-
-async def read_pa(api, namespace: str, name: str) -> dict:
-    return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        PA_GROUP, PA_VERSION, namespace, PA_PLURAL, name
-    )
-
-
-async def read_sks(api, namespace: str, name: str) -> dict | None:
-    try:
-        return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-            SKS_GROUP, SKS_VERSION, namespace, SKS_PLURAL, name
-        )
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def condition(pa: dict, kind: str) -> dict:
-    found = [c for c in (pa.get("status") or {}).get("conditions") or [] if c["type"] == kind]
-    return found[0] if found else {}
-
-
-async def replicas(api, namespace: str, revision: str) -> int:
-    scale = await client.AppsV1Api(api).read_namespaced_deployment_scale(
-        f"{revision}-deployment", namespace
-    )
-    return scale.spec.replicas or 0  # 0 is omitted from the JSON
-
-
-async def wait_ready(api, namespace: str, name: str, timeout_s: float = 30.0) -> dict:
-    async def ready():
-        pa = await read_pa(api, namespace, name)
-        return condition(pa, "Ready").get("status") == "True" and pa
-
-    return await eventually(ready, timeout_s=timeout_s, what=f"PA {name} Ready")
 
 
 async def test_a_new_revision_becomes_ready(kube, namespace, gpu_pool, adapter):

@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
 import yaml
@@ -27,57 +26,13 @@ from autoscaler.loop import ControlLoop
 from tests.cluster.knative import Activator, create_revision
 from tests.cluster.objects import eventually
 from tests.conftest import free_port
-from tests.prometheus_fixture import serve_exporter, start_prometheus
-from tests.test_knative import read_pa, replicas
+from tests.helpers.knative import (
+    FAST,
+    read_pa,
+    replicas,
+)
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.knative, pytest.mark.prometheus]
-
-FAST = {  # a revision that reacts within seconds, so the test does too
-    "autoscaling.knative.dev/target": "1",
-    "autoscaling.knative.dev/target-utilization-percentage": "100",
-    "autoscaling.knative.dev/window": "6s",
-    "autoscaling.knative.dev/min-scale": "1",
-    "autoscaling.knative.dev/scale-down-delay": "0s",
-    "leadtime.dev/cold-start-prior": "2s",
-    # An objective no queue of a stable service misses (a wait budget of 5 minutes): the count
-    # is then the fewest one-slot replicas with more slots than requests in service, which
-    # the tests can state (3.5 in flight: 4).
-    "leadtime.dev/slo-ttft": "600s",
-}
-
-
-@dataclass
-class RevisionExporter:
-    """Knative's series (≤ 1.18 names) for revisions whose in-flight requests (queue-proxy)
-    and requests waiting at the activator the test sets."""
-
-    in_flight: dict[tuple[str, str], float] = field(default_factory=dict)
-    waiting: dict[tuple[str, str], float] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-
-    def text(self) -> str:
-        lines = []
-        for (namespace, revision), value in self.in_flight.items():
-            labels = f'namespace_name="{namespace}",revision_name="{revision}"'
-            count = 2.0 * (time.time() - self.started)
-            lines += [
-                f"revision_queue_depth{{{labels}}} {value}",
-                f"revision_request_count{{{labels}}} {count}",
-            ]
-        for (namespace, revision), value in self.waiting.items():
-            labels = f'namespace_name="{namespace}",revision_name="{revision}"'
-            lines.append(f"activator_request_concurrency{{{labels}}} {value}")
-        return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def prometheus_with_exporter():
-    exporter = RevisionExporter()
-    server, port = serve_exporter(exporter)
-    prometheus = start_prometheus(port)
-    yield exporter, prometheus
-    prometheus.remove()
-    server.shutdown()
 
 
 def live_config(prometheus_url: str, activator: Activator, **knative):

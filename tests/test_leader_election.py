@@ -37,10 +37,10 @@ from tests.cluster.fixtures import bound_service_account
 from tests.cluster.knative import create_revision
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.prometheus_fixture import serve_exporter, start_prometheus
-from tests.test_hpa_run import AppExporter
-from tests.test_knative import make_adapter, read_pa, read_sks, wait_ready
-from tests.test_knative import replicas as scale_of
+from tests.helpers.exporters import AppExporter
+from tests.helpers.knative import make_adapter, read_pa, read_sks, wait_ready
+from tests.helpers.knative import replicas as scale_of
+from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytest_plugins = ["tests.cluster.fault_proxy"]
 pytestmark = [pytest.mark.kubernetes]

@@ -43,7 +43,7 @@ from autoscaler.forecast_workers import to_loop
 from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus
-from tests.prometheus_fixture import serve_exporter
+from tests.helpers.prometheus import serve_exporter
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

@@ -18,7 +18,8 @@ from autoscaler.cli import main
 from autoscaler.config import config_from_mapping
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
-from tests.prometheus_fixture import (
+from tests.helpers.exporters import TEST_SIGNALS
+from tests.helpers.prometheus import (
     SERVICES,
     Exporter,
     inflight,
@@ -29,15 +30,6 @@ from tests.prometheus_fixture import (
 )
 
 pytestmark = pytest.mark.prometheus
-
-TEST_SIGNALS = SignalSet(
-    name="test",
-    arrivals="sum by (namespace, service) (rate(leadtime_test_requests_total[{window}]))",
-    concurrency="sum by (namespace, service) (leadtime_test_in_flight)",
-    queue="sum by (namespace, service) (leadtime_test_queued)",
-    namespace_label="namespace",
-    service_label="service",
-)
 
 
 @pytest.fixture(scope="module")

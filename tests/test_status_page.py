@@ -25,7 +25,7 @@ from autoscaler.policies.leadtime import Leadtime
 from autoscaler.ports import ServiceKey
 from autoscaler.service_state import ServiceState
 from autoscaler.slo import Attainment
-from tests.browser import Rendered, render
+from tests.helpers.browser import Rendered, render
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,2 @@
+"""Helpers the tests share: one module per concern, imported by test modules (which never import
+each other)."""
