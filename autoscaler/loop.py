@@ -225,7 +225,7 @@ class ControlLoop:
         observation = self._observation(state, item, now)
         fleet = self.fleet
         if fleet.in_fleet[state.row]:  # leaving the fleet path: its state as the policy holds it
-            state.policy_state = fleet.leave(state.row, state.policy_state.idle)
+            state.policy_state = fleet.leave(state.row, state.held_state().idle)
         if state.policy_state is None:  # first data: start as Knative starts a new decider
             state.policy_state = state.policy.initial_state(now, state.status.ready)
         try:
@@ -277,10 +277,10 @@ class ControlLoop:
             by_row = {state.row: state for state in ordered}
             for row in closed:
                 state = by_row[int(row)]
-                idle = keepalive.observe_idle(
-                    state.policy_state.idle, float(result.idle_length[row])
-                )
-                state.policy_state = replace(state.policy_state, idle=idle)
+                held = state.held_state()
+                if held.idle is not None:  # as `Leadtime.decide` does
+                    idle = keepalive.observe_idle(held.idle, float(result.idle_length[row]))
+                    state.policy_state = replace(held, idle=idle)
         return fast, result
 
     def _routine(
@@ -444,7 +444,7 @@ class ControlLoop:
         previous, state.settings = state.settings, settings
         state.slo_target, state.slo_ttft_s = settings.slo_target, settings.slo_ttft_s
         if self.fleet.in_fleet[state.row]:
-            self.fleet.leave(state.row, state.policy_state.idle)
+            self.fleet.leave(state.row, state.held_state().idle)
         state.policy, state.policy_state = Leadtime(config), None
         if previous is None or settings.paused != previous.paused:  # an API pause outlives edits
             state.paused = settings.paused

@@ -10,7 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from autoscaler.policies.leadtime import Leadtime
+from autoscaler.config import PolicyConfig
+from autoscaler.policies.leadtime import Leadtime, LeadtimeState
 from autoscaler.ports import ReplicaStatus, ServiceKey
 from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S, Attainment
 from forecasting.forecast import Forecast
@@ -48,14 +49,16 @@ class ServiceState:
 
     key: ServiceKey
     policy: Leadtime
-    policy_state: Any
+    policy_state: LeadtimeState | None
+    """Its policy's state between decisions (None until its first data, or while the fleet
+    path holds it in its row)."""
     row: int
     """This service's row in the loop's `Fleet` (metrics ring, forecasts, history)."""
     paused: bool = False
     pause_reason: str = ""
     """Why it was paused through the API (shown beside `paused`)."""
-    settings: Any = None
-    """The PolicyConfig its policy was built from (to notice when it changes)."""
+    settings: PolicyConfig | None = None
+    """The settings its policy was built from (to notice when they change)."""
     shares_policy: bool = True
     """Whether its policy settings are the shared ones (only then can the fleet path decide
     for it; a service with its own overrides is always decided by the scalar policy)."""
@@ -82,6 +85,13 @@ class ServiceState:
     """The second up to which arrivals were handed to the forecasting workers."""
     warming: bool = False
     """Its history is being pulled: its new seconds wait in the ring until that ends."""
+
+    def held_state(self) -> LeadtimeState:
+        """Its policy's state, which every service decided for at least once has (the fleet
+        path keeps the keep-alive histogram there while the row holds the rest)."""
+        if self.policy_state is None:
+            raise RuntimeError(f"{self.key}: no policy state before its first decision")
+        return self.policy_state
 
     def forecast_load(self, now: float) -> float | None:
         """The forecast mean arrivals per second one lead time (the measured cold start, else
