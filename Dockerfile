@@ -11,6 +11,7 @@ RUN python -m venv /opt/leadtime
 COPY requirements.lock /src/requirements.lock
 RUN /opt/leadtime/bin/pip install --only-binary=:all: -r /src/requirements.lock
 COPY pyproject.toml README.md /src/
+COPY leadtime /src/leadtime
 COPY autoscaler /src/autoscaler
 COPY forecasting /src/forecasting
 COPY adapters /src/adapters

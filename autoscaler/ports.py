@@ -2,8 +2,8 @@
 implement.
 
 The loop knows these shapes only; Prometheus, Kubernetes and the simulator are adapters behind
-them, chosen by the composition root (`autoscaler/cli/run.py` for the embedded simulator,
-`autoscaler/cli/run_live.py` for a cluster). Everything crossing a port is
+them, chosen by the composition root (`leadtime/run.py` for the embedded simulator,
+`leadtime/run_live.py` for a cluster). Everything crossing a port is
 plain data, so the loop is tested against the simulator adapter and a fake clock.
 """
 

@@ -65,7 +65,7 @@ def run(command: str, case: Case, *extra: str) -> dict:
     argv = [
         sys.executable,
         "-m",
-        "autoscaler",
+        "leadtime",
         command,
         *case.source,
         "--policy",

@@ -45,7 +45,7 @@ def running_service() -> Iterator[str]:
     """`leadtime run` as a real process on the embedded simulator (two built-in workloads at
     50× real time); yields its base URL once it is ready and has forecasts."""
     port = free_port()
-    command = [sys.executable, "-m", "autoscaler", "run", "--port", str(port)]
+    command = [sys.executable, "-m", "leadtime", "run", "--port", str(port)]
     command += ["--speed", "50", "--duration", "12h"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/"

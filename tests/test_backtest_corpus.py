@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from autoscaler.cli import main
-from autoscaler.cli.backtest_corpus import (
+from leadtime import main
+from leadtime.backtest_corpus import (
     PICKED_ON_FIRST_HALF,
     PICKED_ON_OTHER_TENTHS,
     SCALES,
@@ -20,8 +20,8 @@ from autoscaler.cli.backtest_corpus import (
     selection_yardsticks,
     summarise,
 )
-from autoscaler.cli.corpus import REPORT, TUNE, corpus_cases
-from autoscaler.cli.runs import Source
+from leadtime.corpus import REPORT, TUNE, corpus_cases
+from leadtime.runs import Source
 
 
 def test_every_series_runs_at_every_scale_in_the_bench_corpus_half_of_its_family(shared_traces):

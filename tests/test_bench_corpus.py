@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from adapters.simulator.config import SimConfig
-from autoscaler.cli import main
-from autoscaler.cli.corpus import REPORT, TUNE, Case, compare, corpus_cases, select_cases
-from autoscaler.cli.runs import BenchRun, Source
-from autoscaler.cli.tuning import grid_runs, pick
 from autoscaler.errors import InputError
 from autoscaler.policies.knobs import KNOBS, TUNING_SHARES
+from leadtime import main
+from leadtime.corpus import REPORT, TUNE, Case, compare, corpus_cases, select_cases
+from leadtime.runs import BenchRun, Source
+from leadtime.tuning import grid_runs, pick
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 

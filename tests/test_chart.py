@@ -300,3 +300,15 @@ def test_a_single_decider_is_replaced_never_doubled():
     sharded = render({"replicaCount": 2, "leaderElection": {"enabled": True, "buckets": 2}})
     (rolling,) = of_kind(sharded, "Deployment")
     assert "strategy" not in rolling["spec"]  # Kubernetes' RollingUpdate
+
+
+def test_the_image_holds_every_package_the_project_installs():
+    """The Dockerfile copies each top-level package pyproject.toml installs (the command line
+    included), so the image's `leadtime` finds what the installed one does."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    project = (ROOT / "pyproject.toml").read_text()
+    include = re.search(r"include = \[(.*?)\]", project)[1]
+    packages = [name.strip('"* ') for name in include.split(",")]
+    assert "leadtime" in packages
+    for package in packages:
+        assert re.search(rf"^COPY {package} /src/{package}$", dockerfile, re.M), package

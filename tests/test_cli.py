@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adapters.simulator.results import RESULT_KEYS
-from autoscaler.cli import main
+from leadtime import main
 
 
 def run_json(capsys, *argv: str):
@@ -137,7 +137,7 @@ def test_trace_info_reports_the_statistics_of_a_real_trace(capsys, shared_traces
 
 def test_python_dash_m_runs_the_same_cli():
     completed = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "--version"],
+        [sys.executable, "-m", "leadtime", "--version"],
         capture_output=True,
         text=True,
         check=True,
@@ -156,7 +156,7 @@ def _run_on_terminal(*argv: str) -> tuple[str, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", *argv],
+        [sys.executable, "-m", "leadtime", *argv],
         stdout=subprocess.PIPE,
         stderr=follower,
         text=True,
@@ -243,7 +243,7 @@ def test_backtest_refuses_a_series_too_short_for_the_horizon(capsys):
 
 
 def test_backtest_masks_long_idle_runs_as_outages():
-    from autoscaler.cli.backtest import idle_mask
+    from leadtime.backtest import idle_mask
 
     y = np.array([1.0, 0, 0, 0, 2, 0, 3])
     assert idle_mask(y, 2 * 60, 60).tolist() == [False, True, True, True, False, False, False]

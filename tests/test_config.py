@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.simulator.synthetic import WORKLOADS
-from autoscaler.cli import main
 from autoscaler.config import (
     Config,
     ForecastingConfig,
@@ -30,6 +29,7 @@ from autoscaler.errors import InputError
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
 from forecasting.registry import model_names
+from leadtime import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "leadtime.yaml"
 

@@ -109,7 +109,7 @@ def test_leadtime_dominates_the_kpa_on_a_window_of_the_azure_trace(capsys, share
     GPU-seconds than Knative's KPA, on the same arrivals (first 30 minutes, 60 s cold start)."""
     import json
 
-    from autoscaler.cli import main
+    from leadtime import main
 
     trace = str(shared_traces / "AzureLLMInferenceTrace_code.csv")
     assert (

@@ -70,7 +70,7 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
         )
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+        [sys.executable, "-m", "leadtime", "run", "--config", str(config_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

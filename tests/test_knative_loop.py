@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from adapters.prometheus.source import source_from_config
-from autoscaler.cli.run_live import knative_adapter
 from autoscaler.clock import WallClock
 from autoscaler.config import config_from_mapping
 from autoscaler.loop import ControlLoop
+from leadtime.run_live import knative_adapter
 from tests.cluster.knative import Activator, create_revision
 from tests.cluster.objects import eventually
 from tests.conftest import free_port
@@ -190,7 +190,7 @@ async def test_leadtime_run_serves_a_knative_class(
         )
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+        [sys.executable, "-m", "leadtime", "run", "--config", str(config_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

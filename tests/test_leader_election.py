@@ -525,7 +525,7 @@ def leadtime_run(config_file, log_file) -> subprocess.Popen:
     it (the forecasting worker included), as a dying container is."""
     with open(log_file, "w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", "run", "--config", str(config_file)],
+            [sys.executable, "-m", "leadtime", "run", "--config", str(config_file)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -37,12 +37,12 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import running_replicas, simulate
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.synthetic import generate
-from autoscaler.cli.loadtest import Measured, _summary, drive_policy, first_replicas
 from autoscaler.clock import VirtualClock
 from autoscaler.forecast_workers import to_loop
 from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus
+from leadtime.loadtest import Measured, _summary, drive_policy, first_replicas
 from tests.helpers.prometheus import serve_exporter
 
 
@@ -333,7 +333,7 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
         [
             sys.executable,
             "-m",
-            "autoscaler",
+            "leadtime",
             "loadtest",
             *common,
             "--speed",
@@ -351,7 +351,7 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
     measured = json.loads(stdout)
     simulated = json.loads(
         subprocess.run(
-            [sys.executable, "-m", "autoscaler", "simulate", *common, "--policy", "kpa"],
+            [sys.executable, "-m", "leadtime", "simulate", *common, "--policy", "kpa"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -423,7 +423,7 @@ def test_sigterm_stops_loadtest_and_every_process_it_started():
         [
             sys.executable,
             "-m",
-            "autoscaler",
+            "leadtime",
             "loadtest",
             "--workload",
             "llm-bursty",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
-from tests.cluster.fixtures import PYTHON_IMAGE, ROOT, stand_in_images
+from tests.cluster.fixtures import PYTHON_IMAGE, ROOT, service_account_token, stand_in_images
 from tests.cluster.objects import eventually
 from tests.cluster.pod_process import RUN_PROCESS_ANNOTATION, expand, image_from_dockerfile
 from tests.conftest import free_port
@@ -73,6 +73,22 @@ def pod(name: str, pool: str, script: str, port: int, **container: object) -> di
             ],
         },
     }
+
+
+async def create_pod(api: client.ApiClient, namespace: str, manifest: dict) -> None:
+    """Create a pod once its namespace's default ServiceAccount has its token: until then
+    admission refuses pods (a ReplicaSet would retry; a test creating a pod must wait)."""
+
+    async def token() -> str | None:
+        try:
+            return await service_account_token(api, namespace, "default")
+        except client.ApiException as error:
+            if error.status == 404:  # the ServiceAccount itself is not there yet
+                return None
+            raise
+
+    await eventually(token, what="the default ServiceAccount's token")
+    await client.CoreV1Api(api).create_namespaced_pod(namespace, manifest)
 
 
 async def pod_status(api: client.ApiClient, namespace: str, name: str) -> client.V1PodStatus:
@@ -144,7 +160,7 @@ async def test_a_process_pod_sees_its_command_environment_and_volumes_where_a_co
         {"name": "secret", "secret": {"secretName": "demo"}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    await core.create_namespaced_pod(namespace, manifest)
+    await create_pod(kube, namespace, manifest)
 
     async def ready():
         status = await pod_status(kube, namespace, "show")
@@ -180,7 +196,7 @@ async def test_readiness_gates_ready_and_a_failing_liveness_probe_restarts_the_c
         readinessProbe={"httpGet": {"path": "/readyz", "port": "http"}, **probe},
         livenessProbe={"httpGet": {"path": "/healthz", "port": port}, **probe},
     )
-    await client.CoreV1Api(kube).create_namespaced_pod(namespace, manifest)
+    await create_pod(kube, namespace, manifest)
 
     async def restarted_ready():
         status = await pod_status(kube, namespace, "flaky")
@@ -203,7 +219,7 @@ async def test_what_the_stand_in_does_not_emulate_fails_the_pod_and_says_what(
         free_port(),
         readinessProbe={"exec": {"command": ["true"]}},
     )
-    await client.CoreV1Api(kube).create_namespaced_pod(namespace, manifest)
+    await create_pod(kube, namespace, manifest)
 
     async def failed():
         status = await pod_status(kube, namespace, "unsupported")
@@ -214,7 +230,7 @@ async def test_what_the_stand_in_does_not_emulate_fails_the_pod_and_says_what(
 
     foreign = pod("foreign", gpu_pool(gpus=0), "pass", free_port())
     foreign["spec"]["containers"][0]["image"] = "example.invalid/other:1"
-    await client.CoreV1Api(kube).create_namespaced_pod(namespace, foreign)
+    await create_pod(kube, namespace, foreign)
 
     async def refused():
         status = await pod_status(kube, namespace, "foreign")

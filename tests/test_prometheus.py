@@ -14,10 +14,10 @@ from aiohttp import web
 from adapters.prometheus.client import PrometheusClient, PrometheusError
 from adapters.prometheus.signals import KNATIVE, KNATIVE_OTEL, VLLM, SignalSet
 from adapters.prometheus.source import PrometheusSource, source_from_config
-from autoscaler.cli import main
 from autoscaler.config import config_from_mapping
 from autoscaler.errors import InputError
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+from leadtime import main
 from tests.helpers.exporters import TEST_SIGNALS
 from tests.helpers.prometheus import (
     SERVICES,

@@ -19,7 +19,7 @@ from tests.conftest import free_port, get_json
 
 def start(*extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [sys.executable, "-m", "autoscaler", "run", "--port", str(port), *extra]
+    command = [sys.executable, "-m", "leadtime", "run", "--port", str(port), *extra]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return process, f"http://127.0.0.1:{port}/"
 
@@ -67,7 +67,7 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "leadtime.yaml"
     bad.write_text("policy:\n  quantil: 0.9\n")
     result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "run", "--config", str(bad)],
+        [sys.executable, "-m", "leadtime", "run", "--config", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -88,7 +88,7 @@ def test_ctrl_c_on_a_terminal_prints_the_results_table_and_nothing_else():
             [
                 sys.executable,
                 "-m",
-                "autoscaler",
+                "leadtime",
                 "run",
                 "--port",
                 str(port),

@@ -24,8 +24,6 @@ from adapters.simulator.config import SimConfig
 from adapters.simulator.live import LiveCluster
 from adapters.simulator.sources import load_workload
 from adapters.simulator.workload import Workload
-from autoscaler.cli.run_live import log_decision_change, serve_live
-from autoscaler.cli.table import render_results
 from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
 from autoscaler.durations import parse_duration
@@ -34,6 +32,8 @@ from autoscaler.forecast_workers import ForecastPool, ShellSettings, to_loop
 from autoscaler.http.app import make_app
 from autoscaler.loop import ControlLoop
 from autoscaler.ports import ServiceKey
+from leadtime.run_live import log_decision_change, serve_live
+from leadtime.table import render_results
 
 log = logging.getLogger("leadtime")
 NAMESPACE = "default"

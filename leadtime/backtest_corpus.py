@@ -2,7 +2,7 @@
 
 Why: a selection that wins on the two shared traces can lose by 42 % on a third. So the corpus
 holds every shared trace at four time scales, NASA windows, and the bench corpus's synthetic
-families with three seeds. Its halves are the bench corpus's (`autoscaler/cli/corpus.py`: by
+families with three seeds. Its halves are the bench corpus's (`leadtime/corpus.py`: by
 family, fixed before any result), so a choice made on the tune half is reported on the other.
 
 Time scales (resolution, horizon): the policy's own, 10 s steps one minute ahead; and 1 min with
@@ -36,8 +36,11 @@ from typing import Any
 import numpy as np
 
 from adapters.simulator.sources import load_rate_series
-from autoscaler.cli.backtest import OUTAGE_S, outage_mask, plan_for, score_models
-from autoscaler.cli.corpus import (
+from autoscaler.durations import format_duration
+from forecasting.backtest import actuals, scored_points
+from forecasting.metrics import pinball_losses
+from leadtime.backtest import OUTAGE_S, outage_mask, plan_for, score_models
+from leadtime.corpus import (
     AZURE,
     DAY,
     MOONCAKE,
@@ -47,10 +50,7 @@ from autoscaler.cli.corpus import (
     SEEDS,
     TUNE,
 )
-from autoscaler.cli.runs import Source, map_in_processes
-from autoscaler.durations import format_duration
-from forecasting.backtest import actuals, scored_points
-from forecasting.metrics import pinball_losses
+from leadtime.runs import Source, map_in_processes
 
 SCALES = ((10.0, 60.0), (60.0, 300.0), (300.0, 900.0), (600.0, 1800.0))
 """(resolution, horizon) in seconds."""

@@ -13,8 +13,9 @@ import math
 import sys
 from typing import Any
 
-from autoscaler.cli.backtest import finite, model_list
-from autoscaler.cli.backtest_corpus import (
+from autoscaler.errors import InputError
+from leadtime.backtest import finite, model_list
+from leadtime.backtest_corpus import (
     COVERAGE_TARGET,
     RATIO_TARGET,
     SINGLE,
@@ -23,10 +24,9 @@ from autoscaler.cli.backtest_corpus import (
     run_cases,
     summarise,
 )
-from autoscaler.cli.corpus import check_traces, select_cases
-from autoscaler.cli.corpus_cmd import wants_progress_bar
-from autoscaler.cli.table import align
-from autoscaler.errors import InputError
+from leadtime.corpus import check_traces, select_cases
+from leadtime.corpus_cmd import wants_progress_bar
+from leadtime.table import align
 
 
 def run_backtest_corpus(args: argparse.Namespace) -> int:

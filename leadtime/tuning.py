@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from autoscaler.cli.runs import BenchRun
 from autoscaler.policies.knobs import KNOBS, TUNING_SHARES
 from autoscaler.policies.kpa import CONTAINER_CONCURRENCY_TARGET_DEFAULT
+from leadtime.runs import BenchRun
 
 
 def grid_runs(run: BenchRun) -> list[BenchRun]:

@@ -19,15 +19,15 @@ from functools import partial
 
 import numpy as np
 
-from autoscaler.cli.corpus import add_corpus_options, refuse_corpus_flags
-from autoscaler.cli.options import add_workload_options, rate_series_from_args
-from autoscaler.cli.progress import progress_bar
-from autoscaler.cli.table import align
 from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
 from forecasting import backtest
 from forecasting.registry import make_forecaster, model_names
 from forecasting.seasonality import DAY_S
+from leadtime.corpus import add_corpus_options, refuse_corpus_flags
+from leadtime.options import add_workload_options, rate_series_from_args
+from leadtime.progress import progress_bar
+from leadtime.table import align
 
 OUTAGE_S = 6 * 3600.0
 """Runs of zeros longer than this are outages, not data (`--mask-idle-over`'s default)."""
@@ -108,7 +108,7 @@ def run_backtest(args: argparse.Namespace, corpus: Callable[[argparse.Namespace]
         rows, runs = score_models(y, step_s, plan, names, mask, update)
     _emit(args, label, rows, plan, step_s)
     if args.plot:
-        from autoscaler.cli.plot import plot_backtest
+        from leadtime.plot import plot_backtest
 
         plot_backtest(y, plan, {name: runs[name] for name in names}, step_s, args.plot)
     return 0

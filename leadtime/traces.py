@@ -11,7 +11,7 @@ import json
 import sys
 
 from adapters.simulator.synthetic import describe
-from autoscaler.cli.options import add_workload_options, workload_from_args
+from leadtime.options import add_workload_options, workload_from_args
 
 
 def add_trace_info_command(commands: argparse._SubParsersAction) -> None:

@@ -43,8 +43,6 @@ from adapters.simulator.oracle import lower_bound_gpu_seconds
 from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.sources import load_workload
 from autoscaler import slo
-from autoscaler.cli.run_live import shell_settings
-from autoscaler.cli.table import render_results
 from autoscaler.clock import VirtualClock
 from autoscaler.config import config_from_mapping
 from autoscaler.durations import parse_duration
@@ -55,6 +53,8 @@ from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation, Policy
 from autoscaler.ports import MetricsChunk
 from autoscaler.slo import met_slo
+from leadtime.run_live import shell_settings
+from leadtime.table import render_results
 
 T = TypeVar("T")
 TICK_S = 2.0

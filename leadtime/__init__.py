@@ -11,13 +11,13 @@ from autoscaler.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from autoscaler.cli.backtest import add_backtest_command
-    from autoscaler.cli.backtest_corpus_cmd import run_backtest_corpus
-    from autoscaler.cli.config_cmd import add_config_command
-    from autoscaler.cli.loadtest import add_loadtest_command
-    from autoscaler.cli.run import add_run_command
-    from autoscaler.cli.simulate import add_bench_command, add_simulate_command
-    from autoscaler.cli.traces import add_trace_info_command
+    from leadtime.backtest import add_backtest_command
+    from leadtime.backtest_corpus_cmd import run_backtest_corpus
+    from leadtime.config_cmd import add_config_command
+    from leadtime.loadtest import add_loadtest_command
+    from leadtime.run import add_run_command
+    from leadtime.simulate import add_bench_command, add_simulate_command
+    from leadtime.traces import add_trace_info_command
 
     parser = argparse.ArgumentParser(
         prog="leadtime",

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from adapters.simulator.config import SimConfig
-from autoscaler.cli.options import positive_int
-from autoscaler.cli.runs import BenchRun, Source, default_jobs
 from autoscaler.errors import InputError
+from leadtime.options import positive_int
+from leadtime.runs import BenchRun, Source, default_jobs
 
 DAY = 86_400.0
 TUNE, REPORT = "tune", "report"

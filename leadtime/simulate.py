@@ -15,20 +15,20 @@ import sys
 from typing import Any
 
 from adapters.simulator.results import SimResult
-from autoscaler.cli.corpus import add_corpus_options, refuse_corpus_flags
-from autoscaler.cli.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows, wants_progress_bar
-from autoscaler.cli.options import (
+from autoscaler.errors import InputError
+from autoscaler.policies.catalog import POLICY_NAMES, parse_policy_list
+from leadtime.corpus import add_corpus_options, refuse_corpus_flags
+from leadtime.corpus_cmd import CORPUS_POLICIES, run_corpus, tuned_rows, wants_progress_bar
+from leadtime.options import (
     add_sim_options,
     add_workload_options,
     config_from_args,
     non_negative_int,
     sources_from_args,
 )
-from autoscaler.cli.progress import progress_bar
-from autoscaler.cli.runs import BenchRun, Source, simulate_run
-from autoscaler.cli.table import SummaryRow, render_results
-from autoscaler.errors import InputError
-from autoscaler.policies.catalog import POLICY_NAMES, parse_policy_list
+from leadtime.progress import progress_bar
+from leadtime.runs import BenchRun, Source, simulate_run
+from leadtime.table import SummaryRow, render_results
 
 DEFAULT_POLICY = "leadtime"
 DEFAULT_BENCH_POLICIES = "kpa,hpa,leadtime,oracle"
@@ -170,7 +170,7 @@ def _emit_rows(args: argparse.Namespace, rows: list[list[dict[str, Any]]]) -> No
 
 def _emit(args: argparse.Namespace, results: list[SimResult], *, single: bool) -> None:
     if args.plot:
-        from autoscaler.cli.plot import plot_results
+        from leadtime.plot import plot_results
 
         first_service = [r for r in results if r.trace == results[0].trace]
         plot_results(first_service, args.plot)

@@ -13,7 +13,9 @@ import json
 import sys
 from typing import Any
 
-from autoscaler.cli.corpus import (
+from autoscaler.errors import InputError
+from autoscaler.policies.catalog import parse_policy_list
+from leadtime.corpus import (
     Case,
     case_runs,
     check_traces,
@@ -21,12 +23,10 @@ from autoscaler.cli.corpus import (
     corpus_cases,
     select_cases,
 )
-from autoscaler.cli.options import config_from_args
-from autoscaler.cli.runs import BenchRun, run_all, simulate_run
-from autoscaler.cli.table import align
-from autoscaler.cli.tuning import grid_runs, pick
-from autoscaler.errors import InputError
-from autoscaler.policies.catalog import parse_policy_list
+from leadtime.options import config_from_args
+from leadtime.runs import BenchRun, run_all, simulate_run
+from leadtime.table import align
+from leadtime.tuning import grid_runs, pick
 
 CORPUS_POLICIES = "kpa,hpa,hpa-behavior,ray-serve,keda,aibrix-apa,dynamo-planner,leadtime,oracle"
 VERSUS = "leadtime"
@@ -94,7 +94,7 @@ def _plotted(
     """Run one case's policies here, plot them (the first service), and return their rows."""
     if len(cases) != 1 or args.slo_target is not None:
         raise InputError("--plot: with --corpus, pick one case with --cases, without --slo-target")
-    from autoscaler.cli.plot import plot_results
+    from leadtime.plot import plot_results
 
     results = [simulate_run(run) for run in runs]
     plot_results([rows[0] for rows in results], args.plot)
