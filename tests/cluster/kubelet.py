@@ -28,7 +28,6 @@ one session-wide instance; the public methods are synchronous.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import logging
 import threading
@@ -38,12 +37,14 @@ from typing import Any
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
+from adapters.kubernetes.api import rfc3339
 from tests.cluster.pod_process import (
     RUN_PROCESS_ANNOTATION,
     Image,
     PodProcess,
     address_of,
     machine_address,
+    patch_pod_status,
 )
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,8 @@ COLD_START_ANNOTATION = "leadtime.test/cold-start-seconds"
 GPU = "nvidia.com/gpu"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _ready_condition(status: str = "True") -> dict[str, str]:
-    now = _now()
+    now = rfc3339()
     return {
         "type": "Ready",
         "status": status,
@@ -239,7 +236,7 @@ class FakeKubelet:
             task.add_done_callback(self._tasks.remove)
 
     def _runs(self, pod: client.V1Pod) -> bool:
-        """Whether the pod opted in to run as a process (and its image is known)."""
+        """Whether the pod opted in to run as a process (an unknown image then fails it)."""
         annotations = pod.metadata.annotations or {}
         return annotations.get(RUN_PROCESS_ANNOTATION) == "true"
 
@@ -293,9 +290,9 @@ class FakeKubelet:
             delay = float(annotations.get(COLD_START_ANNOTATION, self.cold_start_s))
         except ValueError:
             delay = self.cold_start_s
-        started = _now()
+        started = rfc3339()
         await asyncio.sleep(delay)
-        now = _now()
+        now = rfc3339()
         containers = [
             {
                 "name": c.name,
@@ -322,20 +319,4 @@ class FakeKubelet:
                 for kind in ("Initialized", "ContainersReady", "Ready", "PodScheduled")
             ],
         }
-        # Until it lands, as a kubelet keeps syncing: an API server restart can outlast a fixed
-        # 20 tries of 0.5 s (it did in CI, and the pod never became ready). `stop()` cancels
-        # the task.
-        for attempt in itertools.count():
-            try:
-                await self._core.patch_namespaced_pod_status(
-                    pod.metadata.name, pod.metadata.namespace, {"status": status}
-                )
-                return
-            except ApiException as error:
-                if error.status == 404:
-                    return  # deleted while it was starting
-            except Exception:
-                pass  # API server restarting
-            if attempt == 20:
-                log.warning("still cannot mark %s ready; retrying", pod.metadata.name)
-            await asyncio.sleep(min(0.5 * 1.5**attempt, 5.0))
+        await patch_pod_status(self._core, pod, status)  # `stop()` cancels the task

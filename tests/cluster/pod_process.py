@@ -35,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
+import functools
+import itertools
 import json
 import logging
 import os
@@ -56,6 +57,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
+
+from adapters.kubernetes.api import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +122,10 @@ def _expand_dockerfile(value: str, env: dict[str, str]) -> str:
     return re.sub(r"\$(\w+)", lambda m: base.get(m.group(1), ""), value)
 
 
+@functools.cache
 def machine_address() -> str:
     """This machine's first global IPv4 address: a pod IP the API server accepts in Endpoints
-    and can reach (loopback addresses are refused there)."""
+    and can reach (loopback addresses are refused there). Read once: it does not change."""
     output = subprocess.run(
         ["ip", "-4", "-o", "addr", "show", "scope", "global"],
         capture_output=True,
@@ -132,10 +136,6 @@ def machine_address() -> str:
     if match is None:
         raise RuntimeError("no global IPv4 address on this machine: a process pod needs one")
     return match.group(1)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -246,7 +246,7 @@ class PodProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.state.running_since, self.state.waiting, self.state.ready = _now(), None, False
+        self.state.running_since, self.state.waiting, self.state.ready = rfc3339(), None, False
         await self._write_status()
         probes = [
             asyncio.create_task(self._readiness()),
@@ -268,7 +268,7 @@ class PodProcess:
             "exitCode": code,
             "reason": "Completed" if code == 0 else "Error",
             "startedAt": self.state.running_since,
-            "finishedAt": _now(),
+            "finishedAt": rfc3339(),
         }
         self.state.running_since, self.state.ready = None, False
         await self._write_status()
@@ -505,7 +505,7 @@ class PodProcess:
             "lastState": {"terminated": state.last_exit} if state.last_exit else {},
         }
         ready = "True" if state.ready else "False"
-        now = _now()
+        now = rfc3339()
         body: dict[str, Any] = {
             "phase": phase,
             "containerStatuses": [status],
@@ -520,18 +520,27 @@ class PodProcess:
             body.update(hostIP=self.pod_ip, podIP=self.pod_ip, podIPs=[{"ip": self.pod_ip}])
         if message:
             body["message"] = message
-        for attempt in range(60):
-            try:
-                await self.core.patch_namespaced_pod_status(
-                    self.pod.metadata.name, self.pod.metadata.namespace, {"status": body}
-                )
+        await patch_pod_status(self.core, self.pod, body)
+
+
+async def patch_pod_status(core: client.CoreV1Api, pod: client.V1Pod, status: dict) -> None:
+    """Write a pod's status until it lands, as a kubelet keeps syncing: an API server restart can
+    outlast a fixed 20 tries of 0.5 s (it did in CI, and the pod never became ready). A pod
+    deleted meanwhile needs none; the caller's cancellation stops the retries."""
+    for attempt in itertools.count():
+        try:
+            await core.patch_namespaced_pod_status(
+                pod.metadata.name, pod.metadata.namespace, {"status": status}
+            )
+            return
+        except ApiException as error:
+            if error.status == 404:
                 return
-            except ApiException as error:
-                if error.status == 404:
-                    return  # deleted meanwhile
-            except Exception as error:  # API server restarting
-                log.debug("%s: status not written (%s); retrying", self.name, error)
-            await asyncio.sleep(min(0.5 * 1.5**attempt, 5.0))
+        except Exception as error:  # API server restarting
+            log.debug("%s: status not written (%s); retrying", pod.metadata.name, error)
+        if attempt == 20:
+            log.warning("still cannot write the status of %s; retrying", pod.metadata.name)
+        await asyncio.sleep(min(0.5 * 1.5**attempt, 5.0))
 
 
 def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
