@@ -34,11 +34,16 @@ from tests.cluster.control_plane import ControlPlane
 from tests.cluster.fixtures import ROOT
 from tests.cluster.knative import create_revision
 from tests.cluster.kubelet import FakeKubelet
-from tests.cluster.objects import create_external_metric_hpa, eventually, gpu_deployment
+from tests.cluster.objects import (
+    create_external_metric_hpa,
+    deployment_replicas,
+    eventually,
+    gpu_deployment,
+)
 from tests.cluster.pod_process import RUN_PROCESS_ANNOTATION
 from tests.conftest import free_port
-from tests.helpers.exporters import AppExporter
-from tests.helpers.knative import FAST
+from tests.helpers.exporters import APP_SIGNALS, AppExporter
+from tests.helpers.knative import FAST, replicas
 from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytestmark = [pytest.mark.helm, pytest.mark.kubernetes, pytest.mark.prometheus]
@@ -48,8 +53,6 @@ RELEASE = "leadtime"
 INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 ATTEMPT = pytest.mark.parametrize("attempt", [1, 2])
 TOKEN = "s3cret-token"
-ARRIVALS = "sum by (namespace, service) (rate(app_requests_total[{window}]))"
-"""The test application's arrivals (`AppExporter`), as Leadtime's custom signals read them."""
 
 
 def environment_values(pool: str, prometheus_url: str, port: int, config: dict) -> dict[str, Any]:
@@ -173,8 +176,14 @@ async def no_process(api: client.ApiClient, kubelet: FakeKubelet, namespace: str
     return not pods.items and not running
 
 
-async def ready_pod(api: client.ApiClient, namespace: str, **wanted: Any) -> client.V1Pod:
-    """The release's pod once it is Ready (and, with `restarts=` or `not_named=`, once it has
+async def ready_pod(
+    api: client.ApiClient,
+    namespace: str,
+    *,
+    restarts: int | None = None,
+    not_named: str | None = None,
+) -> client.V1Pod:
+    """The release's pod once it is Ready (and, with `restarts` or `not_named`, once it has
     restarted that often or is another pod than that one)."""
 
     async def ready() -> client.V1Pod | None:
@@ -183,15 +192,17 @@ async def ready_pod(api: client.ApiClient, namespace: str, **wanted: Any) -> cli
             statuses = pod.status.container_statuses or []
             if (
                 pod.metadata.deletion_timestamp is None
-                and pod.metadata.name != wanted.get("not_named")
+                and pod.metadata.name != not_named
                 and statuses
                 and statuses[0].ready
-                and statuses[0].restart_count == wanted.get("restarts", statuses[0].restart_count)
+                and restarts in (None, statuses[0].restart_count)
             ):
                 return pod
         return None
 
-    return await eventually(ready, timeout_s=90, what=f"the release's pod Ready {wanted}")
+    after = f" after {restarts} restarts" if restarts is not None else ""
+    other = f" other than {not_named}" if not_named else ""
+    return await eventually(ready, timeout_s=90, what=f"the release's pod Ready{after}{other}")
 
 
 async def http(method: str, url: str, token: str | None = None) -> int:
@@ -200,14 +211,6 @@ async def http(method: str, url: str, token: str | None = None) -> int:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async with session.request(method, url, headers=headers) as response:
             return response.status
-
-
-async def scale_of(api: client.ApiClient, namespace: str, deployment: str) -> int:
-    return int(
-        (
-            await client.AppsV1Api(api).read_namespaced_deployment(deployment, namespace)
-        ).spec.replicas
-    )
 
 
 @ATTEMPT
@@ -250,7 +253,7 @@ async def test_the_installed_chart_runs_leadtime_and_scales_a_knative_revision(
         return (
             status.get("desiredScale") == wanted
             and status.get("actualScale") == wanted
-            and await scale_of(kube, namespace, f"{key[1]}-deployment") == wanted
+            and await replicas(kube, namespace, key[1]) == wanted
         )
 
     await eventually(lambda: scaled_to(2), timeout_s=90, what="the release scaling to 2")
@@ -310,12 +313,8 @@ async def _serve_the_hpa_controller(kube, namespace, gpu_pool, release, promethe
         {
             "policy": {"container_concurrency": 1, "stable_window": "6s"},
             "prometheus": {
-                "signals": "custom",
                 "rate_window": "5s",
-                "query_arrivals": (
-                    "sum by (namespace, service) (rate(app_requests_total[{window}]))"
-                ),
-                "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                **APP_SIGNALS,
             },
         },
     )
@@ -335,8 +334,8 @@ async def _serve_the_hpa_controller(kube, namespace, gpu_pool, release, promethe
     await eventually(available, timeout_s=60, what=f"the chart's APIService {name} Available")
 
     async def scaled():
-        replicas = await scale_of(kube, namespace, "chat")
-        return replicas if replicas >= 3 else None
+        count = await deployment_replicas(kube, namespace, "chat")
+        return count if count >= 3 else None
 
     await eventually(scaled, timeout_s=90, what="the release scaling chat for 3 in flight")
 
@@ -347,6 +346,7 @@ async def _serve_the_hpa_controller(kube, namespace, gpu_pool, release, promethe
     )
 
     async def mirrored():
-        return await scale_of(kube, namespace, "mirror") == await scale_of(kube, namespace, "chat")
+        mirror = await deployment_replicas(kube, namespace, "mirror")
+        return mirror == await deployment_replicas(kube, namespace, "chat")
 
     await eventually(mirrored, timeout_s=90, what="the HPA controller reading chat's decision")

@@ -18,7 +18,7 @@ from tests.cluster.aggregation import register_api_service
 from tests.cluster.certificates import make_serving_certificate
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.helpers.exporters import AppExporter
+from tests.helpers.exporters import APP_SIGNALS, AppExporter
 from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.hpa, pytest.mark.prometheus]
@@ -51,12 +51,8 @@ async def test_leadtime_run_scales_a_plain_workload_and_serves_its_decision_to_h
                 "policy": {"container_concurrency": 1, "stable_window": "6s"},
                 "prometheus": {
                     "url": prometheus.url,
-                    "signals": "custom",
                     "rate_window": "5s",
-                    "query_arrivals": (
-                        "sum by (namespace, service) (rate(app_requests_total[{window}]))"
-                    ),
-                    "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                    **APP_SIGNALS,
                 },
                 "hpa": {
                     "enabled": True,

@@ -37,7 +37,7 @@ from tests.cluster.fixtures import bound_service_account
 from tests.cluster.knative import create_revision
 from tests.cluster.objects import eventually, gpu_deployment
 from tests.conftest import free_port
-from tests.helpers.exporters import AppExporter
+from tests.helpers.exporters import APP_SIGNALS, AppExporter
 from tests.helpers.knative import make_adapter, read_pa, read_sks, wait_ready
 from tests.helpers.knative import replicas as scale_of
 from tests.helpers.prometheus import serve_exporter, start_prometheus
@@ -614,12 +614,8 @@ async def test_two_leadtime_run_processes_split_the_buckets_and_one_takes_over_a
                         "policy": {"target": 1, "slo_ttft": "600s", "stable_window": "6s"},
                         "prometheus": {
                             "url": prometheus.url,
-                            "signals": "custom",
                             "rate_window": "5s",
-                            "query_arrivals": (
-                                "sum by (namespace, service) (rate(app_requests_total[{window}]))"
-                            ),
-                            "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+                            **APP_SIGNALS,
                         },
                         "hpa": {"enabled": True, "kubeconfig": str(control_plane.kubeconfig)},
                         "leader_election": {

@@ -73,6 +73,12 @@ def gpu_deployment(
     }
 
 
+async def deployment_replicas(api: client.ApiClient, namespace: str, name: str) -> int:
+    """The replicas a Deployment asks for, read through its scale subresource."""
+    scale = await client.AppsV1Api(api).read_namespaced_deployment_scale(name, namespace)
+    return scale.spec.replicas or 0  # 0 is omitted from the JSON
+
+
 async def pods_by_phase(api: client.ApiClient, namespace: str, app: str) -> dict[str, int]:
     """Counts of the app's pods: by phase, plus `Ready` and `Terminating`."""
     pods = await client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app={app}")

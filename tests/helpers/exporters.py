@@ -1,5 +1,5 @@
-"""Exporters of an application's own request series, and the PromQL Leadtime's custom signals
-read them with."""
+"""Exporters of request series for Leadtime's Prometheus source to read: an application's own
+(`AppExporter`, read through `APP_SIGNALS`), and Leadtime's test signal set (`TEST_SIGNALS`)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ class AppExporter:
                 f"app_requests_total{{{labels}}} {time.time() - self.started}",
             ]
         return "\n".join(lines) + "\n"
+
+
+APP_SIGNALS = {
+    "signals": "custom",
+    "query_arrivals": "sum by (namespace, service) (rate(app_requests_total[{window}]))",
+    "query_concurrency": "sum by (namespace, service) (app_in_flight)",
+}
+"""The `prometheus:` keys that read `AppExporter`'s series as Leadtime's custom signals."""
 
 
 TEST_SIGNALS = SignalSet(

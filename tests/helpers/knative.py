@@ -22,7 +22,7 @@ from adapters.knative.names import (
 from adapters.knative.reconciler import ReconcileSettings
 from autoscaler.config import PolicyConfig
 from tests.cluster.knative import Activator
-from tests.cluster.objects import eventually
+from tests.cluster.objects import deployment_replicas, eventually
 from tests.helpers.prometheus import serve_exporter, start_prometheus
 
 
@@ -49,10 +49,8 @@ async def read_sks(api, namespace: str, name: str) -> dict | None:
 
 
 async def replicas(api, namespace: str, revision: str) -> int:
-    scale = await client.AppsV1Api(api).read_namespaced_deployment_scale(
-        f"{revision}-deployment", namespace
-    )
-    return scale.spec.replicas or 0  # 0 is omitted from the JSON
+    """The replicas of a revision's Deployment (`create_revision` names it)."""
+    return await deployment_replicas(api, namespace, f"{revision}-deployment")
 
 
 async def wait_ready(api, namespace: str, name: str, timeout_s: float = 30.0) -> dict:
