@@ -10,3 +10,16 @@ class InputError(ValueError):
 
     The message names the field (or file and line) and what is allowed.
     """
+
+
+class SettingError(InputError):
+    """A setting (or a combination of settings) an object refuses, named by attribute: whoever
+    built the object from user input reports it under the user's own key path, from `keys`,
+    rather than by reading the message text."""
+
+    def __init__(self, owner: str, keys: tuple[str, ...], reason: str) -> None:
+        self.owner = owner
+        self.keys = keys
+        self.reason = reason
+        named = ", ".join(f"{owner}.{key}" if owner else key for key in keys) or owner
+        super().__init__(f"{named}: {reason}")

@@ -1,9 +1,10 @@
-"""`leadtime config check FILE` and `leadtime config show [FILE]`.
+"""`leadtime config check FILE`, `leadtime config show [FILE]` and `leadtime config schema`.
 
 Why: a bad config stops the service at start. `check` finds the same one-line error without
 starting anything (in CI, before a deploy); `show` prints what the service would run with once
 the `LEADTIME_*` variables are applied, which is what to look at when a setting seems ignored.
-Both read the process environment, as the service does.
+Both read the process environment, as the service does. `schema` prints the rules as JSON
+Schema, for an editor to check a config file as it is written.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def add_config_command(commands: argparse._SubParsersAction) -> None:
         help="the YAML config file (default: $LEADTIME_CONFIG, else the built-in defaults)",
     )
     show.add_argument("--show-secrets", action="store_true", help="print http.token as well")
+    actions.add_parser(
+        "schema",
+        help="print the config file's JSON Schema (for an editor's YAML language server)",
+    )
     parser.set_defaults(handler=run_config, config_usage=parser.format_usage())
 
 
@@ -40,6 +45,8 @@ def run_config(args: argparse.Namespace) -> int:
         return run_check(args)
     if args.config_action == "show":
         return run_show(args)
+    if args.config_action == "schema":
+        return run_schema()
     sys.stderr.write(args.config_usage)
     return 2
 
@@ -77,4 +84,16 @@ def run_show(args: argparse.Namespace) -> int:
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
     if config.http.token is not None and config.http.token_file is None and not args.show_secrets:
         print("# http.token is set but not shown (--show-secrets prints it)")
+    return 0
+
+
+def run_schema() -> int:
+    import json
+
+    import adapters.simulator.synthetic  # noqa: F401  (registers the workload names)
+    from autoscaler.config.reference import json_schema
+
+    schema, definitions = json_schema()
+    document = {"$schema": "http://json-schema.org/draft-07/schema#", **schema}
+    print(json.dumps({**document, "definitions": definitions}, indent=2, ensure_ascii=False))
     return 0

@@ -197,6 +197,8 @@ def test_pause_and_resume_stay_disabled_without_a_token_secret():
 
 
 def test_the_values_schema_refuses_what_leadtime_would_refuse():
+    """`config` is checked against the settings' own generated schema, so a bad value fails
+    `helm install` rather than the pod's start."""
     with helm.Chart.load(str(CHART)) as chart:
         for bad, where in (
             ({"adapters": {"knative": {"class": "gpu.knative.dev"}}}, "/adapters/knative/class"),
@@ -204,6 +206,9 @@ def test_the_values_schema_refuses_what_leadtime_would_refuse():
             ({"prometheus": {"url": "prometheus:9090"}}, "/prometheus/url"),
             ({"replicas": 1}, "additional properties 'replicas'"),
             ({"leaderElection": {"buckets": 0}}, "/leaderElection/buckets"),
+            ({"config": {"policy": {"slo_target": 1.5}}}, "/config/policy/slo_target"),
+            ({"config": {"services": {"Team/chat": {}}}}, "/config/services"),
+            ({"config": {"polcy": {}}}, "additional properties 'polcy'"),
         ):
             with pytest.raises(helm.HelmError) as refused:
                 chart.render(bad, name="leadtime", namespace="ops")

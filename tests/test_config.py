@@ -25,7 +25,7 @@ from autoscaler.config import (
     load_config,
     override_variables,
 )
-from autoscaler.errors import InputError
+from autoscaler.errors import InputError, SettingError
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.policies.leadtime import LeadtimeConfig
 from forecasting.registry import model_names
@@ -457,11 +457,12 @@ def test_a_source_name_starts_every_message():
         config_from_mapping({"policy": {"slo_target": 2}}, source="annotations")
 
 
-def test_a_policy_built_by_hand_reports_its_own_path():
-    with pytest.raises(InputError, match=r"^here\.max_scale: must be >= min_scale=2"):
-        PolicyConfig(min_scale=2, max_scale=1).leadtime_config(path="here")
-    with pytest.raises(InputError, match=r"^config policy\.stable_window: must be whole"):
-        PolicyConfig(stable_window_s=math.inf).leadtime_config()
+def test_a_policy_built_by_hand_is_refused_naming_its_attributes():
+    with pytest.raises(SettingError, match=r"^max_scale: must be >= min_scale=2") as refused:
+        PolicyConfig(min_scale=2, max_scale=1)
+    assert refused.value.keys == ("max_scale",)
+    with pytest.raises(SettingError, match=r"^stable_window_s: must be whole"):
+        PolicyConfig(stable_window_s=math.inf)
 
 
 # --- the token file -----------------------------------------------------------------------------

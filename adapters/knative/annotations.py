@@ -17,24 +17,14 @@ from dataclasses import dataclass, field
 from adapters.knative.names import AUTOSCALING, LEADTIME
 from adapters.prometheus.fence import confined, fill_template
 from autoscaler.config import PolicyConfig, policy_with_overrides
+from autoscaler.config.schema import annotated_policy_settings
 from autoscaler.errors import InputError
 
 POLICY_ANNOTATIONS: dict[str, str] = {
-    AUTOSCALING + "min-scale": "min_scale",
-    AUTOSCALING + "max-scale": "max_scale",
-    AUTOSCALING + "initial-scale": "initial_scale",
-    AUTOSCALING + "target": "target",
-    AUTOSCALING + "metric": "metric",
-    AUTOSCALING + "window": "stable_window",
-    AUTOSCALING + "scale-down-delay": "scale_down_delay",
-    LEADTIME + "slo-ttft": "slo_ttft",
-    LEADTIME + "slo-target": "slo_target",
-    LEADTIME + "horizon": "horizon",
-    LEADTIME + "cold-start-prior": "cold_start_prior",
-    LEADTIME + "hold-leads": "hold_leads",
-    LEADTIME + "paused": "paused",
+    annotation: setting.key for annotation, setting in annotated_policy_settings().items()
 }
-"""Annotation → policy config key (`examples/leadtime.yaml` documents each)."""
+"""Annotation → policy config key, as the settings declare them (`autoscaler/config/sections.py`;
+the README's settings table lists each)."""
 
 UTILIZATION = AUTOSCALING + "target-utilization-percentage"
 QUERY_ANNOTATIONS: dict[str, str] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autoscaler.config.sections import ANNOTATION_PREFIXES
+
 CLASS_ANNOTATION = "autoscaling.knative.dev/class"
 KPA_CLASS = "kpa.autoscaling.knative.dev"
 HPA_CLASS = "hpa.autoscaling.knative.dev"
@@ -9,8 +11,9 @@ DEFAULT_CLASS = "leadtime.dev"
 """Leadtime's class; configurable, but never ending in `.knative.dev` (Knative's webhook
 rejects such classes other than its own two)."""
 
-AUTOSCALING = "autoscaling.knative.dev/"
-LEADTIME = "leadtime.dev/"
+AUTOSCALING, LEADTIME = ANNOTATION_PREFIXES
+"""Knative's annotation prefix and Leadtime's: the policy settings name their annotations with
+them (`autoscaler/config/sections.py`), so the two are declared there."""
 
 PA_GROUP, PA_VERSION, PA_PLURAL = "autoscaling.internal.knative.dev", "v1alpha1", "podautoscalers"
 SKS_GROUP, SKS_VERSION, SKS_PLURAL = (

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.errors import InputError
+from autoscaler.errors import SettingError
 from autoscaler.policy import Decision, Observation, window_mean
 
 CONTAINER_CONCURRENCY_TARGET_DEFAULT = 100.0
@@ -55,7 +55,7 @@ PROXY = "Proxy"
 
 
 def _fail(field: str, allowed: str, value: object) -> None:
-    raise InputError(f"kpa.{field}: must be {allowed}, got {value!r}")
+    raise SettingError("kpa", (field,), f"must be {allowed}, got {value!r}")
 
 
 def _is_whole(value: float) -> bool:

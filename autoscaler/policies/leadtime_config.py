@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autoscaler.errors import InputError
+from autoscaler.errors import SettingError
 from autoscaler.policies import keepalive
 from autoscaler.policies.kpa import KpaConfig
 from autoscaler.slo import SLO_TARGET_DEFAULT, SLO_TTFT_DEFAULT_S
@@ -57,7 +57,9 @@ class LeadtimeConfig:
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.slo_target < 1:
-            raise InputError(f"leadtime.slo_target: must be in [0.5, 1), got {self.slo_target!r}")
+            raise SettingError(
+                "leadtime", ("slo_target",), f"must be in [0.5, 1), got {self.slo_target!r}"
+            )
         for name in (
             "slo_ttft_s",
             "horizon_s",
@@ -67,11 +69,13 @@ class LeadtimeConfig:
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise InputError(f"leadtime.{name}: must be a positive duration, got {value!r}")
+                raise SettingError(
+                    "leadtime", (name,), f"must be a positive duration, got {value!r}"
+                )
         for name in ("actuation_delay_s", "scale_down_delay_s", "hold_leads"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise InputError(f"leadtime.{name}: must be a duration >= 0, got {value!r}")
+                raise SettingError("leadtime", (name,), f"must be a duration >= 0, got {value!r}")
 
 
 def lead_times(cfg: LeadtimeConfig, cold_start: np.ndarray) -> np.ndarray:
