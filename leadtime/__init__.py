@@ -14,7 +14,6 @@ def build_parser() -> argparse.ArgumentParser:
     from leadtime.backtest import add_backtest_command
     from leadtime.backtest_corpus_cmd import run_backtest_corpus
     from leadtime.config_cmd import add_config_command
-    from leadtime.loadtest import add_loadtest_command
     from leadtime.run import add_run_command
     from leadtime.simulate import add_bench_command, add_simulate_command
     from leadtime.traces import add_trace_info_command
@@ -31,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_trace_info_command(commands)
     add_backtest_command(commands, corpus=run_backtest_corpus)
-    add_loadtest_command(commands)
     add_config_command(commands)
     return parser
 

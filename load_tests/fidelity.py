@@ -1,5 +1,5 @@
-"""How faithful the simulator is: `leadtime simulate` and `leadtime loadtest` (real processes,
-real Prometheus) on the same windows, side by side, as the README's fidelity table.
+"""How faithful the simulator is: `leadtime simulate` and `python -m load_tests.loadtest` (real
+processes, real Prometheus) on the same windows, side by side, as the README's fidelity table.
 
     python load_tests/fidelity.py                      # every case at speeds 1 and 10 (~50 min)
     python load_tests/fidelity.py --case nasa          # the cases whose name contains "nasa"
@@ -23,7 +23,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+CHECKOUT = Path(__file__).resolve().parents[1]
+TRACES = CHECKOUT.parent / "shared" / "data" / "traces"
 SLO_BAR_POINTS = 5.0
 GPU_BAR = 0.25
 
@@ -62,11 +63,11 @@ SPEEDS = (1.0, 10.0)
 
 
 def run(command: str, case: Case, *extra: str) -> dict:
+    program = ["load_tests.loadtest"] if command == "loadtest" else ["leadtime", command]
     argv = [
         sys.executable,
         "-m",
-        "leadtime",
-        command,
+        *program,
         *case.source,
         "--policy",
         case.policy,
@@ -76,7 +77,7 @@ def run(command: str, case: Case, *extra: str) -> dict:
         *extra,
         "--json",
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=CHECKOUT)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
     result = json.loads(done.stdout)

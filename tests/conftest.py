@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local.replicas import free_port
+from load_tests.local.replicas import free_port
 
 pytest_plugins = ["tests.cluster.fixtures", "tests.helpers.knative"]
 

@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("leadtime", "autoscaler", "adapters", "forecasting")
+PACKAGES = ("leadtime", "autoscaler", "adapters", "forecasting", "load_tests")
 CORE = "autoscaler"
 COMMAND_LINE = "leadtime"
 """The composition root, which wires adapters to the core."""
@@ -124,6 +124,13 @@ def test_nothing_imports_the_command_line():
     graph = import_graph()
     for package in ("autoscaler", "adapters", "forecasting"):
         assert layer_imports(graph, package, COMMAND_LINE) == {}, package
+
+
+def test_nothing_shipped_imports_the_load_tests():
+    """The load test's processes (`load_tests/local/`) are test equipment, not in the image."""
+    graph = import_graph()
+    for package in ("leadtime", "autoscaler", "adapters", "forecasting"):
+        assert layer_imports(graph, package, "load_tests") == {}, package
 
 
 def test_no_test_module_imports_another():

@@ -1,7 +1,7 @@
 """The load-test harness's parts on real processes and sockets: the fake model server, the
 activator-like balancer over real replica processes, the policy's view in trace time over a real
-Prometheus, the harness's scoring against the simulator's, and `leadtime loadtest` end to end
-with a real Prometheus, giving the same result keys as `leadtime simulate`."""
+Prometheus, the harness's scoring against the simulator's, and `python -m load_tests.loadtest` end
+to end with a real Prometheus, giving the same result keys as `leadtime simulate`."""
 
 from __future__ import annotations
 
@@ -20,18 +20,6 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from adapters.local.balancer import Balancer
-from adapters.local.cluster import SERVICE
-from adapters.local.loadgen import Outcomes, replay
-from adapters.local.model_server import ModelServer
-from adapters.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
-from adapters.local.replicas import ReplicaManager, free_port
-from adapters.local.trace_source import (
-    TraceTimeSource,
-    forward_filled,
-    on_trace_grid,
-    scrape_interval,
-)
 from adapters.prometheus.client import PrometheusClient
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import running_replicas, simulate
@@ -42,8 +30,22 @@ from autoscaler.forecast_workers import to_loop
 from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation
 from autoscaler.ports import ReplicaStatus
-from leadtime.loadtest import Measured, _summary, drive_policy, first_replicas
+from load_tests.loadtest import Measured, _summary, drive_policy, first_replicas
+from load_tests.local.balancer import Balancer
+from load_tests.local.cluster import SERVICE
+from load_tests.local.loadgen import Outcomes, replay
+from load_tests.local.model_server import ModelServer
+from load_tests.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
+from load_tests.local.replicas import ReplicaManager, free_port
+from load_tests.local.trace_source import (
+    TraceTimeSource,
+    forward_filled,
+    on_trace_grid,
+    scrape_interval,
+)
 from tests.helpers.prometheus import serve_exporter
+
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -333,8 +335,7 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
         [
             sys.executable,
             "-m",
-            "leadtime",
-            "loadtest",
+            "load_tests.loadtest",
             *common,
             "--speed",
             "4",
@@ -343,6 +344,7 @@ def test_leadtime_loadtest_runs_the_whole_loop_and_reports_like_simulate():
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=CHECKOUT,  # python -m load_tests.loadtest runs from a checkout
         text=True,
     )
     started = _watch_descendants(loadtest, limit_s=300)
@@ -423,8 +425,7 @@ def test_sigterm_stops_loadtest_and_every_process_it_started():
         [
             sys.executable,
             "-m",
-            "leadtime",
-            "loadtest",
+            "load_tests.loadtest",
             "--workload",
             "llm-bursty",
             "--duration",
@@ -436,6 +437,7 @@ def test_sigterm_stops_loadtest_and_every_process_it_started():
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=CHECKOUT,  # python -m load_tests.loadtest runs from a checkout
         text=True,
     )
     try:

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from adapters.knative.names import PA_GROUP, PA_PLURAL, PA_VERSION
 from adapters.kubernetes.api import kubernetes_api
-from adapters.local.loadgen import Outcomes, replay
 from adapters.simulator.config import SimConfig
 from adapters.simulator.requests import build_requests
 from adapters.simulator.sources import load_workload
 from autoscaler.durations import parse_duration
+from load_tests.local.loadgen import Outcomes, replay
 
 
 async def watch_replicas(args: argparse.Namespace, total: list[float], stop: asyncio.Event) -> None:

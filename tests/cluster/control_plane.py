@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.local.replicas import free_port
+from load_tests.local.replicas import free_port
 from tests.cluster.certificates import FRONT_PROXY_CLIENT, Certificates, make_certificates
 
 BUILD_COMMAND = "scripts/setup"

@@ -39,7 +39,7 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
 
-from adapters.local.replicas import free_port
+from load_tests.local.replicas import free_port
 from tests.cluster.control_plane import ControlPlane
 
 HOP_BY_HOP = {

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import pytest
 
-from adapters.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
+from load_tests.local.prometheus_server import PrometheusNotAvailable, PrometheusProcess
 
 SERVICES = 40
 

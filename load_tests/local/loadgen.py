@@ -115,7 +115,7 @@ async def replay(
 
 
 def main() -> None:
-    """`python -m adapters.local.loadgen URL IN.npz OUT.npz SPEED [START_AT]`: replay in a
+    """`python -m load_tests.local.loadgen URL IN.npz OUT.npz SPEED [START_AT]`: replay in a
     process of its own, so the generator's event loop never shares time with the balancer's."""
     import sys
 
@@ -146,7 +146,7 @@ async def replay_in_process(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "adapters.local.loadgen",
+        "load_tests.local.loadgen",
         url,
         str(source),
         str(target),

@@ -20,7 +20,7 @@ from collections import deque
 import aiohttp
 from aiohttp import web
 
-from adapters.local.replicas import Replica, ReplicaManager
+from load_tests.local.replicas import Replica, ReplicaManager
 
 LABELS = 'namespace="local",service="model"'
 

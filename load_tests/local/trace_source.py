@@ -40,9 +40,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from adapters.local.cluster import SERVICE
 from adapters.prometheus.client import PrometheusClient, PrometheusError, Series
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
+from load_tests.local.cluster import SERVICE
 
 ARRIVALS_WINDOW_S = 10.0
 """Trace seconds `rate()` averages arrivals over (the speed-1 harness's window)."""

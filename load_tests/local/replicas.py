@@ -101,7 +101,7 @@ class ReplicaManager:
                 [
                     sys.executable,
                     "-m",
-                    "adapters.local.model_server",
+                    "load_tests.local.model_server",
                     "--port",
                     str(port),
                     "--ready-at",

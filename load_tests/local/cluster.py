@@ -9,9 +9,9 @@ import statistics
 import time
 from collections.abc import Mapping
 
-from adapters.local.prometheus_server import PrometheusProcess
-from adapters.local.replicas import ReplicaManager
 from autoscaler.ports import ReplicaStatus, ServiceKey
+from load_tests.local.prometheus_server import PrometheusProcess
+from load_tests.local.replicas import ReplicaManager
 
 SERVICE = ServiceKey("local", "model")
 

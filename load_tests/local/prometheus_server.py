@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from adapters.local.replicas import free_port
+from load_tests.local.replicas import free_port
 
 
 class PrometheusNotAvailable(RuntimeError):

@@ -3,7 +3,7 @@ replica, so the two can be compared): `slots` concurrent sequences, prefill time
 prompt's tokens, one streamed token per decode step, a cold start (model load) before it
 reports ready, vLLM's `/metrics` names and an OpenAI-style streaming `/v1/completions`.
 
-    python -m adapters.local.model_server --port 9001 --cold-start 60 --slots 8
+    python -m load_tests.local.model_server --port 9001 --cold-start 60 --slots 8
 
 `--time-scale X` divides every duration (prefill, decode, cold start) by X, for load tests
 that replay traces faster than real time. Tokens due less than `MIN_WRITE_GAP_S` apart are then

@@ -1,13 +1,14 @@
-"""`leadtime loadtest`: the whole loop on real processes — open-loop generator → balancer →
-model-server replicas ← a real Prometheus ← the policy → the local actuator — and the same
-results as `leadtime simulate`, scored the same way, to check the simulator against.
+"""`python -m load_tests.loadtest` (from a checkout): the whole loop on real processes —
+open-loop generator → balancer → model-server replicas ← a real Prometheus ← the policy → the
+local actuator — and the same results as `leadtime simulate`, scored the same way, to check
+the simulator against.
 
 `leadtime` runs as the service runs (the control loop with forecasting workers); `kpa` and
 `hpa` are the same pure policies the simulator drives, driven here by a plain tick over the
 metrics. `--speed X` replays X× faster in trace time: arrivals, prefill, decode and cold starts
 are divided by X, and the policy runs on a virtual clock in trace seconds (second 0 = the
 workload's second 0), so its ticks, windows and holds last what they last in the simulator. It
-reads per-trace-second series (`adapters/local/trace_source.py`: the balancer is scraped every
+reads per-trace-second series (`load_tests/local/trace_source.py`: the balancer is scraped every
 1/X s), cold starts in trace seconds, and every measured duration is multiplied back by X.
 `--warmup` runs the start of the window without scoring it, as `leadtime simulate` does.
 Everything listens on loopback and every process is stopped at the end.
@@ -23,19 +24,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 from aiohttp import web
 
-from adapters.local.balancer import Balancer
-from adapters.local.cluster import SERVICE, LocalCluster
-from adapters.local.loadgen import Outcomes, replay_in_process
-from adapters.local.prometheus_server import PrometheusProcess
-from adapters.local.replicas import ReplicaManager, free_port
-from adapters.local.trace_source import NO_NEW_SECOND, TraceTimeSource, scrape_interval
 from adapters.prometheus.client import PrometheusClient
 from adapters.simulator.config import SimConfig
 from adapters.simulator.engine import running_replicas
@@ -55,6 +50,12 @@ from autoscaler.ports import MetricsChunk
 from autoscaler.slo import met_slo
 from leadtime.run_live import shell_settings
 from leadtime.table import render_results
+from load_tests.local.balancer import Balancer
+from load_tests.local.cluster import SERVICE, LocalCluster
+from load_tests.local.loadgen import Outcomes, replay_in_process
+from load_tests.local.prometheus_server import PrometheusProcess
+from load_tests.local.replicas import ReplicaManager, free_port
+from load_tests.local.trace_source import NO_NEW_SECOND, TraceTimeSource, scrape_interval
 
 T = TypeVar("T")
 TICK_S = 2.0
@@ -65,8 +66,21 @@ LAUNCH_S = 3.0
 """Seconds to start the generator's Python process before the workload begins."""
 
 
-def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("loadtest", help="the loop on real local processes")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Bad input is one line on stderr and exit status 2, as in the `leadtime` commands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.loadtest",
+        description="the loop on real local processes, scored as `leadtime simulate` scores",
+    )
+    add_arguments(parser)
+    try:
+        return run_loadtest(parser.parse_args(argv))
+    except InputError as error:
+        print(f"loadtest: {error}", file=sys.stderr)
+        return 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", help="a trace file")
     parser.add_argument("--workload", default="llm-bursty", help="or a built-in workload")
     parser.add_argument("--offset", default="0s")
@@ -88,7 +102,6 @@ def add_loadtest_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
-    parser.set_defaults(handler=run_loadtest)
 
 
 def run_loadtest(args: argparse.Namespace) -> int:
@@ -100,7 +113,7 @@ def run_loadtest(args: argparse.Namespace) -> int:
         result = asyncio.run(_stoppable(loadtest(args)))
     except asyncio.CancelledError:
         print(
-            "leadtime loadtest: stopped by SIGTERM; every process it started is stopped",
+            "loadtest: stopped by SIGTERM; every process it started is stopped",
             file=sys.stderr,
         )
         return 128 + signal.SIGTERM
@@ -445,3 +458,7 @@ def _summary(
         "duration_s": measured.wall_s * measured.speed,
         "sim_wall_s": measured.wall_s,
     }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
