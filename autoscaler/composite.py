@@ -9,23 +9,32 @@ its owner only. A service's policy settings come from its owner when the owner h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from autoscaler.config import PolicyConfig
-from autoscaler.ports import ReplicaStatus, ServiceKey
+from autoscaler.ports import ReplicaStatus, ServiceAdapter, ServiceKey
+
+
+@runtime_checkable
+class PolicySource(Protocol):
+    """An adapter whose services carry their own policy settings (Knative's annotations)."""
+
+    def policy_for(self, key: ServiceKey) -> PolicyConfig: ...
 
 
 class CompositeAdapter:
     def __init__(
-        self, members: Sequence[Any], default_policy: Callable[[ServiceKey], PolicyConfig]
+        self,
+        members: Sequence[ServiceAdapter],
+        default_policy: Callable[[ServiceKey], PolicyConfig],
     ) -> None:
         self.members = list(members)
         self.default_policy = default_policy
-        self.owner: dict[ServiceKey, Any] = {}
+        self.owner: dict[ServiceKey, ServiceAdapter] = {}
 
     async def services(self) -> list[ServiceKey]:
-        owner: dict[ServiceKey, Any] = {}
+        owner: dict[ServiceKey, ServiceAdapter] = {}
         for member in self.members:
             for key in await member.services():
                 owner.setdefault(key, member)
@@ -34,8 +43,9 @@ class CompositeAdapter:
 
     def policy_for(self, key: ServiceKey) -> PolicyConfig:
         member = self.owner.get(key)
-        own = getattr(member, "policy_for", None)
-        return own(key) if own is not None else self.default_policy(key)
+        if isinstance(member, PolicySource):
+            return member.policy_for(key)
+        return self.default_policy(key)
 
     async def apply(self, decisions: Mapping[ServiceKey, int]) -> Mapping[ServiceKey, str]:
         failures: dict[ServiceKey, str] = {
@@ -54,8 +64,10 @@ class CompositeAdapter:
         answers = await asyncio.gather(*(member.status(list(ks)) for member, ks in groups))
         return {key: value for answer in answers for key, value in answer.items()}
 
-    def _by_owner(self, keys) -> list[tuple[Any, list[ServiceKey]]]:
-        groups: dict[int, tuple[Any, list[ServiceKey]]] = {}
+    def _by_owner(
+        self, keys: Iterable[ServiceKey]
+    ) -> list[tuple[ServiceAdapter, list[ServiceKey]]]:
+        groups: dict[int, tuple[ServiceAdapter, list[ServiceKey]]] = {}
         for key in keys:
             member = self.owner[key]
             groups.setdefault(id(member), (member, []))[1].append(key)

@@ -243,7 +243,8 @@ def step_rates(seconds: np.ndarray, step_s: float) -> np.ndarray:
     (NaN) makes its step NaN: missing, not zero."""
     width = int(step_s)
     whole = seconds.size // width
-    return seconds[: whole * width].reshape(whole, width).sum(axis=1) / step_s
+    per_step: np.ndarray = seconds[: whole * width].reshape(whole, width).sum(axis=1) / step_s
+    return per_step
 
 
 def shift_forecast(forecast: Forecast, steps: int) -> Forecast:

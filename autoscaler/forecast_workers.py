@@ -149,7 +149,7 @@ def _forget(keys: list[str]) -> None:
 @dataclass
 class _Shard:
     executor: ProcessPoolExecutor
-    busy: Future | None = None
+    busy: Future[list[ForecastResult]] | None = None
     queued: dict[str, list[np.ndarray]] = field(default_factory=dict)
     origins: dict[str, float] = field(default_factory=dict)
     histories: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
@@ -238,7 +238,9 @@ class ForecastPool:
             shard.busy = future
             future.add_done_callback(partial(self._done, shard, keys, now))
 
-    def _done(self, shard: _Shard, keys: list[str], now: float, future: Future) -> None:
+    def _done(
+        self, shard: _Shard, keys: list[str], now: float, future: Future[list[ForecastResult]]
+    ) -> None:
         """Runs in the executor's thread; `on_result` must hand over to the loop's thread."""
         shard.busy = None
         if future.cancelled():

@@ -116,7 +116,7 @@ class ControlLoop:
         self.ready = False
         """True after the first full tick with every adapter answering (`/readyz`)."""
         self._stopping = asyncio.Event()
-        self._warm_starts: dict[ServiceKey, asyncio.Task] = {}
+        self._warm_starts: dict[ServiceKey, asyncio.Task[None]] = {}
         self._warm_gate = asyncio.Semaphore(WARM_STARTS_AT_ONCE)
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
@@ -313,7 +313,8 @@ class ControlLoop:
         for code, count in enumerate(counts):
             if count:
                 self._count_reason(leadtime_rows.REASONS[code], int(count))
-        return routine
+        decided: np.ndarray = routine
+        return decided
 
     def _fleet_record(
         self, state: ServiceState, result: leadtime_rows.RowDecision, now: float
@@ -365,7 +366,7 @@ class ControlLoop:
             attainment=chunk.attainment,
         )
 
-    def _forecast(self, state: ServiceState, now: float):
+    def _forecast(self, state: ServiceState, now: float) -> tuple[Forecast | None, str]:
         forecast = state.forecast
         if forecast is None:
             return None, state.forecast_note

@@ -10,7 +10,7 @@ same policy runs in the simulator, in tests and live. Memory that a policy needs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -103,6 +103,17 @@ class Policy(Protocol):
 
     def decide(self, observation: Observation, state: Any) -> tuple[Decision, Any]:
         """Return the decision for this tick and the policy's next state. Pure."""
+        ...
+
+
+@runtime_checkable
+class ReadsForecasts(Protocol):
+    """A policy that reads the forecast: whoever drives it runs a forecaster for it, far enough
+    ahead for its reach (the simulator's `shell_for`)."""
+
+    @property
+    def forecast_reach_s(self) -> float:
+        """How far past `now`, beyond a cold start, the policy reads the forecast."""
         ...
 
 

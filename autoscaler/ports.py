@@ -106,6 +106,10 @@ class Catalog(Protocol):
     async def services(self) -> list[ServiceKey]: ...
 
 
+class ServiceAdapter(Catalog, Actuator, Protocol):
+    """An adapter that both lists its services and scales them (Knative, the HPA adapter)."""
+
+
 class Clock(Protocol):
     """Time for the loop: wall time live, virtual time in the embedded simulator."""
 

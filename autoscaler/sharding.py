@@ -122,7 +122,7 @@ class LeaseRecord:
     transitions: int = 0
     resource_version: str | None = None
 
-    def content(self) -> tuple:
+    def content(self) -> tuple[object, ...]:
         """Everything but the resourceVersion: a metadata-only change is no renewal."""
         return (
             self.holder,

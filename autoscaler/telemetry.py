@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -105,7 +105,7 @@ class _ReplicaCollector(Collector):
     def __init__(self, loop: Any) -> None:
         self.loop = loop
 
-    def describe(self) -> list:
+    def describe(self) -> list[Metric]:
         return []  # unchecked: the families are built at collect time
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -135,7 +135,7 @@ class _SloCollector(Collector):
     def __init__(self, loop: Any) -> None:
         self.loop = loop
 
-    def describe(self) -> list:
+    def describe(self) -> list[Metric]:
         return []  # unchecked: the families are built at collect time
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -8,7 +8,8 @@ import pytest
 from autoscaler.policies import leadtime_rows
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
 from autoscaler.policies.kpa import KpaConfig
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig, row_inputs
+from autoscaler.policies.leadtime import Leadtime, row_inputs
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.policy import Observation
 from forecasting.forecast import Forecast
 

@@ -27,7 +27,7 @@ from autoscaler.config import (
 )
 from autoscaler.errors import InputError, SettingError
 from autoscaler.policies.kpa import KpaConfig
-from autoscaler.policies.leadtime import LeadtimeConfig
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from forecasting.registry import model_names
 from leadtime import main
 

@@ -35,7 +35,8 @@ from autoscaler.policies.hpa import (
     HpaRules,
 )
 from autoscaler.policies.kpa import Kpa, KpaConfig
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
+from autoscaler.policies.leadtime import Leadtime
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.policy import Decision, Observation
 from forecasting.forecast import Forecast
 

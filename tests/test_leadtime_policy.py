@@ -11,7 +11,8 @@ import pytest
 from autoscaler.errors import InputError
 from autoscaler.policies import keepalive
 from autoscaler.policies.kpa import KpaConfig
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
+from autoscaler.policies.leadtime import Leadtime
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.policy import Observation
 from forecasting.forecast import Forecast
 

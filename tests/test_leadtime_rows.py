@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from autoscaler.policies import leadtime_rows
 from autoscaler.policies.kpa import KpaConfig
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig, LeadtimeState, row_inputs
+from autoscaler.policies.leadtime import Leadtime, LeadtimeState, row_inputs
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.policy import Observation
 from autoscaler.slo import Attainment
 from forecasting.forecast import Forecast

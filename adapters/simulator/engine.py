@@ -44,7 +44,7 @@ from adapters.simulator.requests import Requests, build_requests
 from adapters.simulator.results import SimResult, TickLog, combine, summarise
 from adapters.simulator.workload import Workload
 from autoscaler.policies.kpa import TARGET_UTILIZATION_DEFAULT
-from autoscaler.policies.placeholders import ScaleUpNeed, placeholder_pods
+from autoscaler.policies.placeholders import ScaleUpNeed, SizesPlaceholders, placeholder_pods
 from autoscaler.policy import Decision, Observation, Policy
 from autoscaler.slo import ATTAINMENT_WINDOW_S, Attainment, wait_budget
 from forecasting.forecast import Forecast
@@ -239,6 +239,8 @@ class _Run:
         cluster: GpuCluster,
     ) -> None:
         self.policy, self.config, self.cluster = policy, config, cluster
+        self.sizer = policy if isinstance(policy, SizesPlaceholders) else None
+        """The policy, if it sizes the placeholder pool (checked once: ticks are many)."""
         self.requests = requests
         self.m = config.max_concurrency
         self.duration = duration
@@ -532,10 +534,9 @@ class _Run:
 
     def scale_up_need(self, within_s: float) -> ScaleUpNeed | None:
         """This service's forecast growth within `within_s`, if its policy sizes placeholders."""
-        size = getattr(self.policy, "scale_up_need", None)
-        if size is None or self.last_observation is None:
+        if self.sizer is None or self.last_observation is None:
             return None
-        need: ScaleUpNeed | None = size(
+        return self.sizer.scale_up_need(
             self.last_observation,
             self.state,
             current=self.desired,
@@ -543,7 +544,6 @@ class _Run:
             gpu_class=GPU_CLASS,
             gpus_per_replica=self.config.gpus_per_replica,
         )
-        return need
 
     def _pending(self) -> int:
         return len(self.starting) + len(self.gpu_wait)

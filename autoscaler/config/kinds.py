@@ -397,7 +397,8 @@ class Names(Kind):
 
     def _item(self, name: Any) -> str:
         try:
-            return self.item.check(name)
+            name = self.item.check(name)
+            return str(name)
         except Refused:
             raise PydanticCustomError(
                 REFUSED, "expected {allowed}", {"allowed": self.item.allowed, "item": name}

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from autoscaler.config import Config
 from autoscaler.loop import ControlLoop
@@ -51,9 +52,10 @@ def make_app(loop: ControlLoop, config: Config) -> web.Application:
 
 # ------------------------------------------------------------------------- errors
 @web.middleware
-async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

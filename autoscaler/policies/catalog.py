@@ -30,7 +30,8 @@ from autoscaler.policies.kpa import (
     Kpa,
     KpaConfig,
 )
-from autoscaler.policies.leadtime import Leadtime, LeadtimeConfig
+from autoscaler.policies.leadtime import Leadtime
+from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.policies.oracle import Oracle
 from autoscaler.policies.static import Static
 from autoscaler.policy import Policy

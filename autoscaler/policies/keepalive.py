@@ -333,7 +333,7 @@ def idle_plan(state: HistogramState, idle_since: float, now: float, lead_time_s:
     return IdlePlan(HOLD, hold_until=warm_until, detail=f"{what}; {windows.detail}", **plan)
 
 
-def _histogram_windows(state: HistogramState, common: dict) -> IdleWindows:
+def _histogram_windows(state: HistogramState, common: dict[str, Any]) -> IdleWindows:
     config = state.config
     counts = state.counts
     cumulative = np.cumsum(counts)
@@ -354,7 +354,7 @@ def _histogram_windows(state: HistogramState, common: dict) -> IdleWindows:
     return IdleWindows(HISTOGRAM, REASON_HISTOGRAM, prewarm_s, keepalive_s, detail=detail, **common)
 
 
-def _timeseries_windows(state: HistogramState, common: dict) -> IdleWindows:
+def _timeseries_windows(state: HistogramState, common: dict[str, Any]) -> IdleWindows:
     config = state.config
     recent = state.recent_out_of_range
     predicted = float(np.median(recent))

@@ -21,6 +21,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from autoscaler.policy import Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,25 @@ class ScaleUpNeed:
             raise ValueError(
                 f"need 0 <= expected <= upper < inf, got {self.expected!r}, {self.upper!r}"
             )
+
+
+@runtime_checkable
+class SizesPlaceholders(Protocol):
+    """A policy whose forecast growth sizes the cluster's GPU placeholder pool."""
+
+    def scale_up_need(
+        self,
+        observation: Observation,
+        state: Any,
+        *,
+        current: int,
+        within_s: float,
+        gpu_class: str,
+        gpus_per_replica: int,
+    ) -> ScaleUpNeed | None:
+        """Replicas beyond `current` the forecast asks for within `within_s`; None without a
+        usable forecast or when the policy does not size placeholders."""
+        ...
 
 
 def placeholder_pods(needs: Iterable[ScaleUpNeed]) -> dict[str, int]:

@@ -375,4 +375,5 @@ def _bisect(model: _Model, limit: np.ndarray, low: np.ndarray, high: np.ndarray)
         ok = _meets(model, limit, np.maximum(middle, 0)[:, None])[:, 0] & (high - low > 1)
         high = np.where(ok, middle, high)
         low = np.where(~ok & (high - low > 1), middle, low)
-    return np.maximum(high, 0)
+    fewest: np.ndarray = np.maximum(high, 0)
+    return fewest

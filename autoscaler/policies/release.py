@@ -105,4 +105,5 @@ def held(last_needed: np.ndarray, now: float, keep_s: np.ndarray) -> np.ndarray:
     width = _levels_in_use(last_needed)
     with np.errstate(invalid="ignore"):
         recent = (now - last_needed[:, :width]) < keep_s[:, None]
-    return recent.sum(axis=1).astype(np.int64)
+    counts: np.ndarray = recent.sum(axis=1).astype(np.int64)
+    return counts

@@ -49,4 +49,5 @@ def steer(
     error = np.where(usable, np.clip(error, -MAX_STEP, MAX_STEP), 0.0)
     response = np.where(error < 0, TIGHTEN_S, LOOSEN_S)
     moved = log_factor + error * np.maximum(dt, 0.0) / response
-    return np.clip(moved, math.log(FACTOR_MIN), math.log(FACTOR_MAX))
+    clipped: np.ndarray = np.clip(moved, math.log(FACTOR_MIN), math.log(FACTOR_MAX))
+    return clipped

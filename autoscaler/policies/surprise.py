@@ -182,7 +182,8 @@ def band_ratios(
 
     def top(part: float) -> np.ndarray:
         """The sum of ratio × share over the top `part` of the ratios."""
-        return (np.clip(part - below, 0.0, share) * means).sum(axis=1)
+        total: np.ndarray = (np.clip(part - below, 0.0, share) * means).sum(axis=1)
+        return total
 
     out[enough] = np.stack(
         [(top(1 - low) - top(1 - high)) / (high - low) for low, high in bands], 1
