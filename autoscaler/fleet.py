@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -19,8 +20,6 @@ from autoscaler.fleet_ring import FleetRing
 from autoscaler.forecast_shell import shift_forecast
 from autoscaler.policies import keepalive, leadtime_rows
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
-from autoscaler.policies.leadtime import Leadtime, LeadtimeState
-from autoscaler.policies.leadtime_config import lead_times
 from autoscaler.policy import Decision
 from autoscaler.ports import MetricsChunk, NoData, ServiceKey
 from forecasting.forecast import Forecast
@@ -31,16 +30,44 @@ HISTORY_TICKS = 450
 """Ticks of replica history kept for the chart (15 minutes at 2 s)."""
 STALE_STEPS = 3
 
+StateT = TypeVar("StateT")
 
-class Fleet:
+
+class FleetPolicy(Protocol[StateT]):
+    """What the fleet path needs of its policy: the rule its `decide` applies to one service,
+    for many rows at once (decide many); a service's state as a row and back (join, leave);
+    the reasons by code; and how far back and ahead the rows' inputs reach. `Leadtime` is one."""
+
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+
+    @property
+    def service_time_window_s(self) -> float: ...
+
+    def rows_reach_s(self, cold_start: np.ndarray) -> float: ...
+
+    def empty_rows(self, capacity: int) -> leadtime_rows.RowState: ...
+
+    def decide_rows(
+        self, inputs: leadtime_rows.RowInputs, rows: leadtime_rows.RowState
+    ) -> leadtime_rows.RowDecision: ...
+
+    def rows_of(self, state: StateT) -> leadtime_rows.RowState: ...
+
+    def state_of(
+        self, rows: leadtime_rows.RowState, idle: keepalive.HistogramState | None
+    ) -> StateT: ...
+
+
+class Fleet(Generic[StateT]):
     """Arrays over service rows (see the module docstring)."""
 
-    def __init__(self, policy: Leadtime, ring_s: int, *, capacity: int = 64) -> None:
+    def __init__(self, policy: FleetPolicy[StateT], ring_s: int, *, capacity: int = 64) -> None:
         self.policy = policy
         """The shared policy of the services the fleet path can decide."""
         self.ring: FleetRing[ServiceKey] = FleetRing(ring_s, capacity)
         self.in_fleet = np.zeros(capacity, dtype=bool)
-        self.state = leadtime_rows.RowState.empty(capacity, policy.config.service_time_prior_s)
+        self.state = policy.empty_rows(capacity)
         self.p50 = np.zeros((capacity, FORECAST_STEPS))
         self.p90 = np.zeros((capacity, FORECAST_STEPS))
         self.met = np.full(capacity, math.nan)
@@ -77,7 +104,7 @@ class Fleet:
     def _grow(self) -> None:
         old = len(self.in_fleet)
         self.in_fleet = np.concatenate([self.in_fleet, np.zeros(old, dtype=bool)])
-        self.state = self.state.grown(old, self.policy.config.service_time_prior_s)
+        self.state = self.state.followed_by(self.policy.empty_rows(old))
         self.p50 = np.vstack([self.p50, np.zeros_like(self.p50)])
         self.p90 = np.vstack([self.p90, np.zeros_like(self.p90)])
         self.met = np.concatenate([self.met, np.full(old, math.nan)])
@@ -153,18 +180,16 @@ class Fleet:
     ) -> leadtime_rows.RowDecision:
         """The rule for every row; the caller keeps the results (and the new state, `commit`)
         of the rows it decides by the fleet path."""
-        cfg = self.policy.config
         ring = self.ring
         n = ring.n_rows
-        window = int(cfg.service_time_window_s)
+        window = int(self.policy.service_time_window_s)
         sums, window_n = ring.window_sums(window)
         recent, recent_n = ring.window_sums(leadtime_rows.REACT_S)
         stable, stable_n = ring.window_sums(leadtime_rows.STABLE_S)
         arrivals = ring.recent(window)[1]
         tail = self._tail(SATURATION_WINDOW_S)
         # the forecast as far as the rule reads it: the longest lead time plus the horizon
-        longest = lead_times(cfg, cold_start[:n]).max(initial=0.0)
-        reach = int(math.ceil((longest + cfg.horizon_s) / self.step_s)) + 1
+        reach = int(math.ceil(self.policy.rows_reach_s(cold_start[:n]) / self.step_s)) + 1
         p50, p90, usable = self.forecast_rows(now, min(reach, FORECAST_STEPS))
         inputs = leadtime_rows.RowInputs(
             now=now,
@@ -193,7 +218,7 @@ class Fleet:
             met=self.met[:n],
             judged=self.judged[:n],
         )
-        return leadtime_rows.decide(self.policy.config, inputs, self.state.head(n))
+        return self.policy.decide_rows(inputs, self.state.head(n))
 
     def _tail(self, seconds: int) -> np.ndarray:
         """The newest seconds of every row, (3, n, seconds), zeros before a row's first."""
@@ -207,23 +232,22 @@ class Fleet:
         """Keep the new state of the rows the fleet path decided."""
         self.state.put(rows, result.state, source=rows)
 
-    def join(self, row: int, state: LeadtimeState) -> None:
+    def join(self, row: int, state: StateT) -> None:
         """A service enters the fleet path with its state (one row)."""
-        self.state.put(np.array([row]), state.rows)
+        self.state.put(np.array([row]), self.policy.rows_of(state))
         self.in_fleet[row] = True
 
-    def leave(self, row: int, idle: keepalive.HistogramState | None) -> LeadtimeState:
-        """A service goes back to `Leadtime.decide`: its row as that policy's state."""
+    def leave(self, row: int, idle: keepalive.HistogramState | None) -> StateT:
+        """A service goes back to its policy's `decide`: its row as that policy's state."""
         self.in_fleet[row] = False
-        return LeadtimeState(self.state.take(np.array([row])), idle)
+        return self.policy.state_of(self.state.take(np.array([row])), idle)
 
-    @staticmethod
-    def eligible(decision: Decision, ready: int) -> bool:
-        """Whether a service `Leadtime.decide` just decided may join the fleet path: it has
+    def eligible(self, decision: Decision, ready: int) -> bool:
+        """Whether a service its policy's `decide` just decided may join the fleet path: it has
         ready replicas and the rule itself set its count. One that keep-alive or pre-warm holds
         (the rule asked for none) would leave again at once; an idle service whose rule still
         asks for replicas is decided the same on either path (keep-alive acts only at zero)."""
-        return ready > 0 and decision.reason.split(":")[0] in leadtime_rows.REASONS
+        return ready > 0 and decision.reason.split(":")[0] in self.policy.reasons
 
     # --------------------------------------------------------------------- history
     def record(

@@ -121,8 +121,9 @@ class ControlLoop:
         self._catalog_at = -math.inf
         self.on_change: Callable[[ServiceState, DecisionRecord], None] | None = None
         self._reason_counters: dict[str, Any] = {}
-        shared = Leadtime(config.policy.leadtime_config())
-        self.fleet = Fleet(shared, max(DISPLAY_S, int(math.ceil(shared.history_s))))
+        self.shared = Leadtime(config.policy.leadtime_config())
+        """The policy of every service without settings of its own: the fleet path's."""
+        self.fleet = Fleet(self.shared, max(DISPLAY_S, int(math.ceil(self.shared.history_s))))
         self.telemetry.watch(self)
 
     # ------------------------------------------------------------------------ running
@@ -309,10 +310,11 @@ class ControlLoop:
             & (result.desired == fleet.last_desired[:n])
             & (result.reason == fleet.last_code[:n])
         )
-        counts = np.bincount(result.reason[routine], minlength=len(leadtime_rows.REASONS))
+        reasons = self.fleet.policy.reasons
+        counts = np.bincount(result.reason[routine], minlength=len(reasons))
         for code, count in enumerate(counts):
             if count:
-                self._count_reason(leadtime_rows.REASONS[code], int(count))
+                self._count_reason(reasons[code], int(count))
         decided: np.ndarray = routine
         return decided
 
@@ -323,7 +325,7 @@ class ControlLoop:
         state.data_status = "ok"
         row = state.row
         code = int(result.reason[row])
-        reason = leadtime_rows.REASONS[code]
+        reason = self.fleet.policy.reasons[code]
         if code == leadtime_rows.FALLBACK:  # the same words as the scalar path (`_forecast`)
             note = self._forecast(state, now)[1] if state.forecast is not None else ""
             reason = f"fallback:{note or state.forecast_note or 'no forecast'}"
@@ -449,13 +451,13 @@ class ControlLoop:
         state.policy, state.policy_state = Leadtime(config), None
         if previous is None or settings.paused != previous.paused:  # an API pause outlives edits
             state.paused = settings.paused
-        state.shares_policy = config == self.fleet.policy.config
+        state.shares_policy = config == self.shared.config
 
     def _new_state(self, key: ServiceKey, now: float) -> ServiceState:
         settings = self.policy_settings(key)
         policy = Leadtime(settings.leadtime_config())
         row = self.fleet.add(key)
-        shares = policy.config == self.fleet.policy.config
+        shares = policy.config == self.shared.config
         state = ServiceState(
             key, policy, None, row, paused=settings.paused, settings=settings, shares_policy=shares
         )

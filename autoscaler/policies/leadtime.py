@@ -29,7 +29,7 @@ import numpy as np
 
 from autoscaler.policies import keepalive, leadtime_rows, queueing, surprise
 from autoscaler.policies.capacity import SATURATION_WINDOW_S
-from autoscaler.policies.leadtime_config import LeadtimeConfig
+from autoscaler.policies.leadtime_config import LeadtimeConfig, lead_times
 from autoscaler.policies.placeholders import ScaleUpNeed
 from autoscaler.policy import Decision, Observation
 
@@ -101,6 +101,42 @@ class Leadtime:
             reason = f"fallback:{observation.forecast_note or 'no forecast'}"
         decision = Decision(int(result.desired[0]), reason, detail(result, 0))
         return self._foresee_idle(observation, state, decision), state
+
+    # ---------------------------------------------------------- many services at once
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The rule's reasons, by the codes `decide_rows` gives."""
+        return leadtime_rows.REASONS
+
+    @property
+    def service_time_window_s(self) -> float:
+        """The window of the rows' time-in-service estimate (Little's law)."""
+        return self.config.service_time_window_s
+
+    def rows_reach_s(self, cold_start: np.ndarray) -> float:
+        """How far ahead the rule reads the forecast for these rows: the longest lead time (their
+        measured cold starts, NaN: the prior) plus the horizon."""
+        longest = lead_times(self.config, cold_start).max(initial=0.0)
+        return float(longest + self.config.horizon_s)
+
+    def empty_rows(self, capacity: int) -> leadtime_rows.RowState:
+        return leadtime_rows.RowState.empty(capacity, self.config.service_time_prior_s)
+
+    def decide_rows(
+        self, inputs: leadtime_rows.RowInputs, rows: leadtime_rows.RowState
+    ) -> leadtime_rows.RowDecision:
+        """The rule `decide` applies to one service, for many (one per row)."""
+        return leadtime_rows.decide(self.config, inputs, rows)
+
+    def rows_of(self, state: LeadtimeState) -> leadtime_rows.RowState:
+        """A service's state as the one row it takes on the fleet path."""
+        return state.rows
+
+    def state_of(
+        self, rows: leadtime_rows.RowState, idle: keepalive.HistogramState | None
+    ) -> LeadtimeState:
+        """The row back as this policy's state, with the service's idle-time history."""
+        return LeadtimeState(rows, idle)
 
     def _foresee_idle(
         self, observation: Observation, state: LeadtimeState, decision: Decision

@@ -170,8 +170,8 @@ class RowState:
             values = getattr(other, f.name)
             getattr(self, f.name)[rows] = values if source is None else values[source]
 
-    def grown(self, rows: int, service_time_s: float) -> RowState:
-        extra = RowState.empty(rows, service_time_s)
+    def followed_by(self, extra: RowState) -> RowState:
+        """These rows, then `extra`'s (a fleet grown by empty rows)."""
         return RowState(
             **{
                 f.name: np.concatenate([getattr(self, f.name), getattr(extra, f.name)])
