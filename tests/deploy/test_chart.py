@@ -23,7 +23,7 @@ from tests.helpers.loop import make_loop, two_services
 
 pytestmark = [pytest.mark.helm]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "leadtime"
 KUBERNETES = "1.30.0"
 NOT_BUILT_IN = {"ServiceMonitor"}  # the Prometheus operator's CRD; no Kubernetes schema

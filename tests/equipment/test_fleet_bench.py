@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load_tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load_tests"))
 
 import bench_forecasting
 import fleet

@@ -16,7 +16,7 @@ from adapters.knative.rbac import RULES
 from autoscaler.config import load_config
 from tests.conftest import free_port
 
-RECIPE = Path(__file__).resolve().parents[1] / "load_tests" / "knative"
+RECIPE = Path(__file__).resolve().parents[3] / "load_tests" / "knative"
 
 
 def test_the_recipes_configuration_loads_with_knative_enabled():

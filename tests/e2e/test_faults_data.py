@@ -580,7 +580,7 @@ def _register_faulty_model() -> None:
     """Worker initializer: make `faulty` a model name the shell can build."""
     from forecasting import registry
 
-    registry.MODELS["faulty"] = ("tests.test_faults_data", "FaultyForecaster")
+    registry.MODELS["faulty"] = ("tests.e2e.test_faults_data", "FaultyForecaster")
 
 
 class FaultyPool(ForecastPool):

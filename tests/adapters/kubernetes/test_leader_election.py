@@ -8,7 +8,7 @@ scaling Deployments and the real Knative adapter reconciling PodAutoscalers, and
 cases also `faults`; the processes also `slow`).
 
 Short timings keep it quick: lease 3 s, renew deadline 2 s, retry 0.5 s. The takeover times are
-printed (`pytest tests/test_leader_election.py -q -s`)."""
+printed (`pytest tests/adapters/kubernetes/test_leader_election.py -q -s`)."""
 
 from __future__ import annotations
 

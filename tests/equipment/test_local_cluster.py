@@ -45,7 +45,7 @@ from load_tests.local.trace_source import (
 )
 from tests.helpers.prometheus import serve_exporter
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

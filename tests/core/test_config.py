@@ -31,7 +31,7 @@ from autoscaler.policies.leadtime_config import LeadtimeConfig
 from forecasting.registry import model_names
 from leadtime import main
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "leadtime.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "leadtime.yaml"
 
 FULL = """\
 mode: dry-run

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("leadtime", "autoscaler", "adapters", "forecasting", "load_tests")
 CORE = "autoscaler"
 COMMAND_LINE = "leadtime"

@@ -10,7 +10,7 @@ user can write. Histories carry the policy's state from tick to tick over a smal
 in which replicas come up a fixed number of ticks after they are asked for and go at once.
 
 A service decided alone and inside a fleet getting the same decision is
-tests/test_leadtime_rows.py's, so it is not repeated here.
+tests/core/policies/test_leadtime_rows.py's, so it is not repeated here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 import weakref
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load_tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load_tests"))
 
 import soak
 

@@ -29,7 +29,7 @@ from tests.helpers.browser import Rendered, render
 
 pytestmark = pytest.mark.browser
 
-STATIC = Path(__file__).resolve().parents[1] / "autoscaler" / "http" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "autoscaler" / "http" / "static"
 
 
 # ---- a minimal DOM from the dumped HTML -------------------------------------------------------

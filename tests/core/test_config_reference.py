@@ -26,7 +26,7 @@ from autoscaler.config.sections import Config
 from autoscaler.errors import InputError
 from leadtime import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART_SCHEMA = ROOT / "charts" / "leadtime" / "values.schema.json"
 README = ROOT / "README.md"
 EXAMPLE = ROOT / "examples" / "leadtime.yaml"

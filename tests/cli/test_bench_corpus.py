@@ -15,7 +15,7 @@ from leadtime.corpus import REPORT, TUNE, Case, compare, corpus_cases, select_ca
 from leadtime.runs import BenchRun, Source
 from leadtime.tuning import grid_runs, pick
 
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
 
 
 def test_the_grid_is_ten_shares_of_the_slots_and_each_knob_reads_as_upstream_writes_it():

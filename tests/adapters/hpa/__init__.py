@@ -1,0 +1,1 @@
+"""The HPA adapter: floors, plain workloads and the external metrics API."""

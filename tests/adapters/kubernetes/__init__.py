@@ -1,0 +1,1 @@
+"""What the Kubernetes adapters share: leader election by Leases."""

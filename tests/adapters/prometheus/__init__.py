@@ -1,0 +1,1 @@
+"""The Prometheus source against a real Prometheus (and its pure parts)."""

@@ -1,0 +1,1 @@
+"""The command line: its commands, JSON shapes, tables and the corpus runs."""

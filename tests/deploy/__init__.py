@@ -1,0 +1,1 @@
+"""The Helm chart, rendered and linted, and installed on the test control plane."""

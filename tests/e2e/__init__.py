@@ -1,0 +1,1 @@
+"""The whole service as it runs: processes, faults, untrusted input."""

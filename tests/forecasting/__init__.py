@@ -1,0 +1,1 @@
+"""The forecasting library: models, backtests, selection, calibration."""

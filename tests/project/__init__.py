@@ -1,0 +1,1 @@
+"""The project as a whole: its import graph and its scripts."""
