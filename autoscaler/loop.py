@@ -34,7 +34,7 @@ import numpy as np
 from autoscaler.config import Config, PolicyConfig
 from autoscaler.fleet import Fleet
 from autoscaler.forecast_shell import shift_forecast
-from autoscaler.forecast_workers import ForecastPool, ForecastResult
+from autoscaler.forecast_workers import ForecastPool, ForecastResult, ShellSettings, to_loop
 from autoscaler.policies import keepalive, leadtime_rows
 from autoscaler.policies.leadtime import Leadtime, detail
 from autoscaler.policy import Decision, Observation
@@ -589,6 +589,43 @@ def _finite(forecast: Forecast) -> bool:
 def _parse_key(text: str) -> ServiceKey:
     namespace, _, name = text.partition("/")
     return ServiceKey(namespace, name)
+
+
+def loop_with_workers(
+    config: Config,
+    settings: ShellSettings,
+    *,
+    source: MetricsSource,
+    actuator: Actuator,
+    catalog: Catalog,
+    clock: Clock,
+    warmup_s: float | None = None,
+    policy_settings: Callable[[ServiceKey], PolicyConfig] | None = None,
+    catalog_every_s: float = 30.0,
+) -> tuple[ControlLoop, ForecastPool]:
+    """A control loop and the `forecasting.workers` processes that forecast for it, their
+    results handed to the loop on its own event loop (the running one) as they arrive. Close
+    the pool when the loop has stopped."""
+    aio = asyncio.get_running_loop()
+    box: list[ControlLoop] = []
+    pool = ForecastPool(
+        settings,
+        config.forecasting.workers,
+        to_loop(aio, lambda result: box[0].forecast_arrived(result)),
+    )
+    loop = ControlLoop(
+        config,
+        source=source,
+        actuator=actuator,
+        catalog=catalog,
+        clock=clock,
+        forecasts=pool,
+        warmup_s=warmup_s,
+        policy_settings=policy_settings,
+        catalog_every_s=catalog_every_s,
+    )
+    box.append(loop)
+    return loop, pool
 
 
 _REASON_CODES = {reason: code for code, reason in enumerate(leadtime_rows.REASONS)}

@@ -28,9 +28,9 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import Config, load_config
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_workers import ForecastPool, ShellSettings, to_loop
+from autoscaler.forecast_workers import ShellSettings
 from autoscaler.http.app import make_app
-from autoscaler.loop import ControlLoop
+from autoscaler.loop import ControlLoop, loop_with_workers
 from autoscaler.ports import ServiceKey
 from leadtime.run_live import log_decision_change, serve_live
 from leadtime.table import render_results
@@ -148,16 +148,14 @@ async def _serve(
         config = dataclasses.replace(config, policy=policy)
     clock = VirtualClock(config.simulator.speed, start=cluster.warm_up())
     aio = asyncio.get_running_loop()
-    pool_box: list[ControlLoop] = []
-    pool = ForecastPool(
+    loop, pool = loop_with_workers(
+        config,
         _shell_settings(config, sim),
-        config.forecasting.workers,
-        to_loop(aio, lambda result: pool_box[0].forecast_arrived(result)),
+        source=cluster,
+        actuator=cluster,
+        catalog=cluster,
+        clock=clock,
     )
-    loop = ControlLoop(
-        config, source=cluster, actuator=cluster, catalog=cluster, clock=clock, forecasts=pool
-    )
-    pool_box.append(loop)
     loop.on_change = log_decision_change(lambda t: f"t={t:.0f}s")
     end = min(duration or cluster.duration, cluster.duration)
     for signum in (signal.SIGINT, signal.SIGTERM):

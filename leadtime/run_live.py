@@ -35,9 +35,9 @@ from autoscaler.clock import WallClock
 from autoscaler.composite import CompositeAdapter
 from autoscaler.config import Config, HpaConfig
 from autoscaler.errors import InputError
-from autoscaler.forecast_workers import ForecastPool, ShellSettings, to_loop
+from autoscaler.forecast_workers import ShellSettings
 from autoscaler.http.app import make_app
-from autoscaler.loop import ControlLoop
+from autoscaler.loop import loop_with_workers
 from autoscaler.ports import ServiceKey
 from autoscaler.service_state import DecisionRecord, ServiceState
 from autoscaler.sharding import Timing
@@ -104,23 +104,16 @@ async def serve_live(config: Config) -> int:
     apis, members = await _adapters(config, source, elector)
     adapter = CompositeAdapter(members, lambda k: config.policy_for(k.namespace, k.name))
     aio = asyncio.get_running_loop()
-    box: list[ControlLoop] = []
-    pool = ForecastPool(
-        shell_settings(config),
-        config.forecasting.workers,
-        to_loop(aio, lambda result: box[0].forecast_arrived(result)),
-    )
-    loop = ControlLoop(
+    loop, pool = loop_with_workers(
         config,
+        shell_settings(config),
         source=source,
         actuator=adapter,
         catalog=adapter,
         clock=WallClock(),
-        forecasts=pool,
         policy_settings=adapter.policy_for,
         catalog_every_s=CATALOG_EVERY_S,
     )
-    box.append(loop)
     # the attainment query judges each service against its own objective, as the loop has it
     source.slo_ttft_s = lambda key: (
         loop.states[key].slo_ttft_s if key in loop.states else SLO_TTFT_DEFAULT_S

@@ -42,8 +42,7 @@ from autoscaler.clock import VirtualClock
 from autoscaler.config import config_from_mapping
 from autoscaler.durations import parse_duration
 from autoscaler.errors import InputError
-from autoscaler.forecast_workers import ForecastPool, to_loop
-from autoscaler.loop import ControlLoop
+from autoscaler.loop import loop_with_workers
 from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation, Policy
 from autoscaler.ports import MetricsChunk
@@ -300,23 +299,15 @@ async def _drive_loop(
             },
         }
     )
-    aio = asyncio.get_running_loop()
-    box: list[ControlLoop] = []
-    pool = ForecastPool(
-        shell_settings(config),
-        config.forecasting.workers,
-        to_loop(aio, lambda result: box[0].forecast_arrived(result)),
-    )
-    loop = ControlLoop(
+    loop, pool = loop_with_workers(
         config,
+        shell_settings(config),
         source=source,
         actuator=cluster,
         catalog=cluster,
         clock=clock,
-        forecasts=pool,
         warmup_s=0.0,
     )
-    box.append(loop)
     # Built before second 0: setting up the loop and its workers takes the harness's event
     # loop (which serves the balancer too) for a while, at 10x the first seconds' scrapes.
     await clock.sleep_until(0.0)
