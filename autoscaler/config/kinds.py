@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -354,7 +354,7 @@ class Subdomain(Kind):
 class Optional(Kind):
     """`inner`, or null; `inner`'s text says what null means."""
 
-    inner: Kind = field(default_factory=Boolean)
+    inner: Kind
 
     @property
     def text(self) -> bool:  # type: ignore[override]
@@ -378,8 +378,8 @@ class Optional(Kind):
 class Names(Kind):
     """A list of names: in YAML a list, in the environment comma-separated."""
 
-    item: Kind = field(default_factory=Text)
-    what: str = "a list of names"
+    item: Kind
+    what: str
     text = True
 
     @property

@@ -14,7 +14,7 @@ Checks that involve several settings are each section's `__post_init__`, which r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -89,7 +89,7 @@ WORKLOAD_NAMES: list[str] = []
 (`register_workloads`): the core imports no adapter, so it learns the names from it."""
 
 
-def register_workloads(names: list[str] | tuple[str, ...] | Mapping[str, object]) -> None:
+def register_workloads(names: Iterable[str]) -> None:
     """Let `simulator.workloads` name these (the simulator calls this as it is imported)."""
     WORKLOAD_NAMES.extend(name for name in names if name not in WORKLOAD_NAMES)
 
