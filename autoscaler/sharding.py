@@ -42,7 +42,11 @@ RETRY_PERIOD_S = 2.0
 RENEW, ACQUIRE, RELEASE = "renew", "acquire", "release"
 """What to write to a bucket's Lease; a bucket without a decision is left alone (wait)."""
 
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+"""A DNS-1123 label's characters (its length, at most 63, is checked apart)."""
+SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
+"""A DNS-1123 subdomain: labels joined by dots."""
+_SUBDOMAIN = re.compile(SUBDOMAIN)
 MAX_NAME = 253
 
 

@@ -24,14 +24,13 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from autoscaler.durations import format_duration, parse_duration
 from autoscaler.errors import InputError
-from autoscaler.sharding import is_subdomain
+from autoscaler.sharding import DNS_LABEL, MAX_NAME, SUBDOMAIN, is_subdomain
 
 REFUSED = "leadtime_refused"
 """The pydantic error type of a value a kind refused; its context holds `allowed`."""
 JsonSchema = dict[str, Any]
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-DNS_LABEL_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL = re.compile(DNS_LABEL)
 _DURATION_PATTERN = (
     r"^\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*$"
     r"|^\s*(([0-9]+(\.[0-9]*)?|\.[0-9]+)([mM][sS]|[sSmMhHdDwW]))+\s*$"
@@ -39,7 +38,13 @@ _DURATION_PATTERN = (
 
 
 class Refused(Exception):
-    """A value a kind does not accept; the loader says what is allowed."""
+    """A value a kind does not accept; the loader says what is allowed. A list's kind names the
+    item it refused and what an item may be (`Names`)."""
+
+    def __init__(self, allowed: str | None = None, item: object = None) -> None:
+        super().__init__(allowed)
+        self.allowed = allowed
+        self.item = item
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,21 @@ class Kind:
         """The value as YAML should show it (`leadtime config show`)."""
         return value
 
+    def explain(self, refusal: Refused, value: Any) -> tuple[str, Any]:
+        """What is allowed and the value refused: the whole value, or the item of it that
+        `check` named."""
+        if refusal.allowed is None:
+            return self.allowed, value
+        return refusal.allowed, refusal.item
+
     def validate(self, value: Any) -> Any:
         """`check`, its refusal as the pydantic error the loader words."""
         try:
             return self.check(value)
-        except Refused:
+        except Refused as refusal:
+            allowed, refused = self.explain(refusal, value)
             raise PydanticCustomError(
-                REFUSED, "expected {allowed}", {"allowed": self.allowed}
+                REFUSED, "expected {allowed}", {"allowed": allowed, "refused": refused}
             ) from None
 
     def __get_pydantic_core_schema__(
@@ -199,8 +212,9 @@ class Duration(Kind):
 
 @dataclass(frozen=True)
 class OneOf(Kind):
-    """One of some names; `choices` is called when a value is checked, so listing them (the
-    forecasting models, the registered workloads) costs nothing at import."""
+    """One of some names. `choices` is read when a value is checked: a function (the
+    forecasting models, listed only then) or a sequence that may still grow (the workloads the
+    simulator registers)."""
 
     choices: Sequence[str] | Callable[[], Sequence[str]]
     text = True
@@ -325,7 +339,7 @@ class Label(Kind):
         return value
 
     def schema(self) -> JsonSchema:
-        return {"type": "string", "maxLength": self.longest, "pattern": DNS_LABEL_PATTERN}
+        return {"type": "string", "maxLength": self.longest, "pattern": f"^{DNS_LABEL}$"}
 
 
 @dataclass(frozen=True)
@@ -338,7 +352,7 @@ class Subdomain(Kind):
     def allowed(self) -> str:
         return (
             "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and "
-            "ending with a letter or digit, at most 253 characters)"
+            f"ending with a letter or digit, at most {MAX_NAME} characters)"
         )
 
     def check(self, value: Any) -> str:
@@ -347,7 +361,7 @@ class Subdomain(Kind):
         return value
 
     def schema(self) -> JsonSchema:
-        return {"type": "string", "maxLength": 253, "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}
+        return {"type": "string", "maxLength": MAX_NAME, "pattern": f"^{SUBDOMAIN}$"}
 
 
 @dataclass(frozen=True)
@@ -397,12 +411,9 @@ class Names(Kind):
 
     def _item(self, name: Any) -> str:
         try:
-            name = self.item.check(name)
-            return str(name)
+            return str(self.item.check(name))
         except Refused:
-            raise PydanticCustomError(
-                REFUSED, "expected {allowed}", {"allowed": self.item.allowed, "item": name}
-            ) from None
+            raise Refused(self.item.allowed, name) from None
 
     def schema(self) -> JsonSchema:
         listed = {"type": "array", "items": self.item.schema()}

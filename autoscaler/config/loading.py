@@ -77,8 +77,8 @@ def policy_with_overrides(
         value = _env_value(text, setting.kind)
         try:
             accepted[setting.attr] = setting.kind.check(value)
-        except Refused:
-            problems[label] = f"{label}: expected {setting.kind.allowed}, got {_show(value)}"
+        except Refused as refusal:
+            problems[label] = _expected(label, *setting.kind.explain(refusal, value))
         except (ValueError, TypeError, OverflowError, RecursionError) as error:
             # untrusted text (an annotation) must never get past this as an exception
             problems[label] = f"{label}: cannot be read ({error.__class__.__name__})"
@@ -160,8 +160,13 @@ def _show(value: object) -> str:
     return _REPR.repr(value)
 
 
+def _expected(where: _Where | str, allowed: str, value: object) -> str:
+    """The one wording of a refused value: where, what is allowed, what was given."""
+    return f"{where}: expected {allowed}, got {_show(value)}"
+
+
 def _reject(where: _Where | str, allowed: str, value: object) -> NoReturn:
-    raise InputError(f"{where}: expected {allowed}, got {_show(value)}")
+    raise InputError(_expected(where, allowed, value))
 
 
 # --- building the config --------------------------------------------------------------------------
@@ -230,7 +235,7 @@ def _message(error: ValidationError, where: _Where) -> str:
             if loc == ("services",)
             else "a mapping"
         )
-        return f"{where.key(*loc)}: expected {allowed}, got {_show(first['input'])}"
+        return _expected(where.key(*loc), allowed, first["input"])
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, SettingError):
         return _conflict(cause, loc, where)
@@ -239,10 +244,9 @@ def _message(error: ValidationError, where: _Where) -> str:
 
 def _refused(problem: ErrorDetails, loc: tuple[Any, ...], where: _Where) -> str:
     context = problem.get("ctx") or {}
-    value = context.get("item", problem["input"])
     if loc and loc[-1] == "[key]":  # a mapping key (a service's namespace/name)
         loc = loc[:-2]
-    return f"{where.key(*loc)}: expected {context['allowed']}, got {_show(value)}"
+    return _expected(where.key(*loc), context["allowed"], context["refused"])
 
 
 def _unknown_key(loc: tuple[Any, ...], where: _Where) -> str:
@@ -267,9 +271,7 @@ def _conflict(error: SettingError, loc: tuple[Any, ...], where: _Where) -> str:
 def _section_at(path: tuple[Any, ...]) -> type[Any]:
     if not path:
         return Config
-    if path[0] in ("policy", "services"):
-        return PolicyConfig
-    return sections()[path[0]]
+    return PolicyConfig if path[0] == "services" else sections()[path[0]]
 
 
 def _key_of(section: type[Any], name: str) -> str:

@@ -22,7 +22,6 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, with_config
 
 from autoscaler.config.kinds import (
-    DNS_LABEL_PATTERN,
     Boolean,
     Duration,
     Integer,
@@ -53,6 +52,7 @@ from autoscaler.policies.kpa import (
 )
 from autoscaler.policies.leadtime_config import LeadtimeConfig
 from autoscaler.sharding import (
+    DNS_LABEL,
     LEASE_DURATION_S,
     RENEW_DEADLINE_S,
     RETRY_PERIOD_S,
@@ -92,10 +92,6 @@ WORKLOAD_NAMES: list[str] = []
 def register_workloads(names: Iterable[str]) -> None:
     """Let `simulator.workloads` name these (the simulator calls this as it is imported)."""
     WORKLOAD_NAMES.extend(name for name in names if name not in WORKLOAD_NAMES)
-
-
-def _workload_names() -> list[str]:
-    return WORKLOAD_NAMES
 
 
 _FILE = Optional(Text("a file path, or null"))
@@ -301,7 +297,7 @@ class SimulatorConfig:
     ] = 10.0
     workloads: Annotated[
         tuple[str, ...],
-        Names(OneOf(_workload_names), "a list of built-in workload names"),
+        Names(OneOf(WORKLOAD_NAMES), "a list of built-in workload names"),
         setting("Built-in synthetic workloads, one service each."),
     ] = ("llm-bursty", "web-diurnal")
     traces: Annotated[
@@ -332,7 +328,7 @@ class SimulatorConfig:
             raise SettingError(
                 "simulator",
                 (),
-                f"needs at least one of workloads ({', '.join(_workload_names())}) "
+                f"needs at least one of workloads ({', '.join(WORKLOAD_NAMES)}) "
                 "or traces (file paths)",
             )
 
@@ -616,8 +612,7 @@ class ServiceKey(Kind):
         return value
 
     def schema(self) -> JsonSchema:
-        label = DNS_LABEL_PATTERN.strip("^$")
-        return {"type": "string", "pattern": f"^{label}/{label}$"}
+        return {"type": "string", "pattern": f"^{DNS_LABEL}/{DNS_LABEL}$"}
 
 
 def _no_services() -> Mapping[str, PolicyConfig]:
