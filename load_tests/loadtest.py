@@ -47,6 +47,7 @@ from autoscaler.policies.catalog import PolicyContext, make_policy
 from autoscaler.policy import Observation, Policy
 from autoscaler.ports import MetricsChunk
 from autoscaler.slo import met_slo
+from leadtime import run_command
 from leadtime.run_live import shell_settings
 from leadtime.table import render_results
 from load_tests.local.balancer import Balancer
@@ -72,11 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="the loop on real local processes, scored as `leadtime simulate` scores",
     )
     add_arguments(parser)
-    try:
-        return run_loadtest(parser.parse_args(argv))
-    except InputError as error:
-        print(f"loadtest: {error}", file=sys.stderr)
-        return 2
+    parser.set_defaults(handler=run_loadtest)
+    return run_command(parser, argv)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
