@@ -124,6 +124,8 @@ class ControlLoop:
         self.shared = Leadtime(config.policy.leadtime_config())
         """The policy of every service without settings of its own: the fleet path's."""
         self.fleet = Fleet(self.shared, max(DISPLAY_S, int(math.ceil(self.shared.history_s))))
+        self._reason_codes = {reason: code for code, reason in enumerate(self.shared.reasons)}
+        """The fleet rule's code of each reason, to compare a decision with the last at once."""
         self.telemetry.watch(self)
 
     # ------------------------------------------------------------------------ running
@@ -310,7 +312,7 @@ class ControlLoop:
             & (result.desired == fleet.last_desired[:n])
             & (result.reason == fleet.last_code[:n])
         )
-        reasons = self.fleet.policy.reasons
+        reasons = self.shared.reasons
         counts = np.bincount(result.reason[routine], minlength=len(reasons))
         for code, count in enumerate(counts):
             if count:
@@ -325,7 +327,7 @@ class ControlLoop:
         state.data_status = "ok"
         row = state.row
         code = int(result.reason[row])
-        reason = self.fleet.policy.reasons[code]
+        reason = self.shared.reasons[code]
         if code == leadtime_rows.FALLBACK:  # the same words as the scalar path (`_forecast`)
             note = self._forecast(state, now)[1] if state.forecast is not None else ""
             reason = f"fallback:{note or state.forecast_note or 'no forecast'}"
@@ -396,7 +398,7 @@ class ControlLoop:
         reason = record.reason.partition(":")[0]
         self._count_reason(reason, 1)
         self.fleet.last_desired[state.row] = record.desired
-        self.fleet.last_code[state.row] = _REASON_CODES.get(reason, -1)
+        self.fleet.last_code[state.row] = self._reason_codes.get(reason, -1)
 
     def _count_reason(self, reason: str, count: int) -> None:
         counter = self._reason_counters.get(reason)
@@ -626,6 +628,3 @@ def loop_with_workers(
     )
     box.append(loop)
     return loop, pool
-
-
-_REASON_CODES = {reason: code for code, reason in enumerate(leadtime_rows.REASONS)}

@@ -80,8 +80,7 @@ class Leadtime:
         return self.config.kpa.initial_scale
 
     def initial_state(self, now: float, ready: int) -> LeadtimeState:
-        rows = leadtime_rows.RowState.empty(1, self.config.service_time_prior_s)
-        return LeadtimeState(rows, idle=keepalive.initial_state(self.config.idle))
+        return LeadtimeState(self.empty_rows(1), idle=keepalive.initial_state(self.config.idle))
 
     def decide(
         self, observation: Observation, state: LeadtimeState
@@ -90,7 +89,7 @@ class Leadtime:
             current = observation.desired
             return Decision(current, "holding", "no metrics yet: holding the current scale"), state
         inputs = row_inputs(observation, self.config)
-        result = leadtime_rows.decide(self.config, inputs, state.rows)
+        result = self.decide_rows(inputs, state.rows)
         idle = state.idle
         if result.closed_idle[0] and idle is not None:
             idle = keepalive.observe_idle(idle, float(result.idle_length[0]))
